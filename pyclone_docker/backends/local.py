@@ -1,0 +1,214 @@
+"""The `local` backend: a directory on this host, with POSIX metadata kept as it is."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat as stat_mod
+
+from .base import (
+    FEATURE_ABOUT,
+    FEATURE_CHMOD,
+    FEATURE_CHOWN,
+    FEATURE_DIR_MOVE,
+    FEATURE_MODTIME,
+    FEATURE_MOVE,
+    FEATURE_RANDOM_READ,
+    FEATURE_RANDOM_WRITE,
+    FEATURE_SLOW_HASH,
+    About,
+    Backend,
+    BackendOption,
+    Entry,
+)
+
+_O_BINARY_RO = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_O_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+
+def _entry(name: str, st: os.stat_result, is_link: bool = False) -> Entry:
+    return Entry(
+        name=name,
+        is_dir=stat_mod.S_ISDIR(st.st_mode),
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        mode=stat_mod.S_IMODE(st.st_mode),
+        uid=st.st_uid,
+        gid=st.st_gid,
+        is_link=is_link,
+    )
+
+
+class LocalReader:
+    """A file descriptor: streaming reads and positional reads straight into the caller's buffer."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def readinto(self, view: memoryview) -> int:
+        return os.readv(self.fd, [view])
+
+    def pread_into(self, view: memoryview, offset: int) -> int:
+        return os.preadv(self.fd, [view], offset)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class LocalWriter:
+    """Writes go to the target file directly, as rclone's local backend does."""
+
+    __slots__ = ("fd", "path", "mtime_ns")
+
+    def __init__(self, fd: int, path: str, mtime_ns: int | None) -> None:
+        self.fd = fd
+        self.path = path
+        self.mtime_ns = mtime_ns
+
+    def write(self, view: memoryview) -> int:
+        total = len(view)
+        done = os.write(self.fd, view)
+        while done < total:  # short writes happen on signals and full pipes
+            done += os.write(self.fd, view[done:])
+        return total
+
+    def pwrite(self, view: memoryview, offset: int) -> int:
+        total = len(view)
+        done = os.pwrite(self.fd, view, offset)
+        while done < total:
+            done += os.pwrite(self.fd, view[done:], offset + done)
+        return total
+
+    def close(self) -> None:
+        if self.fd < 0:
+            return
+        fd, self.fd = self.fd, -1
+        try:
+            if self.mtime_ns is not None:
+                os.utime(fd, ns=(self.mtime_ns, self.mtime_ns))
+        finally:
+            os.close(fd)
+
+    def abort(self) -> None:
+        self.close()
+
+
+class LocalBackend(Backend):
+    type_name = "local"
+    description = "Local Disk"
+    options = (
+        BackendOption("nounc", "bool", "false"),
+        BackendOption("copy_links", "bool", "false"),
+        BackendOption("links", "bool", "false"),
+        BackendOption("skip_links", "bool", "false"),
+        BackendOption("zero_size_links", "bool", "false"),
+        BackendOption("unicode_normalization", "bool", "false"),
+        BackendOption("no_check_updated", "bool", "false"),
+        BackendOption("one_file_system", "bool", "false"),
+        BackendOption("case_sensitive", "bool", "false"),
+        BackendOption("case_insensitive", "bool", "false"),
+        BackendOption("no_preallocate", "bool", "false"),
+        BackendOption("no_sparse", "bool", "false"),
+        BackendOption("no_set_modtime", "bool", "false"),
+        BackendOption("encoding", "string", ""),
+        BackendOption("description", "string", ""),
+    )
+    hashes = ("md5", "sha1")
+
+    def __init__(self, name: str, root: str, config: dict[str, str]) -> None:
+        root = os.path.abspath(root or "/")
+        super().__init__(name, root, config)
+        self.copy_links = config.get("copy_links", "false").lower() in ("true", "1", "t")
+        self.no_set_modtime = config.get("no_set_modtime", "false").lower() in ("true", "1", "t")
+        feats = {FEATURE_ABOUT, FEATURE_CHMOD, FEATURE_CHOWN, FEATURE_MOVE, FEATURE_DIR_MOVE,
+                 FEATURE_RANDOM_READ, FEATURE_RANDOM_WRITE, FEATURE_SLOW_HASH}
+        if not self.no_set_modtime:
+            feats.add(FEATURE_MODTIME)
+        self.features = frozenset(feats)
+
+    def _abs(self, path: str) -> str:
+        # FUSE hands us normalised paths; refuse anything that could climb out anyway.
+        if path.startswith("/") or ".." in path.split("/"):
+            raise OSError(errno.EINVAL, "invalid path", path)
+        return os.path.join(self.root, path) if path else self.root
+
+    def list(self, path: str) -> list[Entry]:
+        out = []
+        with os.scandir(self._abs(path)) as it:
+            for de in it:
+                try:
+                    is_link = de.is_symlink()
+                    st = de.stat(follow_symlinks=self.copy_links or not is_link)
+                except FileNotFoundError:
+                    continue  # vanished while listing
+                if is_link and not self.copy_links:
+                    continue  # rclone skips symlinks unless --links/--copy-links
+                out.append(_entry(de.name, st, is_link and not self.copy_links))
+        return out
+
+    def stat(self, path: str) -> Entry:
+        full = self._abs(path)
+        st = os.stat(full) if self.copy_links else os.lstat(full)
+        if stat_mod.S_ISLNK(st.st_mode):
+            raise FileNotFoundError(errno.ENOENT, "symlinks are not shown", path)
+        return _entry(path.rsplit("/", 1)[-1], st)
+
+    def open_read(self, path: str, offset: int = 0, length: int = -1) -> LocalReader:
+        fd = os.open(self._abs(path), _O_BINARY_RO)
+        if offset:
+            os.lseek(fd, offset, os.SEEK_SET)
+        return LocalReader(fd)
+
+    def open_write(self, path: str, size: int = -1, mtime_ns: int | None = None) -> LocalWriter:
+        fd = os.open(self._abs(path), _O_WRITE, 0o666)
+        return LocalWriter(fd, path, None if self.no_set_modtime else mtime_ns)
+
+    def open_random(self, path: str, create: bool = False) -> LocalWriter:
+        flags = os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | (os.O_CREAT if create else 0)
+        return LocalWriter(os.open(self._abs(path), flags, 0o666), path, None)
+
+    def mkdir(self, path: str) -> None:
+        os.mkdir(self._abs(path), 0o777)
+
+    def rmdir(self, path: str) -> None:
+        os.rmdir(self._abs(path))
+
+    def delete(self, path: str) -> None:
+        os.unlink(self._abs(path))
+
+    def move(self, src: str, dst: str) -> None:
+        os.rename(self._abs(src), self._abs(dst))
+
+    def set_modtime(self, path: str, mtime_ns: int) -> None:
+        if self.no_set_modtime:
+            return
+        os.utime(self._abs(path), ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+
+    def chmod(self, path: str, mode: int) -> None:
+        os.chmod(self._abs(path), mode)
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        os.lchown(self._abs(path), uid, gid)
+
+    def truncate(self, path: str, size: int) -> None:
+        os.truncate(self._abs(path), size)
+
+    def about(self) -> About:
+        st = os.statvfs(self.root)
+        total = st.f_blocks * st.f_frsize
+        free = st.f_bavail * st.f_frsize
+        return About(total=total, used=total - st.f_bfree * st.f_frsize, free=free)
+
+    def hash(self, path: str, kind: str) -> str:
+        if kind not in self.hashes:
+            return super().hash(path, kind)
+        h = hashlib.new(kind)
+        with open(self._abs(path), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()

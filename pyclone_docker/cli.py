@@ -1,0 +1,241 @@
+"""Command line: `serve docker`, `obscure`, `reveal`, `version`, with rclone's flag syntax.
+
+Flags are rclone's (`--vfs-cache-mode full`, `--allow-other`, `--allow-other=false`, `-vv`,
+`-o opt`, backend flags such as `--sftp-host h`), and every flag can also come from the
+environment as `RCLONE_<FLAG>` (the managed plugin sets RCLONE_BASE_DIR, RCLONE_VERBOSE...).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from . import __version__, backends
+from .flags import ALL_OPTIONS, VOLUME_OPTIONS, Option, OptionValues
+
+USAGE = """\
+Usage:
+  pyclone-docker serve docker [flags]   serve the Docker volume plugin API
+  pyclone-docker obscure PASSWORD        obscure a password for rclone.conf or volume options
+  pyclone-docker reveal OBSCURED         reveal an obscured password
+  pyclone-docker version                 print the version
+
+Run 'pyclone-docker serve docker --help' for the flags.
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+@dataclass
+class ParsedFlags:
+    values: OptionValues
+    explicit: set[str] = field(default_factory=set)
+    backend_flags: dict[str, str] = field(default_factory=dict)
+    verbose: int = 0
+    quiet: bool = False
+    help: bool = False
+    positional: list[str] = field(default_factory=list)
+
+
+def _backend_flag(name: str) -> tuple[str, str] | None:
+    """'sftp-host' -> ('sftp-host', kind) when it names a registered backend option."""
+    for type_name, info in backends.REGISTRY.items():
+        prefix = type_name + "-"
+        if name.startswith(prefix):
+            opt = info.option(name[len(prefix):].replace("-", "_"))
+            if opt is not None:
+                return name, opt.kind
+    return None
+
+
+def parse_flags(argv: Sequence[str], env: Mapping[str, str]) -> ParsedFlags:
+    pf = ParsedFlags(OptionValues.defaults(ALL_OPTIONS))
+    _apply_env(pf, env)
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg in ("-h", "--help"):
+            pf.help = True
+        elif arg in ("-q", "--quiet"):
+            pf.quiet = True
+        elif arg.startswith("-v") and set(arg[1:]) == {"v"}:
+            pf.verbose += len(arg) - 1
+        elif arg.startswith("--verbose"):
+            _, eq, val = arg.partition("=")
+            pf.verbose = int(val) if eq else pf.verbose + 1
+        elif arg == "-o" or arg.startswith("-o") and not arg.startswith("--"):
+            val = arg[2:] if len(arg) > 2 else _need(args, i, arg)
+            i += 0 if len(arg) > 2 else 1
+            pf.values.values["option"] = list(pf.values.option) + [val]
+            pf.explicit.add("option")
+        elif arg.startswith("--"):
+            name, eq, val = arg[2:].partition("=")
+            key = name.replace("-", "_")
+            opt = ALL_OPTIONS.get(key)
+            if opt is not None:
+                if not eq and opt.kind != "bool":
+                    val, i = _need(args, i, arg), i + 1
+                elif not eq:
+                    val = "true"
+                _set(pf, opt, val, arg)
+                continue
+            backend = _backend_flag(name)
+            if backend is None:
+                raise UsageError(f"unknown flag: --{name}")
+            if not eq:
+                if backend[1] == "bool":
+                    val = "true"
+                else:
+                    val, i = _need(args, i, arg), i + 1
+            pf.backend_flags[name] = val
+        elif arg.startswith("-") and arg != "-":
+            raise UsageError(f"unknown shorthand flag: {arg}")
+        else:
+            pf.positional.append(arg)
+    return pf
+
+
+def _need(args: list[str], i: int, flag: str) -> str:
+    if i >= len(args):
+        raise UsageError(f"flag needs an argument: {flag}")
+    return args[i]
+
+
+def _set(pf: ParsedFlags, opt: Option, raw: str, source: str) -> None:
+    try:
+        if opt.kind == "csv":
+            pf.values.values[opt.name] = list(pf.values.values.get(opt.name) or []) + opt.parse(raw)
+        else:
+            pf.values.set(opt.name, raw)
+    except ValueError as e:
+        raise UsageError(f'invalid argument "{raw}" for "{source}" flag: {e}') from None
+    pf.explicit.add(opt.name)
+
+
+def _apply_env(pf: ParsedFlags, env: Mapping[str, str]) -> None:
+    for name, opt in ALL_OPTIONS.items():
+        raw = env.get("RCLONE_" + name.upper())
+        if raw is not None and raw != "":
+            _set(pf, opt, raw, "RCLONE_" + name.upper())
+    verbose = env.get("RCLONE_VERBOSE", "")
+    if verbose.strip():
+        try:
+            pf.verbose = int(verbose)
+        except ValueError:
+            raise UsageError(f"RCLONE_VERBOSE must be a number, not {verbose!r}") from None
+    for key, value in env.items():
+        if key.startswith("RCLONE_") and not key.startswith("RCLONE_CONFIG"):
+            flag = key[len("RCLONE_"):].lower().replace("_", "-")
+            if _backend_flag(flag) is not None:
+                pf.backend_flags.setdefault(flag, value)
+
+
+def default_cache_dir(env: Mapping[str, str]) -> str:
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "rclone")
+
+
+def serve_help() -> str:
+    lines = ["Usage:\n  pyclone-docker serve docker [flags]\n", "Flags:"]
+    for opt in ALL_OPTIONS.values():
+        kind = "" if opt.kind == "bool" else f" {opt.kind}"
+        note = " (ignored on Linux)" if opt.ignored else ""
+        lines.append(f"  {opt.flag}{kind:<12} {opt.help}{note}")
+    lines.append("  -o, --option stringArray  Option for libfuse (repeat if required)")
+    lines.append("  -v, --verbose count       Print lots more stuff (repeat for more)")
+    return "\n".join(lines) + "\n"
+
+
+def lock_cache_dir(cache_dir: str) -> int:
+    """One plugin per cache dir: a second one would corrupt the state and caches."""
+    fd = os.open(os.path.join(cache_dir, "docker-plugin.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UsageError(f"another pyclone-docker is already using cache dir {cache_dir} "
+                         "(use --cache-dir to run a second one)") from None
+    return fd
+
+
+def serve_docker(argv: Sequence[str]) -> int:
+    from . import fs as fsmod
+    from . import log as logmod
+    from . import rcconfig
+    from .docker.driver import Driver
+    from .docker.serve import PluginServer, open_listener
+    from .docker.state import StateFile
+
+    env = dict(os.environ)
+    pf = parse_flags(argv, env)
+    if pf.help:
+        sys.stdout.write(serve_help())
+        return 0
+    if pf.positional:
+        raise UsageError(f"unexpected arguments: {' '.join(pf.positional)}")
+    v = pf.values
+    logmod.setup(0 if pf.quiet else pf.verbose, v.log_level, v.log_file)
+    cwd = os.getcwd()  # libfuse3 chdirs to / on the first mount: resolve paths now
+    cache_dir = os.path.abspath(v.cache_dir or default_cache_dir(env))
+    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+    lock_fd = lock_cache_dir(cache_dir)
+    base_dir = os.path.abspath(v.base_dir)
+    config_path = v.config or rcconfig.default_config_path(env)
+    try:
+        config = rcconfig.RcloneConfig.load(config_path, env=env)
+    except ValueError as e:
+        raise UsageError(f"cannot read config file {config_path}: {e}") from None
+    fs_ctx = fsmod.FsContext(config=config, env=env, cli_flags=pf.backend_flags, cwd=cwd)
+    vol_defaults = OptionValues({k: v.values[k] for k in VOLUME_OPTIONS})
+    driver = Driver(base_dir, StateFile(cache_dir), vol_defaults, frozenset(pf.explicit), fs_ctx)
+    listener = open_listener(v.socket_addr, int(v.socket_gid), bool(v.no_spec))
+    try:
+        return PluginServer(driver, listener, bool(v.forget_state)).run()
+    finally:
+        os.close(lock_fd)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not args or args[0] in ("-h", "--help", "help"):
+            sys.stdout.write(USAGE)
+            return 0 if args else 1
+        cmd = args[0]
+        if cmd == "version" or cmd == "--version":
+            print(f"pyclone-docker v{__version__} (python {sys.version.split()[0]})")
+            return 0
+        if cmd == "serve":
+            if len(args) < 2 or args[1] != "docker":
+                raise UsageError("only 'serve docker' is available")
+            return serve_docker(args[2:])
+        if cmd in ("obscure", "reveal"):
+            return _obscure_cmd(cmd, args[1:])
+        raise UsageError(f"unknown command {cmd!r}")
+    except UsageError as e:
+        sys.stderr.write(f"Error: {e}\n")
+        return 2
+    except (OSError, RuntimeError) as e:
+        sys.stderr.write(f"Error: {e}\n")
+        return 1
+
+
+def _obscure_cmd(cmd: str, args: list[str]) -> int:
+    from . import obscure
+
+    if len(args) != 1:
+        raise UsageError(f"usage: pyclone-docker {cmd} {'PASSWORD' if cmd == 'obscure' else 'OBSCURED'} "
+                         "(use - to read it from standard input)")
+    value = sys.stdin.readline().rstrip("\r\n") if args[0] == "-" else args[0]
+    try:
+        print(obscure.obscure(value) if cmd == "obscure" else obscure.reveal(value))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return 0

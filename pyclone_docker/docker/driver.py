@@ -1,0 +1,365 @@
+"""The volume manager behind the Docker API: create, remove, mount, unmount, and state.
+
+Locking: `_lock` guards the volume table and is only held for dictionary work, so Get and
+List never wait; each volume's own lock serialises its slow work (mount, unmount, remove).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import fs as fsmod
+from .. import mount as mountmod
+from .. import rcconfig
+from ..flags import OptionValues
+from ..vfs.vfs import VFS
+from .options import OptionError, VolumeSpec, parse_volume_options, redact_options, saved_options
+from .state import StateFile
+from .volume import Volume, check_mount_id, check_name
+
+log = logging.getLogger("pyclone.driver")
+
+ERR_NOT_FOUND = "volume not found"
+ERR_IN_USE = "volume is in use"
+
+
+class DriverError(Exception):
+    """An error whose text goes back to Docker as {"Err": ...}."""
+
+
+class Driver:
+    def __init__(self, base_dir: str, state: StateFile, defaults: OptionValues,
+                 explicit: frozenset[str], fs_ctx: fsmod.FsContext) -> None:
+        self.base_dir = base_dir
+        self.state = state
+        self.defaults = defaults
+        self.explicit = explicit
+        self.fs_ctx = fs_ctx
+        self._volumes: dict[str, Volume] = {}
+        self._lock = threading.Lock()
+        self._save_lock = threading.Lock()
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _type_of_remote(self, name: str, conn: dict[str, str]) -> str | None:
+        return rcconfig.remote_type(name, conn_params=conn, env=self.fs_ctx.env, config=self.fs_ctx.config)
+
+    def _spec(self, opts: dict[str, str] | None) -> VolumeSpec:
+        spec = parse_volume_options(opts, self.defaults, self.explicit, self._type_of_remote)
+        fsmod.resolve(spec.fs_string, self.fs_ctx)  # unknown backend / option / remote -> ValueError
+        return spec
+
+    def _get(self, name: Any) -> Volume:
+        try:
+            check_name(name)
+        except ValueError as e:
+            raise DriverError(str(e)) from None
+        vol = self._volumes.get(name)
+        if vol is None:
+            raise DriverError(ERR_NOT_FOUND)
+        return vol
+
+    def _mountpoint(self, name: str) -> str:
+        path = os.path.join(self.base_dir, name)
+        # belt and braces: check_name already makes this impossible
+        if os.path.dirname(path) != self.base_dir.rstrip("/"):
+            raise DriverError("volume mountpoint escapes --base-dir")
+        return path
+
+    def save(self) -> None:
+        with self._save_lock:
+            with self._lock:
+                records = [v.record() for v in self._volumes.values()]
+            self.state.save(records)
+
+    # --- start-up ---------------------------------------------------------------------
+
+    def load_state(self) -> None:
+        """Fast part of start-up (no backend contact): Get and List can answer at once."""
+        for rec in self.state.load():
+            try:
+                name = check_name(rec.get("name"))
+            except ValueError as e:
+                log.error("state: skipping a volume with a bad name: %s", e)
+                continue
+            self._volumes[name] = Volume.from_record(rec, self._mountpoint(name))
+        if self._volumes:
+            log.info("state: %d volume(s) restored", len(self._volumes))
+
+    def restore(self) -> None:
+        """Slow part, run after the socket listens: clean dead mounts, check options, remount."""
+        for mp in mountmod.clean_stale_mounts(self.base_dir):
+            log.info("cleaned stale mount %s", mp)
+        with self._lock:
+            volumes = list(self._volumes.values())
+        for vol in volumes:
+            try:
+                vol.spec = self._spec(saved_options(vol.fs, vol.fs_type, vol.path, vol.options))
+            except (OptionError, ValueError) as e:
+                # never drop a volume: Docker would forget it. Show why in Get and retry on Mount.
+                vol.error = f"cannot restore volume options: {e}"
+                log.error('volume "%s": %s', vol.name, vol.error)
+        for vol in volumes:
+            if vol.mount_ids:
+                ids = list(vol.mount_ids)
+                with vol.lock:
+                    try:
+                        self._mount(vol)
+                        log.info('volume "%s": remounted for %d mount ID(s) live before the restart',
+                                 vol.name, len(ids))
+                    except DriverError as e:
+                        vol.mount_ids.clear()
+                        vol.error = str(e)
+                        log.error('volume "%s": remount after restart failed: %s', vol.name, e)
+        if any(v.mount_ids or v.error for v in volumes):
+            self.save()
+
+    # --- the API ----------------------------------------------------------------------
+
+    def create(self, name: Any, opts: dict[str, str] | None) -> None:
+        try:
+            check_name(name)
+        except ValueError as e:
+            raise DriverError(str(e)) from None
+        opts = dict(opts or {})
+        existing = self._volumes.get(name)
+        if existing is not None:
+            self._check_same_options(existing, opts)
+            return
+        log.info('create volume "%s" with options %s', name, redact_options(opts))
+        try:
+            spec = self._spec(opts)
+        except (OptionError, ValueError) as e:
+            raise DriverError(str(e)) from None
+        mountpoint = self._mountpoint(name)
+        created_dir = self._prepare_mountpoint(mountpoint)
+        vol = Volume(name=name, mountpoint=mountpoint, created_ns=time.time_ns(), fs=spec.fs,
+                     fs_type=spec.fs_type, path=spec.path, options=spec.options, spec=spec)
+        with self._lock:
+            raced = self._volumes.get(name)
+            if raced is None:
+                self._volumes[name] = vol
+        if raced is not None:
+            self._check_same_options(raced, opts)
+            return
+        try:
+            self.save()
+        except OSError as e:
+            with self._lock:
+                self._volumes.pop(name, None)
+            if created_dir:
+                _rmdir_quiet(mountpoint)
+            raise DriverError(f"failed to save state: {e}") from None
+
+    def _check_same_options(self, vol: Volume, opts: dict[str, str]) -> None:
+        saved = saved_options(vol.fs, vol.fs_type, vol.path, vol.options)
+        given = {k: v for k, v in opts.items() if k}
+        if "remote" in given and "fs" not in given:
+            given["fs"] = given.pop("remote")
+        if given != saved:
+            raise DriverError(f'volume "{vol.name}" already exists with different options; to change them, '
+                              f"remove the volume and create it again (docker volume rm {vol.name})")
+
+    def _prepare_mountpoint(self, mountpoint: str) -> bool:
+        """Create the mountpoint directory; True when this call created it."""
+        os.makedirs(self.base_dir, mode=0o700, exist_ok=True)
+        try:
+            os.mkdir(mountpoint, 0o700)
+            return True
+        except FileExistsError:
+            pass
+        except OSError as e:
+            if e.errno == 107:  # ENOTCONN: a dead FUSE mount from an earlier run
+                mountmod.umount(mountpoint, lazy=True)
+                return False
+            raise DriverError(f"cannot create mountpoint {mountpoint}: {e}") from None
+        if not os.path.isdir(mountpoint):
+            raise DriverError(f"mountpoint {mountpoint} exists and is not a directory")
+        return False
+
+    def remove(self, name: Any) -> None:
+        vol = self._get(name)
+        with vol.lock:
+            if vol.mount_ids:
+                raise DriverError(ERR_IN_USE)
+            with self._lock:
+                self._volumes.pop(vol.name, None)
+            try:
+                self.save()
+            except OSError as e:
+                with self._lock:
+                    self._volumes[vol.name] = vol
+                raise DriverError(f"failed to save state: {e}") from None
+            if vol.backend is not None:
+                vol.backend.shutdown()
+            _rmdir_quiet(vol.mountpoint)
+        log.info('removed volume "%s" (its data stays on the remote)', vol.name)
+
+    def mount(self, name: Any, mount_id: Any) -> str:
+        vol = self._get(name)
+        try:
+            check_mount_id(mount_id)
+        except ValueError as e:
+            raise DriverError(str(e)) from None
+        with vol.lock:
+            if vol.mount is not None and not vol.mount.alive:
+                self._drop_dead_mount(vol)
+            if vol.mount is None:
+                self._mount(vol)
+            if mount_id not in vol.mount_ids:
+                vol.mount_ids.append(mount_id)
+                try:
+                    self.save()
+                except OSError as e:
+                    vol.mount_ids.remove(mount_id)
+                    if not vol.mount_ids:
+                        self._unmount(vol)
+                    raise DriverError(f"failed to save state: {e}") from None
+        return vol.mountpoint
+
+    def _mount(self, vol: Volume) -> None:
+        """Build the backend and VFS and mount them. Called with vol.lock held."""
+        try:
+            if vol.spec is None:
+                vol.spec = self._spec(saved_options(vol.fs, vol.fs_type, vol.path, vol.options))
+            spec = vol.spec
+            backend = vol.backend or fsmod.new_fs(spec.fs_string, self.fs_ctx)
+            _ensure_root(backend)
+            vfs = VFS(backend, spec.values, spec.explicit)
+            self._prepare_mountpoint(vol.mountpoint)
+            if mountmod.is_mountpoint(vol.mountpoint):
+                mountmod.umount(vol.mountpoint, lazy=True)
+            devname = spec.values.devname or fsmod.redact(spec.fs_string)
+            m = mountmod.FuseMount(vol.mountpoint, vfs, spec.values, devname, on_exit=self._mount_died)
+            m.start(timeout=min(float(spec.values.daemon_wait) or 30.0, 60.0))
+        except DriverError:
+            raise
+        except (OptionError, ValueError, mountmod.MountError) as e:
+            raise DriverError(f"failed to mount FUSE fs: {e}") from None
+        except OSError as e:
+            raise DriverError(f"failed to mount FUSE fs: {e.strerror or e}"
+                              f"{': ' + str(e.filename) if e.filename else ''}") from None
+        vol.backend, vol.vfs, vol.mount, vol.error = backend, vfs, m, ""
+        log.info('mounted volume "%s" at %s', vol.name, vol.mountpoint)
+
+    def unmount(self, name: Any, mount_id: Any) -> None:
+        vol = self._get(name)
+        with vol.lock:
+            if mount_id not in vol.mount_ids:
+                # dockerd loses and repeats Unmounts; an unknown ID is not an error
+                log.info('volume "%s": unmount of unknown mount ID ignored', vol.name)
+                return
+            vol.mount_ids.remove(mount_id)
+            if not vol.mount_ids:
+                self._unmount(vol)
+            self.save()
+
+    def _unmount(self, vol: Volume, lazy: bool = False) -> None:
+        m, vol.mount, vol.vfs = vol.mount, None, None
+        if m is None:
+            return
+        try:
+            m.unmount(lazy=lazy)
+            log.info('unmounted volume "%s"', vol.name)
+        except OSError as e:
+            log.error('volume "%s": unmount failed: %s', vol.name, e)
+
+    def _mount_died(self, m: mountmod.FuseMount) -> None:
+        """The FUSE loop of a mount ended without us asking (external fusermount -u, crash)."""
+        for vol in list(self._volumes.values()):
+            if vol.mount is m:
+                threading.Thread(target=self._cleanup_dead, args=(vol, m), daemon=True).start()
+
+    def _cleanup_dead(self, vol: Volume, m: mountmod.FuseMount) -> None:
+        with vol.lock:
+            if vol.mount is m:
+                log.warning('volume "%s" was unmounted externally; forgetting its %d mount ID(s)',
+                            vol.name, len(vol.mount_ids))
+                self._drop_dead_mount(vol)
+                vol.mount_ids.clear()
+                try:
+                    self.save()
+                except OSError as e:
+                    log.error("failed to save state: %s", e)
+
+    def _drop_dead_mount(self, vol: Volume) -> None:
+        vol.mount = vol.vfs = None
+        try:
+            if mountmod.is_mountpoint(vol.mountpoint):
+                mountmod.umount(vol.mountpoint, lazy=True)
+        except OSError as e:
+            log.error('volume "%s": cannot remove dead mount: %s', vol.name, e)
+
+    def path(self, name: Any) -> str:
+        return self._get(name).mountpoint
+
+    def get(self, name: Any) -> dict[str, Any]:
+        return self._get(name).info()
+
+    def list(self) -> list[dict[str, str]]:
+        with self._lock:
+            vols = sorted(self._volumes.values(), key=lambda v: v.name)
+        return [{"Name": v.name, "Mountpoint": v.mountpoint} for v in vols]
+
+    # --- signals and shutdown ---------------------------------------------------------
+
+    def forget_caches(self) -> int:
+        n = 0
+        for vol in list(self._volumes.values()):
+            vfs = vol.vfs
+            if vfs is not None:
+                vfs.forget_all()
+                n += 1
+        return n
+
+    def shutdown(self, timeout: float = 4.0) -> None:
+        """Unmount everything (in parallel, bounded), forget mount IDs, save state."""
+        vols = [v for v in list(self._volumes.values()) if v.mount is not None]
+        threads = []
+        for vol in vols:
+            t = threading.Thread(target=self._unmount, args=(vol,), daemon=True)
+            t.start()
+            threads.append((vol, t))
+        deadline = time.monotonic() + timeout
+        for vol, t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                log.error('volume "%s": unmount still running at exit; detaching it', vol.name)
+                _call_quiet(mountmod.umount, vol.mountpoint, True)
+        for vol in list(self._volumes.values()):
+            vol.mount_ids.clear()  # rclone: mounts are never persisted across a clean exit
+            if vol.backend is not None:
+                _call_quiet(vol.backend.shutdown)
+        try:
+            self.save()
+        except OSError as e:
+            log.error("failed to save state at exit: %s", e)
+
+
+def _ensure_root(backend: Any) -> None:
+    try:
+        backend.stat("")
+    except FileNotFoundError:
+        if backend.type_name == "local":
+            os.makedirs(backend.root, exist_ok=True)
+        else:
+            backend.mkdir("")
+
+
+def _rmdir_quiet(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _call_quiet(fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception as e:  # noqa: BLE001 - best effort at exit
+        log.debug("ignored at exit: %s", e)

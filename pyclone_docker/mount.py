@@ -1,0 +1,238 @@
+"""FUSE mounts served by threads of this process, and the mount table helpers around them.
+
+Facts this module is built on (shared/reference/fuse_zipapp.md §1-2): libfuse2 needs
+`big_writes` or every write is 4 KiB; libfuse3 rejects `big_writes`/`max_write`/`max_read`;
+several mounts in one process need Python's signal handlers installed before the first
+mount; libfuse3 chdirs to /; a mount must be checked to have really appeared.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import logging
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .flags import OptionValues
+
+log = logging.getLogger("pyclone.mount")
+
+MNT_DETACH = 2
+FUSE_SUBTYPE = "rclone"  # fstype fuse.rclone, as rclone's own mounts, so tools keep working
+
+_libc: Any = None
+_fuse_lock = threading.Lock()
+_fuse_module: Any = None
+
+
+class MountError(Exception):
+    pass
+
+
+def fuse_binding() -> Any:
+    """Import the vendored binding on first use: it costs ~40 ms and start-up must stay fast."""
+    global _fuse_module
+    with _fuse_lock:
+        if _fuse_module is None:
+            try:
+                from ._vendor import mfusepy
+            except OSError as e:
+                raise MountError(f"libfuse not found ({e}): install fuse3 (or libfuse2)") from None
+            logging.getLogger("fuse").setLevel(logging.WARNING)
+            _fuse_module = mfusepy
+        return _fuse_module
+
+
+def _libc_handle() -> Any:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return _libc
+
+
+def umount(path: str, lazy: bool = False) -> None:
+    """umount2(2) directly when root; fusermount otherwise. Raises OSError."""
+    if os.geteuid() == 0:
+        libc = _libc_handle()
+        if libc.umount2(os.fsencode(path), MNT_DETACH if lazy else 0) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), path)
+        return
+    tool = shutil.which("fusermount3") or shutil.which("fusermount")
+    if tool is None:
+        raise OSError(errno.ENOENT, "fusermount3 not found: install fuse3", path)
+    res = subprocess.run([tool, "-uz" if lazy else "-u", path], capture_output=True, text=True)
+    if res.returncode:
+        raise OSError(errno.EBUSY if "busy" in res.stderr else errno.EINVAL, res.stderr.strip(), path)
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and i + 3 < len(field) + 1 and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mount_table() -> list[tuple[str, str]]:
+    """(mountpoint, fstype) of every mount this process can see."""
+    out = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            if len(fields) >= 5 and right:
+                out.append((_unescape(fields[4]), right.split()[0]))
+    return out
+
+
+def fuse_mounts_under(base: str) -> list[str]:
+    base = base.rstrip("/") + "/"
+    return [mp for mp, fstype in mount_table() if fstype.startswith("fuse") and mp.startswith(base)]
+
+
+def is_mountpoint(path: str) -> bool:
+    return any(mp == path for mp, _ in mount_table())
+
+
+def clean_stale_mounts(base: str) -> list[str]:
+    """Lazily unmount FUSE mounts left under `base` by a previous (killed) run."""
+    cleaned = []
+    for mp in fuse_mounts_under(base):
+        try:
+            umount(mp, lazy=True)
+            cleaned.append(mp)
+            log.warning("removed stale FUSE mount %s", mp)
+        except OSError as e:
+            log.error("could not remove stale mount %s: %s", mp, e)
+    return cleaned
+
+
+def fuse_options(opts: OptionValues, devname: str, major: int) -> dict[str, Any]:
+    """libfuse -o options for this libfuse major version, from rclone's mount flags."""
+    o: dict[str, Any] = {
+        "foreground": True,
+        "fsname": devname.replace(",", "_"),
+        "subtype": FUSE_SUBTYPE,
+        "hard_remove": True,  # unlink of an open file must not leave .fuse_hidden files
+        "attr_timeout": float(opts.attr_timeout),
+        "entry_timeout": float(opts.attr_timeout),
+        "debug": bool(opts.debug_fuse),
+    }
+    if opts.allow_other:
+        o["allow_other"] = True
+    if opts.allow_root and major == 2:
+        o["allow_root"] = True
+    if opts.default_permissions:
+        o["default_permissions"] = True
+    if opts.read_only:
+        o["ro"] = True
+    if opts.direct_io:
+        o["direct_io"] = True
+    if major == 2:
+        o["big_writes"] = True  # else every write arrives as 4 KiB
+        o["max_readahead"] = int(opts.max_read_ahead)
+        o["async_read" if opts.async_read else "sync_read"] = True
+        if opts.allow_non_empty:
+            o["nonempty"] = True
+    else:
+        # idle workers above this exit and free their 1 MiB request buffers (RSS target)
+        o["max_idle_threads"] = 2
+        if not opts.async_read:
+            o["sync_read"] = True
+    for raw in opts.option or []:
+        key, eq, value = raw.partition("=")
+        if key:
+            o[key.strip()] = value if eq else True
+    return o
+
+
+class FuseMount:
+    """One FUSE filesystem served by a thread of this process."""
+
+    def __init__(self, mountpoint: str, ops: Any, opts: OptionValues, devname: str,
+                 on_exit: Callable[[FuseMount], None] | None = None) -> None:
+        self.mountpoint = mountpoint
+        self.ops = ops
+        self.opts = opts
+        self.devname = devname
+        self.on_exit = on_exit
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _serve(self, fuse: Any, kwargs: dict[str, Any]) -> None:
+        try:
+            fuse.FUSE(self.ops, self.mountpoint, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - reported to whoever waits for the mount
+            self.error = e
+        finally:
+            if not self._stopping and self.on_exit is not None:
+                try:
+                    self.on_exit(self)
+                except Exception:  # noqa: BLE001
+                    log.exception("mount exit handler failed")
+
+    def start(self, timeout: float = 30.0) -> None:
+        fuse = fuse_binding()
+        if not self.opts.allow_non_empty and os.listdir(self.mountpoint):
+            raise MountError(f"directory {self.mountpoint} is not empty (use allow-non-empty to mount anyway)")
+        kwargs = fuse_options(self.opts, self.devname, fuse.fuse_version_major)
+        before = os.stat(self.mountpoint).st_dev
+        self._thread = threading.Thread(target=self._serve, args=(fuse, kwargs),
+                                        name=f"fuse:{os.path.basename(self.mountpoint)}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while True:
+            if not self._thread.is_alive():
+                raise MountError(f"libfuse failed to mount {self.mountpoint}: {self.error or 'exited'}"
+                                 " (the plugin log has libfuse's message)")
+            try:
+                if os.stat(self.mountpoint).st_dev != before:
+                    return
+            except OSError as e:
+                if e.errno != errno.ENOTCONN:
+                    raise
+            if time.monotonic() > deadline:
+                self.unmount(lazy=True)
+                raise MountError(f"mount of {self.mountpoint} did not appear within {timeout:.0f}s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def unmount(self, lazy: bool = False, timeout: float = 10.0) -> None:
+        """Commit open files, unmount, and wait for the serving thread to end."""
+        self._stopping = True
+        close_all = getattr(self.ops, "close_all", None)
+        if close_all is not None:
+            close_all()
+        try:
+            umount(self.mountpoint, lazy=lazy)
+        except OSError as e:
+            if e.errno == errno.EBUSY and not lazy:
+                log.warning("%s is busy; unmounting lazily", self.mountpoint)
+                umount(self.mountpoint, lazy=True)
+            elif e.errno != errno.EINVAL:  # EINVAL: not mounted any more
+                raise
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("FUSE thread for %s did not stop within %.0fs", self.mountpoint, timeout)

@@ -1,0 +1,165 @@
+"""Open-file handles for `--vfs-cache-mode off`: data streams straight to and from the backend.
+
+The rules are rclone's (seed 001, "--vfs-cache-mode off"): a write handle only appends
+in order, an existing file must be opened with O_TRUNC, and a read handle reopens the
+stream to seek. Out-of-order requests from libfuse's worker threads are given
+--vfs-write-wait / --vfs-read-wait to fall into sequence first.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+
+from ..backends.base import Backend
+
+
+def _wait_for(cond: threading.Condition, ready, timeout: float) -> bool:
+    """Wait on `cond` (held) until ready() or the timeout passes."""
+    if ready():
+        return True
+    deadline = time.monotonic() + timeout
+    while not ready():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        cond.wait(left)
+    return True
+
+
+class ReadHandle:
+    """A download. Backends with cheap random reads are read in place with no lock at all."""
+
+    __slots__ = ("backend", "path", "reader", "pos", "cond", "direct", "read_wait", "no_seek")
+
+    def __init__(self, backend: Backend, path: str, read_wait: float, no_seek: bool) -> None:
+        self.backend = backend
+        self.path = path
+        self.reader = backend.open_read(path)
+        self.pos = 0
+        self.read_wait = read_wait
+        self.no_seek = no_seek
+        # pread is positional and thread safe: no ordering to enforce
+        self.direct = hasattr(self.reader, "pread_into") and not no_seek
+        self.cond = threading.Condition()
+
+    def read_into(self, view: memoryview, offset: int) -> int:
+        if self.direct:
+            return self.reader.pread_into(view, offset)
+        with self.cond:
+            if not _wait_for(self.cond, lambda: self.pos == offset, self.read_wait):
+                if self.no_seek:
+                    raise OSError(errno.ESPIPE, "can't seek in file with --no-seek", self.path)
+                self.reader.close()
+                self.reader = self.backend.open_read(self.path, offset)
+                self.pos = offset
+            n = _read_full(self.reader, view)
+            self.pos += n
+            self.cond.notify_all()
+            return n
+
+    def flush(self) -> None:
+        pass
+
+    def release(self) -> None:
+        self.reader.close()
+
+
+def _read_full(reader, view: memoryview) -> int:
+    """FUSE wants the whole request unless at EOF; streams may return less."""
+    total = len(view)
+    got = reader.readinto(view)
+    while 0 < got < total:
+        n = reader.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+class WriteHandle:
+    """An upload that must arrive in order. Size is what has been written so far."""
+
+    __slots__ = ("backend", "path", "writer", "pos", "cond", "truncated", "write_wait", "written",
+                 "on_close", "error", "mtime_ns")
+
+    def __init__(self, backend: Backend, path: str, truncated: bool, write_wait: float, on_close) -> None:
+        self.backend = backend
+        self.path = path
+        self.writer = None
+        self.pos = 0
+        self.truncated = truncated
+        self.write_wait = write_wait
+        self.written = False
+        self.on_close = on_close
+        self.error: OSError | None = None
+        self.mtime_ns: int | None = None
+        self.cond = threading.Condition()
+        if truncated:
+            self._open()
+
+    def _open(self) -> None:
+        if not self.truncated:
+            # rclone: "Can't open for write without O_TRUNC on existing file without --vfs-cache-mode >= writes"
+            raise OSError(errno.EPERM, "can't write to an existing file without O_TRUNC "
+                          "unless --vfs-cache-mode >= writes", self.path)
+        self.writer = self.backend.open_write(self.path)
+
+    @property
+    def size(self) -> int:
+        return self.pos
+
+    def write_from(self, view: memoryview, offset: int) -> int:
+        with self.cond:
+            if not _wait_for(self.cond, lambda: self.pos == offset, self.write_wait):
+                raise OSError(errno.ESPIPE, "can't seek in file without --vfs-cache-mode >= writes", self.path)
+            if self.writer is None:
+                if self.written:
+                    raise OSError(errno.EBADF, "file already closed", self.path)
+                self._open()
+            n = self.writer.write(view)
+            self.pos += n
+            self.written = True
+            self.cond.notify_all()
+            return n
+
+    def truncate(self, size: int) -> None:
+        with self.cond:
+            if size == self.pos:
+                return
+            if size == 0 and not self.written:
+                self.truncated = True
+                if self.writer is None:
+                    self._open()
+                return
+            raise OSError(errno.EPERM, "can't truncate an open file without --vfs-cache-mode >= writes", self.path)
+
+    def fsync(self) -> None:
+        fd = getattr(self.writer, "fd", -1)
+        if isinstance(fd, int) and fd >= 0:
+            os.fsync(fd)
+
+    def flush(self) -> None:
+        # Commit on the first flush after writing, so that upload errors reach close(2).
+        with self.cond:
+            if self.writer is not None and self.written:
+                self._commit()
+
+    def _commit(self) -> None:
+        writer, self.writer = self.writer, None
+        try:
+            if self.mtime_ns is not None:
+                writer.mtime_ns = self.mtime_ns
+            writer.close()
+        except OSError as e:
+            self.error = e
+            raise
+        finally:
+            self.on_close(self)
+
+    def release(self) -> None:
+        with self.cond:
+            if self.writer is not None:
+                self._commit()

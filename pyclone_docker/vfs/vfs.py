@@ -1,0 +1,397 @@
+"""The VFS: a fusepy-API operations object over one Backend.
+
+It keeps rclone's VFS semantics (directory cache, cache-mode rules, permission flags)
+and adds what a POSIX user expects where the backend can store it: chmod, chown and
+utimens on a `local` backend change the real files.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import stat
+import threading
+import time
+from typing import Any
+
+from ..backends.base import (
+    FEATURE_CHMOD,
+    FEATURE_CHOWN,
+    FEATURE_MODTIME,
+    FEATURE_RANDOM_WRITE,
+    Backend,
+    Entry,
+)
+from ..flags import OptionValues
+from .dircache import DirCache
+from .handles import ReadHandle, WriteHandle
+
+log = logging.getLogger("pyclone.vfs")
+
+_ACCMODE = os.O_ACCMODE
+_FAKE_TOTAL = 1 << 50  # what rclone reports as total when the backend can't say (1 PiB)
+_BLOCK = 4096
+
+
+def _internal(path: str | None) -> str:
+    """FUSE paths are '/a/b'; backends want 'a/b'."""
+    return path.strip("/") if path else ""
+
+
+class VFS:
+    """fusepy-style operations. Attribute names below are looked up by the FUSE binding."""
+
+    use_ns = True  # times are integer nanoseconds
+    # libfuse needs no path for calls that carry a file handle (read, write, release...)
+    flag_nopath = True
+    flag_nullpath_ok = True
+
+    def __init__(self, backend: Backend, opts: OptionValues, explicit: frozenset[str] = frozenset()) -> None:
+        self.backend = backend
+        self.opts = opts
+        self.read_only = bool(opts.read_only)
+        self.cache_mode = opts.vfs_cache_mode
+        self.dircache = DirCache(backend.list, float(opts.dir_cache_time))
+        self._handles: dict[int, Any] = {}
+        self._next_fh = itertools.count(1)
+        self._writers: dict[str, WriteHandle] = {}
+        self._lock = threading.Lock()
+        feats = backend.features
+        self._can_chmod = FEATURE_CHMOD in feats
+        self._can_chown = FEATURE_CHOWN in feats and os.geteuid() == 0
+        self._can_modtime = FEATURE_MODTIME in feats and not opts.no_modtime
+        umask = int(opts.umask)
+        # rclone's attributes unless the backend stores real ones and the user didn't override
+        self._dir_mode = stat.S_IFDIR | (int(opts.dir_perms) & ~umask & 0o7777)
+        self._file_mode = stat.S_IFREG | (int(opts.file_perms) & ~umask & 0o7777)
+        self._use_real_mode = self._can_chmod and not explicit & {"umask", "dir_perms", "file_perms"}
+        self._uid = int(opts.uid)
+        self._gid = int(opts.gid)
+        self._use_real_uid = self._can_chown and "uid" not in explicit
+        self._use_real_gid = self._can_chown and "gid" not in explicit
+        self._root = Entry("", True, mtime_ns=time.time_ns())
+        self._root_time = 0.0
+
+    # --- attributes -------------------------------------------------------------------
+
+    def _attrs(self, e: Entry) -> dict[str, int]:
+        if e.is_dir:
+            mode = self._dir_mode
+            if self._use_real_mode and e.mode is not None:
+                mode = stat.S_IFDIR | e.mode
+        else:
+            mode = self._file_mode
+            if self._use_real_mode and e.mode is not None:
+                mode = stat.S_IFREG | e.mode
+        size = e.size
+        return {
+            "st_mode": mode,
+            "st_nlink": 2 if e.is_dir else 1,
+            "st_size": size,
+            "st_blocks": (size + 511) >> 9,
+            "st_blksize": _BLOCK,
+            "st_uid": e.uid if self._use_real_uid and e.uid is not None else self._uid,
+            "st_gid": e.gid if self._use_real_gid and e.gid is not None else self._gid,
+            "st_mtime": e.mtime_ns,
+            "st_atime": e.mtime_ns,
+            "st_ctime": e.mtime_ns,
+        }
+
+    def _lookup(self, path: str) -> Entry:
+        if not path:
+            now = time.monotonic()
+            if now - self._root_time > 1.0:
+                self._root = self.backend.stat("")
+                self._root_time = now
+            return self._root
+        known, entry = self.dircache.cached_entry(path)
+        if not known:
+            head = path.rpartition("/")[0]
+            parent = self._lookup(head)  # raises ENOENT if a parent is missing
+            if not parent.is_dir:
+                raise OSError(errno.ENOTDIR, "not a directory", head)
+            entry = self.dircache.children(head).get(path.rpartition("/")[2])
+        if entry is None:
+            raise FileNotFoundError(errno.ENOENT, "no such file", path)
+        writer = self._writers.get(path)
+        if writer is not None and writer.size > entry.size:
+            entry.size = writer.size
+        return entry
+
+    def getattr(self, path: str | None, fh: int | None = None) -> dict[str, int]:
+        if fh is not None and path is None:
+            handle = self._handles.get(fh)
+            if handle is None:
+                raise OSError(errno.EBADF, "bad file handle")
+            path = "/" + handle.path
+        return self._attrs(self._lookup(_internal(path)))
+
+    def _refresh(self, path: str) -> Entry:
+        """Re-read one entry from the backend after we changed it."""
+        try:
+            entry = self.backend.stat(path)
+        except FileNotFoundError:
+            self.dircache.remove(path)
+            raise
+        self.dircache.put(path, entry)
+        return entry
+
+    # --- directories ------------------------------------------------------------------
+
+    def opendir(self, path: str) -> int:
+        return 0
+
+    def readdir(self, path: str, fh: int) -> list[str]:
+        names = [".", ".."]
+        names.extend(self.dircache.children(_internal(path)))
+        return names
+
+    def releasedir(self, path: str, fh: int) -> int:
+        return 0
+
+    def _check_writable(self, path: str) -> None:
+        if self.read_only:
+            raise OSError(errno.EROFS, "read-only file system", path)
+
+    def _set_owner(self, path: str, is_dir: bool) -> None:
+        """New files belong to the caller, as on a local filesystem (root only)."""
+        if not self._can_chown:
+            return
+        from .._vendor.mfusepy import fuse_get_context
+
+        uid, gid, _pid = fuse_get_context()
+        if uid or gid:
+            try:
+                self.backend.chown(path, uid, gid)
+            except OSError as e:
+                log.debug("chown %s: %s", path, e)
+
+    def mkdir(self, path: str, mode: int) -> int:
+        p = _internal(path)
+        self._check_writable(p)
+        self.backend.mkdir(p)
+        if self._can_chmod:
+            self.backend.chmod(p, mode & 0o7777)
+        self._set_owner(p, True)
+        self._refresh(p)
+        return 0
+
+    def rmdir(self, path: str) -> int:
+        p = _internal(path)
+        self._check_writable(p)
+        self.backend.rmdir(p)
+        self.dircache.remove(p)
+        return 0
+
+    # --- names ------------------------------------------------------------------------
+
+    def unlink(self, path: str) -> int:
+        p = _internal(path)
+        self._check_writable(p)
+        self.backend.delete(p)
+        self.dircache.remove(p)
+        return 0
+
+    def rename(self, old: str, new: str, flags: int = 0) -> int:
+        src, dst = _internal(old), _internal(new)
+        self._check_writable(src)
+        entry = self._lookup(src)
+        self.backend.move(src, dst)
+        self.dircache.remove(src)
+        self.dircache.remove(dst)
+        if entry.is_dir:
+            self.dircache.forget_tree(src)
+        with self._lock:
+            writer = self._writers.pop(src, None)
+            if writer is not None:
+                writer.path = dst
+                self._writers[dst] = writer
+        try:
+            self._refresh(dst)
+        except FileNotFoundError:
+            pass
+        return 0
+
+    # --- metadata ---------------------------------------------------------------------
+
+    def chmod(self, path: str | None, mode: int) -> int:
+        p = _internal(path)
+        self._check_writable(p)
+        if self._can_chmod:
+            self.backend.chmod(p, mode & 0o7777)
+            self._refresh(p)
+        return 0  # rclone accepts and ignores chmod where it can't be stored
+
+    def chown(self, path: str | None, uid: int, gid: int) -> int:
+        p = _internal(path)
+        self._check_writable(p)
+        if self._can_chown:
+            e = self._lookup(p)
+            self.backend.chown(p, e.uid if uid == -1 or uid == 0xFFFFFFFF else uid,
+                               e.gid if gid == -1 or gid == 0xFFFFFFFF else gid)
+            self._refresh(p)
+        return 0
+
+    def utimens(self, path: str | None, times: tuple[int, int] | None = None) -> int:
+        p = _internal(path)
+        self._check_writable(p)
+        mtime = times[1] if times else time.time_ns()
+        writer = self._writers.get(p)
+        if writer is not None:
+            writer.mtime_ns = mtime  # applied when the upload completes
+        if self._can_modtime:
+            try:
+                self.backend.set_modtime(p, mtime)
+            except FileNotFoundError:
+                if writer is None:
+                    raise
+            else:
+                self._refresh(p)
+        return 0
+
+    def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
+        handle = self._handles.get(fh) if fh else None
+        p = handle.path if handle is not None else _internal(path)
+        self._check_writable(p)
+        if handle is None:
+            handle = self._writers.get(p)
+        if isinstance(handle, WriteHandle):
+            handle.truncate(length)
+            return 0
+        if FEATURE_RANDOM_WRITE in self.backend.features:
+            self.backend.truncate(p, length)
+        elif length == 0:
+            self.backend.open_write(p).close()
+        else:
+            raise OSError(errno.EPERM, "can't truncate without --vfs-cache-mode >= writes", p)
+        self._refresh(p)
+        return 0
+
+    def statfs(self, path: str) -> dict[str, int]:
+        about = self.backend.about()
+        total = about.total if about.total >= 0 else _FAKE_TOTAL
+        if self.opts.vfs_disk_space_total_size >= 0:
+            total = int(self.opts.vfs_disk_space_total_size)
+        free = about.free if about.free >= 0 else total
+        free = min(free, total)
+        return {
+            "f_bsize": _BLOCK, "f_frsize": _BLOCK,
+            "f_blocks": total // _BLOCK, "f_bfree": free // _BLOCK, "f_bavail": free // _BLOCK,
+            "f_files": 1 << 30, "f_ffree": 1 << 30, "f_favail": 1 << 30, "f_namemax": 255,
+        }
+
+    def access(self, path: str, amode: int) -> int:
+        return 0
+
+    # --- files ------------------------------------------------------------------------
+
+    def _register(self, handle: Any) -> int:
+        fh = next(self._next_fh)
+        self._handles[fh] = handle
+        return fh
+
+    def _new_writer(self, p: str, truncated: bool) -> WriteHandle:
+        handle = WriteHandle(self.backend, p, truncated, float(self.opts.vfs_write_wait), self._writer_closed)
+        with self._lock:
+            self._writers[p] = handle
+        return handle
+
+    def _writer_closed(self, handle: WriteHandle) -> None:
+        with self._lock:
+            if self._writers.get(handle.path) is handle:
+                del self._writers[handle.path]
+        try:
+            self._refresh(handle.path)
+        except FileNotFoundError:
+            pass
+
+    def create(self, path: str, mode: int, flags: int = os.O_WRONLY) -> int:
+        p = _internal(path)
+        self._check_writable(p)
+        if flags & _ACCMODE == os.O_RDWR and self.cache_mode == "off":
+            raise OSError(errno.EPERM, "can't open for read and write without --vfs-cache-mode >= minimal", p)
+        handle = self._new_writer(p, truncated=True)
+        if self._can_chmod:
+            self.backend.chmod(p, mode & 0o7777)
+        self._set_owner(p, False)
+        if self._can_chmod or self._can_chown:
+            self._refresh(p)  # the backend made the file: show its real metadata
+        else:
+            self.dircache.put(p, Entry(p, False, 0, time.time_ns()))
+        return self._register(handle)
+
+    def open(self, path: str, flags: int) -> int:
+        p = _internal(path)
+        acc = flags & _ACCMODE
+        if acc == os.O_RDONLY and flags & os.O_TRUNC:
+            acc = os.O_WRONLY  # rclone: read with O_TRUNC is opened write only
+        if acc == os.O_RDONLY:
+            entry = self._lookup(p)
+            if entry.is_dir:
+                raise OSError(errno.EISDIR, "is a directory", p)
+            return self._register(ReadHandle(self.backend, p, float(self.opts.vfs_read_wait),
+                                             bool(self.opts.no_seek)))
+        self._check_writable(p)
+        if acc == os.O_RDWR and self.cache_mode == "off":
+            raise OSError(errno.EPERM, "can't open for read and write without --vfs-cache-mode >= minimal", p)
+        try:
+            exists = self._lookup(p) is not None
+        except FileNotFoundError:
+            exists = False
+        return self._register(self._new_writer(p, truncated=bool(flags & os.O_TRUNC) or not exists))
+
+    def read_into(self, fh: int, view: memoryview, offset: int) -> int:
+        # hot path: one dict lookup, then straight into libfuse's buffer
+        return self._handles[fh].read_into(view, offset)
+
+    def write_from(self, fh: int, view: memoryview, offset: int) -> int:
+        return self._handles[fh].write_from(view, offset)
+
+    def read(self, path: str | None, size: int, offset: int, fh: int) -> bytes:
+        buf = bytearray(size)
+        n = self.read_into(fh, memoryview(buf), offset)
+        return bytes(buf[:n])
+
+    def write(self, path: str | None, data: bytes, offset: int, fh: int) -> int:
+        return self.write_from(fh, memoryview(data), offset)
+
+    def flush(self, path: str | None, fh: int) -> int:
+        handle = self._handles.get(fh)
+        if handle is not None:
+            handle.flush()
+        return 0
+
+    def fsync(self, path: str | None, datasync: int, fh: int) -> int:
+        handle = self._handles.get(fh)
+        if isinstance(handle, WriteHandle):
+            handle.fsync()
+        return 0
+
+    def release(self, path: str | None, fh: int) -> int:
+        handle = self._handles.pop(fh, None)
+        if handle is not None:
+            handle.release()
+        return 0
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def forget_all(self) -> None:
+        """SIGHUP / vfs forget: drop every cached listing."""
+        self.dircache.forget_all()
+        self._root_time = 0.0
+
+    def open_files(self) -> int:
+        return len(self._handles)
+
+    def close_all(self) -> None:
+        """Commit every open upload; called before unmount so nothing is lost."""
+        for fh in list(self._handles):
+            handle = self._handles.pop(fh, None)
+            if handle is None:
+                continue
+            try:
+                handle.release()
+            except OSError as e:
+                log.error("closing %s at unmount: %s", handle.path, e)
