@@ -184,7 +184,7 @@ if ! cgroup_ok; then
     if ! cgroup_ok; then
         # cgroupfs-mount style v1 layout.
         mountpoint -q /sys/fs/cgroup || mount -t tmpfs -o uid=0,gid=0,mode=0755 cgroup /sys/fs/cgroup
-        for ss in $(awk '!/^#/ { if ($4) print $1 }' /proc/cgroups); do
+        awk '!/^#/ { if ($4) print $1 }' /proc/cgroups | while read -r ss; do
             mkdir -p "/sys/fs/cgroup/$ss"
             mountpoint -q "/sys/fs/cgroup/$ss" || mount -n -t cgroup -o "$ss" cgroup "/sys/fs/cgroup/$ss" || true
         done

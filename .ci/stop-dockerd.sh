@@ -31,7 +31,7 @@ for p in $(pgrep -x dockerd 2>/dev/null); do
     is_alive "$p" || continue
     case " $pids " in *" $p "*) ;; *) pids="$pids $p" ;; esac
 done
-pids=$(echo $pids)
+pids=${pids# }
 
 if [ -z "$pids" ]; then
     log "dockerd is not running"
@@ -43,6 +43,7 @@ log "SIGTERM dockerd ($pids)"
 # shellcheck disable=SC2086
 kill -TERM $pids 2>/dev/null
 deadline=$((SECONDS + TIMEOUT))
+alive=$pids
 while [ "$SECONDS" -lt "$deadline" ]; do
     alive=""
     for p in $pids; do is_alive "$p" && alive="$alive $p"; done

@@ -200,6 +200,15 @@ class FuseMount:
         self._thread = threading.Thread(target=self._serve, args=(fuse, kwargs),
                                         name=f"fuse:{os.path.basename(self.mountpoint)}", daemon=True)
         self._thread.start()
+        try:
+            self._wait_mounted(before, timeout)
+        except BaseException:
+            if self._thread.is_alive():
+                self.unmount(lazy=True)  # never leave a half-started mount behind
+            raise
+
+    def _wait_mounted(self, dev_before: int, timeout: float) -> None:
+        assert self._thread is not None
         deadline = time.monotonic() + timeout
         delay = 0.0005
         while True:
@@ -207,13 +216,12 @@ class FuseMount:
                 raise MountError(f"libfuse failed to mount {self.mountpoint}: {self.error or 'exited'}"
                                  " (the plugin log has libfuse's message)")
             try:
-                if os.stat(self.mountpoint).st_dev != before:
+                if os.stat(self.mountpoint).st_dev != dev_before:
                     return
             except OSError as e:
                 if e.errno != errno.ENOTCONN:
-                    raise
+                    raise MountError(f"mount of {self.mountpoint} is not usable: {e.strerror}") from None
             if time.monotonic() > deadline:
-                self.unmount(lazy=True)
                 raise MountError(f"mount of {self.mountpoint} did not appear within {timeout:.0f}s")
             time.sleep(delay)
             delay = min(delay * 2, 0.05)

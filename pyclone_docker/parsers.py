@@ -111,13 +111,8 @@ def parse_int(s: str) -> int:
     body, negative = s, False
     if s[:1] in ("+", "-"):
         body, negative = s[1:], s[0] == "-"
-    try:
-        magnitude = _go_parse_uint(body, 64, "ParseInt", s)
-    except ValueError as e:
-        if "out of range" in str(e):
-            raise
-        raise ValueError(f"strconv.ParseInt: parsing {_go_quote(s)}: invalid syntax") from None
-    value = -magnitude if negative else magnitude
+    value = _go_parse_uint(body, 64, "ParseInt", s)
+    value = -value if negative else value
     if not _INT64_MIN <= value <= _INT64_MAX:
         raise ValueError(f"strconv.ParseInt: parsing {_go_quote(s)}: value out of range")
     return value
@@ -163,42 +158,34 @@ def parse_tristate(s: str) -> bool | None:
     return parse_bool(lower)
 
 
-def _accept(s: str, i: int, chars: str) -> tuple[bool, int]:
-    if i < len(s) and s[i] in chars:
-        return True, i + 1
-    return False, i
+# fmt's notion of a space, newline excluded (Sscanln stops there)
+_SCAN_SPACE = "\t\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+_SCAN_WORDS = {"t": "rue", "f": "alse"}
 
 
 def parse_scan_bool(s: str) -> bool:
     """A bool from an rclone 1.60 config file / connection string / env var (fmt.Sscanln).
 
     Laxer than ParseBool: `tRuE` and any other single character (`y` = false) are
-    accepted; an empty string gives false.
+    accepted. An empty string gives false: rclone ignores that parse error.
     """
-    i = len(s) - len(s.lstrip(" \t\r"))
-    if i == len(s):
+    if s == "":
         return False
+    i = len(s) - len(s.lstrip(_SCAN_SPACE))
+    if i == len(s):
+        raise ValueError("EOF")
     first, i = s[i], i + 1
-    value = first in "1tT"
-    ok = True
-    if first in "tT":
-        got, i = _accept(s, i, "rR")
-        if got:
-            for chars in ("uU", "eE"):
-                got, i = _accept(s, i, chars)
-                ok = ok and got
-    elif first in "fF":
-        got, i = _accept(s, i, "aA")
-        if got:
-            for chars in ("lL", "sS", "eE"):
-                got, i = _accept(s, i, chars)
-                ok = ok and got
-    if not ok:
-        raise ValueError("syntax error scanning boolean")
-    rest = s[i:].lstrip(" \t\r")
+    tail = _SCAN_WORDS.get(first.lower()) if first in "tTfF" else None
+    # once the second letter matches, the whole word must follow (any case)
+    if tail and s[i:i + 1] in (tail[0], tail[0].upper()):
+        for k, ch in enumerate(tail):
+            if s[i + k:i + k + 1] not in (ch, ch.upper()):
+                raise ValueError("syntax error scanning boolean")
+        i += len(tail)
+    rest = s[i:].lstrip(_SCAN_SPACE)
     if rest and rest[0] != "\n":
         raise ValueError("expected newline")
-    return value
+    return first in "1tT"
 
 
 # ---------------------------------------------------------------------------
@@ -273,13 +260,13 @@ _AGE_SUFFIXES = (("d", _DAY_NS), ("w", 7 * _DAY_NS), ("M", 30 * _DAY_NS),
 
 def _leading_int(s: str, i: int) -> tuple[int, int, bool]:
     """Digits from s[i:]: (value, next index, overflowed)."""
-    value, start = 0, i
+    value = 0
     while i < len(s) and "0" <= s[i] <= "9":
         value = value * 10 + ord(s[i]) - 48
         if value > 1 << 63:
             return 0, i, True
         i += 1
-    return value, i if i > start else start, False
+    return value, i, False
 
 
 def _leading_fraction(s: str, i: int) -> tuple[int, float, int]:
@@ -337,31 +324,45 @@ def go_parse_duration(s: str) -> int | None:
     return None if total > _INT64_MAX else total
 
 
+_YMD = r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+_HMS = r"([0-9]{1,2}):([0-9]{2}):([0-9]{2})([.,][0-9]+)?"  # Go allows a 1-digit hour
 _DATE_FORMATS = (
     # (regex, uses a zone) for RFC3339, "2006-01-02T15:04:05", "2006-01-02 15:04:05"
-    (re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d?):(\d\d):(\d\d)([.,]\d+)?(Z|[+-]\d\d:\d\d)"), True),
-    (re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d?):(\d\d):(\d\d)([.,]\d+)?"), False),
-    (re.compile(r"(\d{4})-(\d\d)-(\d\d) (\d\d?):(\d\d):(\d\d)([.,]\d+)?"), False),
-    (re.compile(r"(\d{4})-(\d\d)-(\d\d)"), False),
+    (re.compile(_YMD + r"T" + _HMS + r"(Z|[+-][0-9]{2}:[0-9]{2})"), True),
+    (re.compile(_YMD + r"T" + _HMS), False),
+    (re.compile(_YMD + r" " + _HMS), False),
+    (re.compile(_YMD), False),
 )
 
 
 def _date_error(s: str) -> ValueError:
-    """The error Go gives for the last layout tried, "2006-01-02"."""
+    """The error Go's time.Parse gives for the last layout rclone tries, "2006-01-02"."""
     q = _go_quote(s)
-    prefix = f"parsing time {q} as \"2006-01-02\": cannot parse "
-    if len(s) < 4 or not re.fullmatch(r"[+-]?\d+", s[:4]):
-        return ValueError(f"{prefix}{_go_quote(s if len(s) < 4 else s[4:])} as \"2006\"")
-    for pos, elem in ((4, '"-"'), (5, '"01"'), (7, '"-"'), (8, '"02"')):
-        chunk = s[pos:pos + (1 if elem == '"-"' else 2)]
-        good = chunk == "-" if elem == '"-"' else re.fullmatch(r"\d\d", chunk)
-        if not good:
-            return ValueError(f"{prefix}{_go_quote(s[pos:])} as {elem}")
+
+    def cannot(rest: str, elem: str) -> ValueError:
+        return ValueError(f'parsing time {q} as "2006-01-02": cannot parse {_go_quote(rest)} as "{elem}"')
+
+    if len(s) < 4 or not _is_digits(s[0]):
+        return cannot(s, "2006")
+    if not _is_digits(s[:4]):
+        return cannot(s[4:], "2006")  # Go has already consumed the 4 characters
+    if s[4:5] != "-":
+        return cannot(s[4:], "-")
+    if not _is_digits(s[5:7]):
+        return cannot(s[5:], "01")
     if not 1 <= int(s[5:7]) <= 12:
         return ValueError(f"parsing time {q}: month out of range")
+    if s[7:8] != "-":
+        return cannot(s[7:], "-")
+    if not _is_digits(s[8:10]):
+        return cannot(s[8:], "02")
     if len(s) > 10:
         return ValueError(f"parsing time {q}: extra text: {_go_quote(s[10:])}")
     return ValueError(f"parsing time {q}: day out of range")
+
+
+def _is_digits(s: str) -> bool:
+    return bool(s) and all("0" <= c <= "9" for c in s)
 
 
 def _parse_instant(s: str) -> _dt.datetime | None:

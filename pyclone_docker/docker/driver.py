@@ -93,6 +93,10 @@ class Driver:
 
     def restore(self) -> None:
         """Slow part, run after the socket listens: clean dead mounts, check options, remount."""
+        try:
+            mountmod.fuse_binding()  # load libfuse now, so the first Mount doesn't pay for it
+        except mountmod.MountError as e:
+            log.error("%s", e)
         for mp in mountmod.clean_stale_mounts(self.base_dir):
             log.info("cleaned stale mount %s", mp)
         with self._lock:
@@ -342,13 +346,17 @@ class Driver:
 
 
 def _ensure_root(backend: Any) -> None:
+    """The volume's root must be a directory; a missing one is created, as a local mkdir -p."""
     try:
-        backend.stat("")
+        root = backend.stat("")
     except FileNotFoundError:
         if backend.type_name == "local":
             os.makedirs(backend.root, exist_ok=True)
         else:
             backend.mkdir("")
+        return
+    if not root.is_dir:
+        raise ValueError(f"{backend.root} is a file, not a directory")
 
 
 def _rmdir_quiet(path: str) -> None:

@@ -355,9 +355,8 @@ class PluginProcess:
         cmd = self.command()
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
-        env["RCLONE_CONFIG"] = str(
-            self.config_path
-        )  # hermetic: not the user's rclone.conf
+        # hermetic: never the user's rclone.conf
+        env["RCLONE_CONFIG"] = str(self.config_path)
         pyz = os.environ.get("PYCLONE_PYZ")
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self.starts}: {shlex.join(cmd)}\n".encode())
@@ -371,7 +370,23 @@ class PluginProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C on pytest must not SIGINT it
             )
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self._abort()
+            raise
+
+    def _abort(self) -> None:
+        """Get rid of a process that failed to start (SIGTERM, then SIGKILL)."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(PLUGIN_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
     def wait_ready(self, timeout: float) -> None:
         """Poll /Plugin.Activate until the plugin answers like a volume driver."""
@@ -642,7 +657,14 @@ def plugin_session(
             pytest.fail(
                 f"another process already serves {plugin.socket_path}", pytrace=False
             )
-    plugin.start()
+    try:
+        plugin.start()
+    except BaseException:
+        # Never used by dockerd yet: just drop what a failed start left behind.
+        with contextlib.suppress(OSError):
+            plugin.socket_path.unlink()
+        lazy_unmount_all(plugin.base_dir)
+        raise
     try:
         yield plugin
     finally:

@@ -56,6 +56,10 @@ def mount_ids(res: Resources, name: str) -> list[str]:
     return mounts
 
 
+def is_mounted(plugin: PluginProcess, mountpoint: str) -> bool:
+    return any(m == mountpoint for m, _fstype in plugin.mounts())
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -228,7 +232,7 @@ def test_crash_while_mounted(plugin: PluginProcess, res: Resources) -> None:
     ctr = start_sleeper(res, vol, "echo pre > /data/pre.txt")
     assert host_file_text(res, backing / "pre.txt") == "pre\n"
     mountpoint = inspect_volume(res, vol)["Mountpoint"]
-    assert any(m == os.path.realpath(mountpoint) for m, _ in plugin.mounts()), (
+    assert is_mounted(plugin, os.path.realpath(mountpoint)), (
         f"{mountpoint} is not mounted while a container uses it"
     )
     assert len(mount_ids(res, vol)) == 1
@@ -288,6 +292,8 @@ def test_two_containers_share_volume(plugin: PluginProcess, res: Resources) -> N
     c2 = start_sleeper(res, vol, "echo two > /data/two.txt")
     assert host_file_text(res, backing / "one.txt") == "one\n"
     assert host_file_text(res, backing / "two.txt") == "two\n"
+    mountpoint = os.path.realpath(inspect_volume(res, vol)["Mountpoint"])
+    assert is_mounted(plugin, mountpoint), f"{mountpoint} not mounted on the host"
 
     def exec_out(ctr: str, script: str) -> str:
         return res.docker("exec", ctr, "sh", "-c", script).stdout
@@ -305,6 +311,9 @@ def test_two_containers_share_volume(plugin: PluginProcess, res: Resources) -> N
     ids_after = mount_ids(res, vol)
     assert len(ids_after) == 1 and ids_after[0] in ids, (
         f"after the first container: {ids_after}"
+    )
+    assert is_mounted(plugin, mountpoint), (
+        "the volume was unmounted although a second container still uses it"
     )
     # The second container still works on the (still mounted) volume.
     assert exec_out(

@@ -157,8 +157,8 @@ def test_files_through_the_mount(plugin: Plugin, data_dir: Path) -> None:
     c = plugin.client
     (data_dir / "pre.txt").write_text("existing")
     (data_dir / "sub").mkdir()
-    mp = Path(c.ok("VolumeDriver.Create", {"Name": "io", "Opts": local(data_dir)}) and
-              c.ok("VolumeDriver.Mount", {"Name": "io", "ID": "a"})["Mountpoint"])
+    c.ok("VolumeDriver.Create", {"Name": "io", "Opts": local(data_dir)})
+    mp = Path(c.ok("VolumeDriver.Mount", {"Name": "io", "ID": "a"})["Mountpoint"])
     try:
         assert sorted(os.listdir(mp)) == ["pre.txt", "sub"]
         assert (mp / "pre.txt").read_text() == "existing"
