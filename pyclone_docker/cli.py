@@ -70,10 +70,10 @@ def parse_flags(argv: Sequence[str], env: Mapping[str, str]) -> ParsedFlags:
         elif arg.startswith("--verbose"):
             _, eq, val = arg.partition("=")
             pf.verbose = int(val) if eq else pf.verbose + 1
-        elif arg == "-o" or arg.startswith("-o") and not arg.startswith("--"):
+        elif arg == "-o" or (arg.startswith("-o") and not arg.startswith("--")):
             val = arg[2:] if len(arg) > 2 else _need(args, i, arg)
             i += 0 if len(arg) > 2 else 1
-            pf.values.values["option"] = list(pf.values.option) + [val]
+            pf.values.values["option"] = [*list(pf.values.option), val]
             pf.explicit.add("option")
         elif arg.startswith("--"):
             name, eq, val = arg[2:].partition("=")

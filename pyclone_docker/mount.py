@@ -182,13 +182,13 @@ class FuseMount:
     def _serve(self, fuse: Any, kwargs: dict[str, Any]) -> None:
         try:
             fuse.FUSE(self.ops, self.mountpoint, **kwargs)
-        except BaseException as e:  # noqa: BLE001 - reported to whoever waits for the mount
+        except BaseException as e:
             self.error = e
         finally:
             if not self._stopping and self.on_exit is not None:
                 try:
                     self.on_exit(self)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("mount exit handler failed")
 
     def start(self, timeout: float = 30.0) -> None:

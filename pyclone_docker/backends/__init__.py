@@ -11,7 +11,7 @@ from .alias import OPTIONS as ALIAS_OPTIONS
 from .base import Backend, BackendInfo, BackendOption, Entry
 from .local import LocalBackend
 
-__all__ = ["Backend", "BackendInfo", "BackendOption", "Entry", "REGISTRY", "find"]
+__all__ = ["REGISTRY", "Backend", "BackendInfo", "BackendOption", "Entry", "find"]
 
 
 def _planned(name: str, *opts: BackendOption) -> BackendInfo:

@@ -369,5 +369,5 @@ def _rmdir_quiet(path: str) -> None:
 def _call_quiet(fn: Callable[..., Any], *args: Any) -> None:
     try:
         fn(*args)
-    except Exception as e:  # noqa: BLE001 - best effort at exit
+    except Exception as e:
         log.debug("ignored at exit: %s", e)

@@ -302,7 +302,7 @@ class HttpServer:
                 return
             try:
                 result = self.handler(req)
-            except Exception:  # noqa: BLE001 - never let a handler bug kill the loop
+            except Exception:
                 log.exception("handler failed for %s", req.path)
                 result = Response(500, self.error_body("internal error"))
             if isinstance(result, Response):
@@ -314,7 +314,7 @@ class HttpServer:
     def _run_slow(self, conn: _Conn, work: Callable[[], Response]) -> None:
         try:
             resp = work()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("request failed")
             resp = Response(500, self.error_body("internal error"))
         self._done.append((conn, resp))

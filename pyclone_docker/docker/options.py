@@ -40,7 +40,7 @@ def parse_volume_options(opts: Mapping[str, str] | None, defaults: OptionValues,
                          default_explicit: frozenset[str] = frozenset(),
                          type_of_remote: Callable[[str, dict[str, str]], str | None] | None = None) -> VolumeSpec:
     fs = fs_type = path = ""
-    have_fs = have_type = False
+    have_fs = False
     rest: dict[str, str] = {}
     for key, value in (opts or {}).items():
         if not isinstance(key, str) or not isinstance(value, str):
@@ -52,7 +52,7 @@ def parse_volume_options(opts: Mapping[str, str] | None, defaults: OptionValues,
                 raise OptionError('give the remote as either "remote" or "fs", not both')
             fs, have_fs = value, True
         elif key == "type":
-            fs_type, have_type = value, True
+            fs_type = value
         elif key == "path":
             path = value
         else:

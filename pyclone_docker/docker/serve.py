@@ -186,7 +186,7 @@ class PluginServer:
     def _restore(self) -> None:
         try:
             self.driver.restore()
-        except Exception:  # noqa: BLE001 - keep serving; every volume is still listed
+        except Exception:
             log.exception("restore failed")
 
     def shutdown(self) -> None:

@@ -185,7 +185,7 @@ def wait_for(
     while True:
         try:
             value = predicate()
-        except Exception as e:  # noqa: BLE001 - remembered and reported
+        except Exception as e:
             value, last_exc = None, e
         if value:
             return value

@@ -116,7 +116,7 @@ class Plugin:
                 out = self.proc.stdout.read().decode() if self.proc.stdout else ""
                 raise AssertionError(f"plugin exited {self.proc.returncode}: {out}\n{self.log_text()}")
             try:
-                status, data = self.client.call("Plugin.Activate")
+                status, _data = self.client.call("Plugin.Activate")
                 if status == 200:
                     return
             except OSError:

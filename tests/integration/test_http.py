@@ -113,7 +113,7 @@ def test_slow_and_idle_clients_do_not_block_others(plugin: Plugin) -> None:
     for _ in range(20):
         assert plugin.client.ok("VolumeDriver.List", {}) == {"Volumes": []}
     assert time.monotonic() - started < 2.0
-    for s in idle + [trickle]:
+    for s in [*idle, trickle]:
         s.close()
 
 
