@@ -310,8 +310,7 @@ class VFS:
     def create(self, path: str, mode: int, flags: int = os.O_WRONLY) -> int:
         p = _internal(path)
         self._check_writable(p)
-        if flags & _ACCMODE == os.O_RDWR and self.cache_mode == "off":
-            raise OSError(errno.EPERM, "can't open for read and write without --vfs-cache-mode >= minimal", p)
+        self._open_kind(p, flags | os.O_CREAT)
         handle = self._new_writer(p, truncated=True)
         if self._can_chmod:
             self.backend.chmod(p, mode & 0o7777)
@@ -322,20 +321,26 @@ class VFS:
             self.dircache.put(p, Entry(p, False, 0, time.time_ns()))
         return self._register(handle)
 
+    def _open_kind(self, p: str, flags: int) -> str:
+        """rclone's File.Open table: which handle an open gets in this cache mode."""
+        acc = flags & _ACCMODE
+        read = acc in (os.O_RDONLY, os.O_RDWR) or bool(flags & os.O_APPEND)
+        write = acc in (os.O_WRONLY, os.O_RDWR) or bool(flags & os.O_TRUNC)
+        if read and write:
+            if flags & os.O_TRUNC:
+                return "write"  # off mode: O_TRUNC turns read+write into write only
+            raise OSError(errno.EPERM, "can't open for read and write without --vfs-cache-mode >= minimal", p)
+        return "write" if write else "read"
+
     def open(self, path: str, flags: int) -> int:
         p = _internal(path)
-        acc = flags & _ACCMODE
-        if acc == os.O_RDONLY and flags & os.O_TRUNC:
-            acc = os.O_WRONLY  # rclone: read with O_TRUNC is opened write only
-        if acc == os.O_RDONLY:
+        if self._open_kind(p, flags) == "read":
             entry = self._lookup(p)
             if entry.is_dir:
                 raise OSError(errno.EISDIR, "is a directory", p)
             return self._register(ReadHandle(self.backend, p, float(self.opts.vfs_read_wait),
                                              bool(self.opts.no_seek)))
         self._check_writable(p)
-        if acc == os.O_RDWR and self.cache_mode == "off":
-            raise OSError(errno.EPERM, "can't open for read and write without --vfs-cache-mode >= minimal", p)
         try:
             exists = self._lookup(p) is not None
         except FileNotFoundError:

@@ -38,11 +38,11 @@ def test_fs_is_an_alias_of_remote(defaults: OptionValues) -> None:
 
 
 def test_mount_and_vfs_options_in_every_spelling(defaults: OptionValues) -> None:
-    spec = parse_volume_options({"type": "local", "--attr-timeout": "3s", "vfs_cache_mode": "full",
+    spec = parse_volume_options({"type": "local", "--attr-timeout": "3s", "vfs_cache_mode": "off",
                                  "ALLOW-OTHER": "true", "dir-perms": "0750", "max_read_ahead": "1Mi",
                                  "mount_type": "mount", "persist": "FALSE"}, defaults)
     v = spec.values
-    assert v.attr_timeout == 3.0 and v.vfs_cache_mode == "full" and v.allow_other is True
+    assert v.attr_timeout == 3.0 and v.vfs_cache_mode == "off" and v.allow_other is True
     assert v.dir_perms == 0o750 and v.max_read_ahead == 1 << 20
     assert {"attr_timeout", "vfs_cache_mode", "allow_other", "dir_perms", "max_read_ahead"} <= spec.explicit
     # the plugin-wide defaults are untouched
@@ -112,3 +112,10 @@ def test_mount_ids() -> None:
     for bad in ("", None, "x" * 300, "a\nb"):
         with pytest.raises(ValueError):
             check_mount_id(bad)
+
+
+def test_cache_modes_beyond_off_are_refused_until_built(defaults: OptionValues) -> None:
+    for mode in ("minimal", "writes", "full"):
+        with pytest.raises(OptionError) as ei:
+            parse_volume_options({"type": "local", "vfs-cache-mode": mode}, defaults)
+        assert "not available in this version yet" in str(ei.value)
