@@ -342,27 +342,27 @@ def _date_error(s: str) -> ValueError:
     def cannot(rest: str, elem: str) -> ValueError:
         return ValueError(f'parsing time {q} as "2006-01-02": cannot parse {_go_quote(rest)} as "{elem}"')
 
-    if len(s) < 4 or not _is_digits(s[0]):
+    if len(s) < 4 or not _is_digits(s[0], 1):
         return cannot(s, "2006")
-    if not _is_digits(s[:4]):
+    if not _is_digits(s[:4], 4):
         return cannot(s[4:], "2006")  # Go has already consumed the 4 characters
     if s[4:5] != "-":
         return cannot(s[4:], "-")
-    if not _is_digits(s[5:7]):
+    if not _is_digits(s[5:7], 2):
         return cannot(s[5:], "01")
     if not 1 <= int(s[5:7]) <= 12:
         return ValueError(f"parsing time {q}: month out of range")
     if s[7:8] != "-":
         return cannot(s[7:], "-")
-    if not _is_digits(s[8:10]):
+    if not _is_digits(s[8:10], 2):
         return cannot(s[8:], "02")
     if len(s) > 10:
         return ValueError(f"parsing time {q}: extra text: {_go_quote(s[10:])}")
     return ValueError(f"parsing time {q}: day out of range")
 
 
-def _is_digits(s: str) -> bool:
-    return bool(s) and all("0" <= c <= "9" for c in s)
+def _is_digits(s: str, n: int) -> bool:
+    return len(s) == n and all("0" <= c <= "9" for c in s)
 
 
 def _parse_instant(s: str) -> _dt.datetime | None:

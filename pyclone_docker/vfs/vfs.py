@@ -36,16 +36,18 @@ _BLOCK = 4096
 
 
 def _internal(path: str | None) -> str:
-    """FUSE paths are '/a/b'; backends want 'a/b'."""
-    return path.strip("/") if path else ""
+    """FUSE paths are '/a/b'; backends want 'a/b'. No path (an unlinked open file) is ENOENT."""
+    if path is None:
+        raise FileNotFoundError(errno.ENOENT, "file has no name any more")
+    return path.strip("/")
 
 
 class VFS:
     """fusepy-style operations. Attribute names below are looked up by the FUSE binding."""
 
     use_ns = True  # times are integer nanoseconds
-    # libfuse needs no path for calls that carry a file handle (read, write, release...)
-    flag_nopath = True
+    # flag_nopath would save libfuse a path lookup per read/write, but the binding then
+    # passes no path to readdir, fchmod or futimens either, and those need it.
     flag_nullpath_ok = True
 
     def __init__(self, backend: Backend, opts: OptionValues, explicit: frozenset[str] = frozenset()) -> None:

@@ -81,9 +81,7 @@ _LOG_MARKS: dict[str, tuple[PluginProcess, int, int]] = {}
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
     mark = _LOG_MARKS.get(item.nodeid)
@@ -94,13 +92,9 @@ def pytest_runtest_makereport(
     if not report.failed:
         return
     plugin, plugin_off, dockerd_off = mark
-    report.sections.append(
-        (f"plugin log ({call.when})", _tail_from(plugin.log_path, plugin_off, 200))
-    )
+    report.sections.append((f"plugin log ({call.when})", _tail_from(plugin.log_path, plugin_off, 200)))
     if DOCKERD_LOG.exists():
-        report.sections.append(
-            (f"dockerd log ({call.when})", _tail_from(DOCKERD_LOG, dockerd_off, 60))
-        )
+        report.sections.append((f"dockerd log ({call.when})", _tail_from(DOCKERD_LOG, dockerd_off, 60)))
 
 
 def _file_size(path: Path) -> int:
@@ -162,23 +156,17 @@ def run(
             cwd=cwd,
         )
     except subprocess.TimeoutExpired as e:
-        raise AssertionError(
-            f"command timed out after {timeout}s: {shlex.join(map(str, cmd))}"
-        ) from e
+        raise AssertionError(f"command timed out after {timeout}s: {shlex.join(map(str, cmd))}") from e
     if check and result.returncode != 0:
         raise CommandError(result)
     return result
 
 
-def docker(
-    *args: str, check: bool = True, timeout: float = DOCKER_TIMEOUT
-) -> subprocess.CompletedProcess[str]:
+def docker(*args: str, check: bool = True, timeout: float = DOCKER_TIMEOUT) -> subprocess.CompletedProcess[str]:
     return run(["docker", *args], check=check, timeout=timeout)
 
 
-def wait_for(
-    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.25
-) -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
     """Poll predicate until it returns a truthy value; fail after timeout."""
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None
@@ -191,9 +179,7 @@ def wait_for(
             return value
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_exc!r})" if last_exc else ""
-            raise AssertionError(
-                f"timed out after {timeout}s waiting for {what}{detail}"
-            )
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
         time.sleep(interval)
 
 
@@ -237,12 +223,7 @@ def lazy_unmount_all(root: Path) -> list[str]:
                 ["fusermount3", "-uz", mount_point],
             ):
                 with contextlib.suppress(OSError, subprocess.SubprocessError):
-                    if (
-                        subprocess.run(
-                            cmd, capture_output=True, timeout=30, check=False
-                        ).returncode
-                        == 0
-                    ):
+                    if subprocess.run(cmd, capture_output=True, timeout=30, check=False).returncode == 0:
                         gone.append(mount_point)
                         break
     return gone
@@ -256,9 +237,7 @@ def lazy_unmount_all(root: Path) -> list[str]:
 class UnixHTTPConnection(http.client.HTTPConnection):
     """http.client over an AF_UNIX stream socket."""
 
-    def __init__(
-        self, socket_path: str | os.PathLike[str], timeout: float = 5.0
-    ) -> None:
+    def __init__(self, socket_path: str | os.PathLike[str], timeout: float = 5.0) -> None:
         super().__init__("localhost", timeout=timeout)
         self.socket_path = os.fspath(socket_path)
 
@@ -401,17 +380,11 @@ class PluginProcess:
                     f"command: {shlex.join(self.command())}\n{self.log_tail()}"
                 )
             try:
-                status, body = plugin_call(
-                    self.socket_path, "Plugin.Activate", timeout=2.0
-                )
+                status, body = plugin_call(self.socket_path, "Plugin.Activate", timeout=2.0)
             except (OSError, http.client.HTTPException) as e:
                 last = e
             else:
-                if (
-                    status == 200
-                    and isinstance(body, dict)
-                    and body.get("Implements") == ["VolumeDriver"]
-                ):
+                if status == 200 and isinstance(body, dict) and body.get("Implements") == ["VolumeDriver"]:
                     return
                 raise AssertionError(
                     f"bad /Plugin.Activate answer: HTTP {status} {body!r}; "
@@ -474,9 +447,7 @@ class PluginProcess:
         text = _tail_from(self.log_path, 0, lines)
         return f"--- plugin log ({self.log_path}) ---\n{text}"
 
-    def call(
-        self, method: str, body: Any = None, timeout: float = 10.0
-    ) -> tuple[int, Any]:
+    def call(self, method: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
         return plugin_call(self.socket_path, method, body, timeout=timeout)
 
 
@@ -501,10 +472,7 @@ class Resources:
 
     def __init__(self, plugin: PluginProcess, test_name: str) -> None:
         self.plugin = plugin
-        self.stem = (
-            re.sub(r"[^a-z0-9]+", "", test_name.lower().removeprefix("test_"))[:12]
-            or "t"
-        )
+        self.stem = re.sub(r"[^a-z0-9]+", "", test_name.lower().removeprefix("test_"))[:12] or "t"
         self.containers: list[str] = []
         self.volumes: list[str] = []
         self.label = f"{LABEL_KEY}={plugin.driver}"
@@ -513,15 +481,11 @@ class Resources:
     image = IMAGE
 
     @staticmethod
-    def docker(
-        *args: str, check: bool = True, timeout: float = DOCKER_TIMEOUT
-    ) -> subprocess.CompletedProcess[str]:
+    def docker(*args: str, check: bool = True, timeout: float = DOCKER_TIMEOUT) -> subprocess.CompletedProcess[str]:
         return docker(*args, check=check, timeout=timeout)
 
     @staticmethod
-    def wait_for(
-        predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.25
-    ) -> Any:
+    def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
         return wait_for(predicate, timeout, what, interval)
 
     def _name(self, kind: str) -> str:
@@ -577,9 +541,7 @@ class Resources:
             self.plugin.ensure_running()
         except AssertionError as e:
             problems.append(f"could not restart the plugin for cleanup: {e}")
-        ids = docker(
-            "ps", "-aq", "--filter", f"label={self.label}", check=False
-        ).stdout.split()
+        ids = docker("ps", "-aq", "--filter", f"label={self.label}", check=False).stdout.split()
         for c in [*self.containers, *ids]:
             r = docker("rm", "-f", "-v", c, check=False, timeout=90)
             if r.returncode != 0 and "No such container" not in r.stderr:
@@ -641,12 +603,8 @@ def docker_ready() -> str:
 
 
 @pytest.fixture(scope="session")
-def plugin_session(
-    docker_ready: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[PluginProcess]:
-    driver = (
-        os.environ.get("PYCLONE_E2E_DRIVER") or f"pyclonetest{secrets.token_hex(4)}"
-    )
+def plugin_session(docker_ready: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginProcess]:
+    driver = os.environ.get("PYCLONE_E2E_DRIVER") or f"pyclonetest{secrets.token_hex(4)}"
     root = tmp_path_factory.mktemp(f"e2e-{driver}", numbered=False)
     plugin = PluginProcess(driver, root)
     _ALL_PLUGINS.append(plugin)
@@ -654,9 +612,7 @@ def plugin_session(
         # Only possible with a fixed PYCLONE_E2E_DRIVER: refuse to hijack a live plugin.
         with contextlib.suppress(OSError, http.client.HTTPException):
             plugin.call("Plugin.Activate", timeout=2.0)
-            pytest.fail(
-                f"another process already serves {plugin.socket_path}", pytrace=False
-            )
+            pytest.fail(f"another process already serves {plugin.socket_path}", pytrace=False)
     try:
         plugin.start()
     except BaseException:
@@ -670,9 +626,7 @@ def plugin_session(
     finally:
         problems = _teardown_plugin(plugin)
         if problems:
-            pytest.fail(
-                "plugin session teardown:\n  " + "\n  ".join(problems), pytrace=False
-            )
+            pytest.fail("plugin session teardown:\n  " + "\n  ".join(problems), pytrace=False)
 
 
 def _teardown_plugin(plugin: PluginProcess) -> list[str]:
@@ -683,15 +637,11 @@ def _teardown_plugin(plugin: PluginProcess) -> list[str]:
     except AssertionError as e:
         problems.append(f"could not restart the plugin for cleanup: {e}")
     label = f"{LABEL_KEY}={plugin.driver}"
-    for c in docker(
-        "ps", "-aq", "--filter", f"label={label}", check=False
-    ).stdout.split():
+    for c in docker("ps", "-aq", "--filter", f"label={label}", check=False).stdout.split():
         docker("rm", "-f", "-v", c, check=False, timeout=90)
         problems.append(f"container {c} was left behind by a test")
     # Every volume of this driver must be gone before the plugin stops.
-    names = docker(
-        "volume", "ls", "-q", "--filter", f"driver={plugin.driver}", check=False
-    ).stdout.split()
+    names = docker("volume", "ls", "-q", "--filter", f"driver={plugin.driver}", check=False).stdout.split()
     for v in names:
         r = docker("volume", "rm", v, check=False, timeout=90)
         if r.returncode != 0:
@@ -708,17 +658,13 @@ def _teardown_plugin(plugin: PluginProcess) -> list[str]:
             plugin.socket_path.unlink()
     left = mounts_under(plugin.base_dir)
     if left:
-        problems.append(
-            f"mounts left under {plugin.base_dir} after the plugin stopped: {left}"
-        )
+        problems.append(f"mounts left under {plugin.base_dir} after the plugin stopped: {left}")
         lazy_unmount_all(plugin.base_dir)
     return problems
 
 
 @pytest.fixture
-def plugin(
-    plugin_session: PluginProcess, request: pytest.FixtureRequest
-) -> PluginProcess:
+def plugin(plugin_session: PluginProcess, request: pytest.FixtureRequest) -> PluginProcess:
     """The session's plugin, restarted if a previous test left it dead."""
     plugin_session.ensure_running()
     _LOG_MARKS[request.node.nodeid] = (
@@ -742,8 +688,6 @@ def res(plugin: PluginProcess, request: pytest.FixtureRequest) -> Iterator[Resou
         while (left := mounts_under(plugin.base_dir)) and time.monotonic() < deadline:
             time.sleep(0.25)
         if left:
-            problems.append(
-                f"mounts still present under {plugin.base_dir} after cleanup: {left}"
-            )
+            problems.append(f"mounts still present under {plugin.base_dir} after cleanup: {left}")
         if problems:
             pytest.fail("teardown:\n  " + "\n  ".join(problems), pytrace=False)

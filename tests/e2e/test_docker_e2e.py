@@ -44,9 +44,7 @@ def driver_volumes(res: Resources, driver: str | None = None) -> list[str]:
     # Filtered by driver on purpose: an unfiltered `docker volume ls` asks
     # every v1 plugin dockerd has ever seen and stalls ~15 s on dead ones.
     driver = driver or res.plugin.driver
-    return res.docker(
-        "volume", "ls", "-q", "--filter", f"driver={driver}"
-    ).stdout.split()
+    return res.docker("volume", "ls", "-q", "--filter", f"driver={driver}").stdout.split()
 
 
 def mount_ids(res: Resources, name: str) -> list[str]:
@@ -68,9 +66,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def run_in(
-    res: Resources, volume: str, script: str, *, timeout: float = DOCKER_TIMEOUT
-) -> str:
+def run_in(res: Resources, volume: str, script: str, *, timeout: float = DOCKER_TIMEOUT) -> str:
     """docker run --rm -v volume:/data IMAGE sh -c script; returns stdout."""
     return res.docker(
         "run",
@@ -104,10 +100,19 @@ def start_sleeper(res: Resources, volume: str, script: str = "") -> str:
     return name
 
 
-def host_file_text(res: Resources, path: Path, timeout: float = 10.0) -> str:
-    """Contents of a backing file, waiting briefly for it to appear."""
-    res.wait_for(path.exists, timeout, f"{path} on the host")
-    return path.read_text()
+def assert_host_file(res: Resources, path: Path, expected: str, timeout: float = 10.0) -> None:
+    """The backing file on the host gets exactly `expected` (waits: the
+    container may still be writing/closing it, uploads may be asynchronous)."""
+    seen: list[str] = []
+
+    def matches() -> bool:
+        seen.append(path.read_text() if path.exists() else "<missing>")
+        return seen[-1] == expected
+
+    try:
+        res.wait_for(matches, timeout, f"{path} to contain {expected!r}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last content: {seen[-1] if seen else '?'!r}") from None
 
 
 # --------------------------------------------------------------------------
@@ -120,19 +125,15 @@ def test_create_use_inspect_ls_rm(plugin: PluginProcess, res: Resources) -> None
 
     out = run_in(res, vol, "echo hi > /data/f.txt; cat /data/f.txt")
     assert out.strip() == "hi"
-    assert host_file_text(res, backing / "f.txt") == "hi\n"
+    assert_host_file(res, backing / "f.txt", "hi\n")
 
     info = inspect_volume(res, vol)
     assert info["Name"] == vol
     assert info["Driver"] == plugin.driver
     assert info["Mountpoint"], info
-    assert os.path.realpath(info["Mountpoint"]).startswith(
-        os.path.realpath(plugin.base_dir) + "/"
-    ), info
+    assert os.path.realpath(info["Mountpoint"]).startswith(os.path.realpath(plugin.base_dir) + "/"), info
     assert isinstance(info.get("Status"), dict) and "Mounts" in info["Status"], info
-    assert info["Status"]["Mounts"] == [], (
-        f"no container runs, yet Status.Mounts = {info['Status']['Mounts']}"
-    )
+    assert info["Status"]["Mounts"] == [], f"no container runs, yet Status.Mounts = {info['Status']['Mounts']}"
     assert info.get("Options", {}).get("type") == "local", info
 
     assert vol in driver_volumes(res)
@@ -157,9 +158,7 @@ def test_create_use_inspect_ls_rm(plugin: PluginProcess, res: Resources) -> None
     res.docker("volume", "rm", vol)
     assert vol not in driver_volumes(res)
     status, body = plugin.call("VolumeDriver.Get", {"Name": vol})
-    assert status != 200 or (isinstance(body, dict) and body.get("Err")), (
-        f"Get after rm: {status} {body}"
-    )
+    assert status != 200 or (isinstance(body, dict) and body.get("Err")), f"Get after rm: {status} {body}"
     # Removing a volume never deletes its data.
     assert (backing / "f.txt").read_text() == "hi\n"
 
@@ -180,9 +179,7 @@ def test_large_file_checksum(plugin: PluginProcess, res: Resources) -> None:
     )
     written_sum = out.split()[0]
 
-    out = run_in(
-        res, vol, "sha256sum /data/big.bin; wc -c < /data/big.bin", timeout=300
-    )
+    out = run_in(res, vol, "sha256sum /data/big.bin; wc -c < /data/big.bin", timeout=300)
     read_sum, size = out.split()[0], int(out.split()[-1])
     assert size == BIG_MB * 1024 * 1024
     assert read_sum == written_sum, "a second container read different data"
@@ -193,9 +190,7 @@ def test_large_file_checksum(plugin: PluginProcess, res: Resources) -> None:
         15,
         "big.bin on the host",
     )
-    assert sha256_file(host) == written_sum, (
-        "backend file differs from what the container wrote"
-    )
+    assert sha256_file(host) == written_sum, "backend file differs from what the container wrote"
 
 
 # --------------------------------------------------------------------------
@@ -205,10 +200,7 @@ def test_large_file_checksum(plugin: PluginProcess, res: Resources) -> None:
 
 def test_graceful_restart_restores_state(plugin: PluginProcess, res: Resources) -> None:
     vol, backing = res.create_volume()
-    assert (
-        run_in(res, vol, "echo before > /data/before.txt; cat /data/before.txt").strip()
-        == "before"
-    )
+    assert run_in(res, vol, "echo before > /data/before.txt; cat /data/before.txt").strip() == "before"
     mountpoint = inspect_volume(res, vol)["Mountpoint"]
 
     plugin.restart()  # SIGTERM (must exit within 10 s), then start with the same dirs
@@ -220,21 +212,17 @@ def test_graceful_restart_restores_state(plugin: PluginProcess, res: Resources) 
     assert info["Status"]["Mounts"] == []
 
     # The restored volume still points at the same backing path (rclone#9853).
-    out = run_in(
-        res, vol, "cat /data/before.txt; echo after > /data/after.txt; ls /data"
-    )
+    out = run_in(res, vol, "cat /data/before.txt; echo after > /data/after.txt; ls /data")
     assert out.splitlines()[0] == "before", out
-    assert host_file_text(res, backing / "after.txt") == "after\n"
+    assert_host_file(res, backing / "after.txt", "after\n")
 
 
 def test_crash_while_mounted(plugin: PluginProcess, res: Resources) -> None:
     vol, backing = res.create_volume()
     ctr = start_sleeper(res, vol, "echo pre > /data/pre.txt")
-    assert host_file_text(res, backing / "pre.txt") == "pre\n"
+    assert_host_file(res, backing / "pre.txt", "pre\n")
     mountpoint = inspect_volume(res, vol)["Mountpoint"]
-    assert is_mounted(plugin, os.path.realpath(mountpoint)), (
-        f"{mountpoint} is not mounted while a container uses it"
-    )
+    assert is_mounted(plugin, os.path.realpath(mountpoint)), f"{mountpoint} is not mounted while a container uses it"
     assert len(mount_ids(res, vol)) == 1
 
     plugin.kill()  # SIGKILL: no cleanup, stale FUSE mount and socket stay behind
@@ -245,9 +233,7 @@ def test_crash_while_mounted(plugin: PluginProcess, res: Resources) -> None:
     assert vol in driver_volumes(res), "volume not listed after a plugin crash"
     ids = mount_ids(res, vol)
     if len(ids) != 1:
-        problems.append(
-            f"Status.Mounts after crash+restart = {ids}, expected the container's mount id"
-        )
+        problems.append(f"Status.Mounts after crash+restart = {ids}, expected the container's mount id")
 
     # The plugin should repair the stale mount (unmount + remount for live ids).
     def healthy() -> bool:
@@ -272,9 +258,7 @@ def test_crash_while_mounted(plugin: PluginProcess, res: Resources) -> None:
     try:
         res.wait_for(removed, 30, f"docker volume rm {vol} to succeed", interval=1.0)
     except AssertionError as e:
-        raise AssertionError(
-            f"{e}; last error: {errors[-1] if errors else '?'}"
-        ) from None
+        raise AssertionError(f"{e}; last error: {errors[-1] if errors else '?'}") from None
     assert vol not in driver_volumes(res)
     assert (backing / "pre.txt").read_text() == "pre\n", "data lost"
     res.wait_for(lambda: not plugin.mounts(), 10, "no mounts under the base dir")
@@ -290,8 +274,8 @@ def test_two_containers_share_volume(plugin: PluginProcess, res: Resources) -> N
     vol, backing = res.create_volume()
     c1 = start_sleeper(res, vol, "echo one > /data/one.txt")
     c2 = start_sleeper(res, vol, "echo two > /data/two.txt")
-    assert host_file_text(res, backing / "one.txt") == "one\n"
-    assert host_file_text(res, backing / "two.txt") == "two\n"
+    assert_host_file(res, backing / "one.txt", "one\n")
+    assert_host_file(res, backing / "two.txt", "two\n")
     mountpoint = os.path.realpath(inspect_volume(res, vol)["Mountpoint"])
     assert is_mounted(plugin, mountpoint), f"{mountpoint} not mounted on the host"
 
@@ -309,18 +293,14 @@ def test_two_containers_share_volume(plugin: PluginProcess, res: Resources) -> N
     res.docker("rm", "-f", c1, timeout=90)
     res.containers.remove(c1)
     ids_after = mount_ids(res, vol)
-    assert len(ids_after) == 1 and ids_after[0] in ids, (
-        f"after the first container: {ids_after}"
-    )
-    assert is_mounted(plugin, mountpoint), (
-        "the volume was unmounted although a second container still uses it"
-    )
+    assert len(ids_after) == 1 and ids_after[0] in ids, f"after the first container: {ids_after}"
+    assert is_mounted(plugin, mountpoint), "the volume was unmounted although a second container still uses it"
     # The second container still works on the (still mounted) volume.
     assert exec_out(
         c2,
         "cat /data/one.txt /data/x.txt; echo three > /data/three.txt; cat /data/three.txt",
     ) == ("one\nfrom1\nthree\n")
-    assert host_file_text(res, backing / "three.txt") == "three\n"
+    assert_host_file(res, backing / "three.txt", "three\n")
 
     res.docker("rm", "-f", c2, timeout=90)
     res.containers.remove(c2)
@@ -337,9 +317,7 @@ def test_two_containers_share_volume(plugin: PluginProcess, res: Resources) -> N
 # --------------------------------------------------------------------------
 
 
-def test_implicit_create_without_options_fails(
-    plugin: PluginProcess, res: Resources
-) -> None:
+def test_implicit_create_without_options_fails(plugin: PluginProcess, res: Resources) -> None:
     vol = res.volume()
     r = res.docker(
         "run",
@@ -363,12 +341,7 @@ def test_implicit_create_without_options_fails(
         f"error does not mention the missing remote/type: {m.group(1)!r}"
     )
     assert vol not in driver_volumes(res)
-    assert (
-        vol
-        not in res.docker(
-            "volume", "ls", "-q", "--filter", "driver=local"
-        ).stdout.split()
-    )
+    assert vol not in res.docker("volume", "ls", "-q", "--filter", "driver=local").stdout.split()
 
     # Same thing straight on the socket, as dockerd sends it.
     status, body = plugin.call("VolumeDriver.Create", {"Name": vol, "Opts": None})
@@ -400,16 +373,9 @@ def test_bad_option_is_rejected(plugin: PluginProcess, res: Resources) -> None:
     assert r.returncode != 0, f"volume with a bogus option was created: {r.stdout!r}"
     assert "bogus-option" in r.stderr, f"error does not name the option: {r.stderr!r}"
     assert vol not in driver_volumes(res)
-    assert (
-        vol
-        not in res.docker(
-            "volume", "ls", "-q", "--filter", "driver=local"
-        ).stdout.split()
-    )
+    assert vol not in res.docker("volume", "ls", "-q", "--filter", "driver=local").stdout.split()
     status, body = plugin.call("VolumeDriver.Get", {"Name": vol})
-    assert status != 200 or (isinstance(body, dict) and body.get("Err")), (
-        f"Get after failed create: {body}"
-    )
+    assert status != 200 or (isinstance(body, dict) and body.get("Err")), f"Get after failed create: {body}"
 
 
 # --------------------------------------------------------------------------
@@ -422,7 +388,7 @@ def test_copy_up_from_image(plugin: PluginProcess, res: Resources) -> None:
     assert not any(backing.iterdir())
     out = run_in(res, vol, "cat /data/from-image.txt")
     assert out == "hello\n"
-    assert host_file_text(res, backing / "from-image.txt") == "hello\n"
+    assert_host_file(res, backing / "from-image.txt", "hello\n")
     assert mount_ids(res, vol) == []
 
     # A non-empty volume is not overwritten by a second copy-up.

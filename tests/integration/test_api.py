@@ -371,3 +371,28 @@ def test_stale_socket_file_is_replaced(plugin_factory) -> None:
     s.close()
     p.start()
     assert p.client.ok("VolumeDriver.List", {}) == {"Volumes": []}
+
+
+def test_subdirectory_listing_and_fd_metadata_calls(plugin: Plugin, data_dir: Path) -> None:
+    """readdir of a subdirectory lists that directory; fchmod/futimens touch that file only."""
+    c = plugin.client
+    c.ok("VolumeDriver.Create", {"Name": "sub", "Opts": local(data_dir)})
+    mp = Path(c.ok("VolumeDriver.Mount", {"Name": "sub", "ID": "a"})["Mountpoint"])
+    try:
+        for i in range(5):
+            (mp / f"top{i}").write_text("t")
+        (mp / "d").mkdir()
+        (mp / "d" / "inner").write_text("i")
+        assert sorted(os.listdir(mp / "d")) == ["inner"]
+        root_mode = stat.S_IMODE(os.stat(data_dir).st_mode)
+        fd = os.open(mp / "d" / "inner", os.O_RDONLY)
+        try:
+            os.fchmod(fd, 0o600)
+            os.utime(fd, ns=(10**18, 10**18))
+        finally:
+            os.close(fd)
+        assert stat.S_IMODE(os.stat(data_dir / "d" / "inner").st_mode) == 0o600
+        assert os.stat(data_dir / "d" / "inner").st_mtime_ns == 10**18
+        assert stat.S_IMODE(os.stat(data_dir).st_mode) == root_mode
+    finally:
+        c.ok("VolumeDriver.Unmount", {"Name": "sub", "ID": "a"})

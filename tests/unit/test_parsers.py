@@ -31,7 +31,7 @@ SIZES = [
     ("128k", 131072), ("128K", 131072), ("128M", 134217728), ("128Mi", 134217728),
     ("128MiB", 134217728), ("128mib", 134217728), ("1.5G", 1610612736), ("1.5Gi", 1610612736),
     ("0.5", 512), ("1e3", 1024000), ("1T", 1 << 40), ("1P", 1 << 50), ("1E", 1 << 60),
-    ("off", -1), ("OFF", -1), ("Off", -1), ("1gIB", 1 << 30), ("1KI", 1024), ("+1", 1024),
+    ("off", -1), ("OFF", -1), ("Off", -1), ("1giB", 1 << 30), ("1KI", 1024), ("+1", 1024),
     ("-0", 0), ("1_000", 1024000), ("0x1p4", 16384), (".5k", 512), ("5.", 5120),
     # overflow becomes MinInt64, as Go's float->int64 conversion does on amd64
     ("9E", MIN_INT64), ("infk", MIN_INT64), ("nank", MIN_INT64),
@@ -57,7 +57,10 @@ SIZE_ERRORS = [
     ("B", 'strconv.ParseFloat: parsing "": invalid syntax'),
     ("1e400k", 'strconv.ParseFloat: parsing "1e400": value out of range'),
     ("1__0", 'strconv.ParseFloat: parsing "1__0": invalid syntax'),
-    ("١", 'strconv.ParseFloat: parsing "١": invalid syntax'),  # only ASCII digits
+    ("1gIB", 'strconv.ParseFloat: parsing "1gI": invalid syntax'),  # the i must be lower case
+    ("1kIB", 'strconv.ParseFloat: parsing "1kI": invalid syntax'),
+    ("1_", "bad suffix '_'"),
+    ("١k", 'strconv.ParseFloat: parsing "١": invalid syntax'),  # ASCII digits only
 ]
 
 
@@ -83,7 +86,8 @@ def test_format_size(n, text):
 
 
 def test_format_size_round_trips():
-    for n in (1, 1024, 3 << 20, 5 << 30, 7 << 40):
+    # not below 1024: "1" means 1 KiB when parsed, as in rclone
+    for n in (1024, 3 << 20, 5 << 30, 7 << 40):
         assert parse_size(format_size(n)) == n
 
 
@@ -134,6 +138,7 @@ def test_parse_duration_off_and_exact_ns():
 
 @pytest.mark.parametrize(("text", "message"), DURATION_ERRORS)
 def test_parse_duration_errors(text, message):
+    assert parsers.go_parse_duration(text) is None
     with pytest.raises(ValueError) as err:
         parse_duration(text)
     assert str(err.value) == message
@@ -293,7 +298,7 @@ def _rc_option(run_rclone, flag: str, value: str, field: str):
 
 
 @pytest.mark.rclone
-@pytest.mark.parametrize("text", [t for t, _ in SIZES] + [t for t, _ in SIZE_ERRORS if t != "١"]
+@pytest.mark.parametrize("text", [t for t, _ in SIZES] + [t for t, _ in SIZE_ERRORS]
                          + ["1.25Mi", "999", "2pib", "3ei", "1e18"])
 def test_sizes_match_rclone(run_rclone, text):
     stored, error = _rc_option(run_rclone, "--max-size", text, "MaxSize")
