@@ -90,6 +90,7 @@ echo 'root:x:0:0:root:/:/bin/sh' >"$ROOT/etc/passwd"
 echo 'root:x:0:' >"$ROOT/etc/group"
 echo hello >"$ROOT/data/from-image.txt"
 
+old_id=$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 log "importing $IMAGE from $BUSYBOX"
 tar --numeric-owner --owner=0 --group=0 -C "$ROOT" -c . |
     docker import \
@@ -101,4 +102,9 @@ tar --numeric-owner --owner=0 --group=0 -C "$ROOT" -c . |
 # Smoke test.
 out=$(docker run --rm "$IMAGE" cat /data/from-image.txt)
 [ "$out" = hello ] || die "smoke test failed: got '$out'"
+# --force: drop the previous image if nothing else uses it (no dangling layers).
+new_id=$(docker image inspect -f '{{.Id}}' "$IMAGE")
+if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
+    docker image rm "$old_id" >/dev/null 2>&1 || true
+fi
 log "built $IMAGE"

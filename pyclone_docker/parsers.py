@@ -159,7 +159,8 @@ def parse_tristate(s: str) -> bool | None:
 
 
 # fmt's notion of a space, newline excluded (Sscanln stops there)
-_SCAN_SPACE = "\t\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+_SCAN_SPACE = ("\t\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+               "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 _SCAN_WORDS = {"t": "rue", "f": "alse"}
 
 

@@ -307,7 +307,7 @@ class PluginProcess:
     def command(self) -> list[str]:
         python = os.environ.get("PYCLONE_PYTHON") or sys.executable or "python3"
         pyz = os.environ.get("PYCLONE_PYZ")
-        head = [python, pyz] if pyz else [python, "-m", "pyclone_docker"]
+        head = [python, os.path.abspath(pyz)] if pyz else [python, "-m", "pyclone_docker"]
         extra = shlex.split(os.environ.get("PYCLONE_E2E_PLUGIN_ARGS", ""))
         return [
             *head,

@@ -31,13 +31,13 @@ def run_rclone(tmp_path) -> Callable[..., subprocess.CompletedProcess]:
     """Run rclone with a clean environment: no user config, no stray RCLONE_* variables."""
     assert RCLONE is not None
 
-    def run(*args: str, env: Mapping[str, str] | None = None,
-            stdin: str | None = None) -> subprocess.CompletedProcess:
+    def run(*args: str, env: Mapping[str, str] | None = None, stdin: str | None = None,
+            binary: bool = False) -> subprocess.CompletedProcess:
         clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
         if "TZ" in os.environ:  # local time must agree with this process
             clean["TZ"] = os.environ["TZ"]
         clean.update(env or {})
         return subprocess.run([RCLONE, *args], env=clean, input=stdin, capture_output=True,
-                              text=True, timeout=60, check=False)
+                              text=not binary, timeout=60, check=False)
 
     return run
