@@ -7,8 +7,6 @@ names use the rules of rclone >= 1.61 (Unicode letters and digits, `+`, `@`).
 from __future__ import annotations
 
 import base64
-import hashlib
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -28,6 +26,12 @@ ERR_AFTER_QUOTE = "expecting `:` or `,` or another quote after a quote"
 _NAME_PUNCT = "_.+@"
 
 
+def _category(c: str) -> str:
+    import unicodedata
+
+    return unicodedata.category(c)
+
+
 @dataclass(frozen=True)
 class ParsedPath:
     """A parsed fs string. name is '' for local paths, ':s3' for on-the-fly backends."""
@@ -42,7 +46,7 @@ def _name_char(c: str, inner: bool) -> bool:
     if c.isascii():
         if c.isalnum() or c in _NAME_PUNCT:
             return True
-    elif unicodedata.category(c)[0] in "LN":
+    elif _category(c)[0] in "LN":
         return True
     return inner and c in " -"
 
@@ -174,5 +178,7 @@ def override_suffix(params: Mapping[str, str]) -> str:
     """The `{xxxxx}` rclone appends to an Fs name whose options were overridden ('' if none)."""
     if not params:
         return ""
+    import hashlib  # lazily: loading OpenSSL costs ~4 MB of RSS
+
     digest = hashlib.md5(config_string(params).encode("utf-8")).digest()
     return "{" + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")[:5] + "}"

@@ -9,12 +9,9 @@ mount; libfuse3 chdirs to /; a mount must be checked to have really appeared.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import logging
 import os
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -53,8 +50,25 @@ def fuse_binding() -> Any:
 def _libc_handle() -> Any:
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        _libc = ctypes.CDLL(None, use_errno=True)  # the C library already loaded (glibc or musl)
     return _libc
+
+
+def tune_malloc() -> None:
+    """Keep glibc from hoarding memory across many FUSE worker threads (the RSS target).
+
+    Every thread would get its own malloc arena, and after the first 1 MiB request buffer
+    is freed glibc raises its mmap threshold so later buffers stay resident. A fixed
+    threshold and two arenas keep the process near its idle size after heavy I/O.
+    """
+    libc = _libc_handle()
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:  # musl: nothing to tune
+        return
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
+    mallopt(m_arena_max, 2)
+    mallopt(m_mmap_threshold, 128 * 1024)
+    mallopt(m_trim_threshold, 256 * 1024)
 
 
 def umount(path: str, lazy: bool = False) -> None:
@@ -65,6 +79,9 @@ def umount(path: str, lazy: bool = False) -> None:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), path)
         return
+    import shutil
+    import subprocess
+
     tool = shutil.which("fusermount3") or shutil.which("fusermount")
     if tool is None:
         raise OSError(errno.ENOENT, "fusermount3 not found: install fuse3", path)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import os
 
-from Cryptodome.Cipher import AES
-
 # rclone's fixed key: obscured values are interchangeable with real rclone
 _KEY = bytes.fromhex("9c935b48730a554d6bfd7c63c886a92bd390198eb8128afbf4de162b8b95f638")
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -20,6 +18,8 @@ _IV_SIZE = 16
 
 def _crypt(iv: bytes, data: bytes) -> bytes:
     # Go's cipher.NewCTR counts with the whole IV as one 128-bit big-endian number
+    from Cryptodome.Cipher import AES  # lazily: most starts never need it
+
     return AES.new(_KEY, AES.MODE_CTR, nonce=b"", initial_value=iv).encrypt(data)
 
 

@@ -10,8 +10,12 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-import unicodedata
-from decimal import Decimal
+
+
+def _category(ch: str) -> str:
+    import unicodedata  # lazily: the table costs RSS the plugin rarely needs
+
+    return unicodedata.category(ch)
 
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
@@ -30,7 +34,7 @@ def _go_quote(s: str) -> str:
             out.append("\\t")
         elif ch == "\r":
             out.append("\\r")
-        elif unicodedata.category(ch)[0] == "C" or (ch.isspace() and ch != " "):
+        elif _category(ch)[0] == "C" or (ch.isspace() and ch != " "):
             code = ord(ch)
             out.append(f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}")
         else:
@@ -455,6 +459,8 @@ def go_duration_string(ns: int) -> str:
 
 def _go_shortest_float(value: float) -> str:
     """strconv.FormatFloat(v, 'f', -1, 64): shortest round-trip digits, no exponent."""
+    from decimal import Decimal  # rarely needed; keeps libmpdec out of the plugin's RSS
+
     text = format(Decimal(repr(value)), "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import os
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
 
 from . import secretbox
@@ -84,6 +82,9 @@ def _config_key(password: str) -> bytes:
         raise ValueError("password contains invalid utf8 characters") from None
     if _trim(password) == "":
         raise ValueError("no characters in password")
+    import hashlib  # lazily: OpenSSL and the Unicode tables are costly in RSS
+    import unicodedata
+
     password = unicodedata.normalize("NFKC", password)
     return hashlib.sha256(f"[{password}][rclone-config]".encode()).digest()
 

@@ -7,11 +7,7 @@ nonces and Poly1305 but no XSalsa20: the 24-byte nonce is reduced with HSalsa20 
 
 from __future__ import annotations
 
-import hmac
 import struct
-
-from Cryptodome.Cipher import Salsa20
-from Cryptodome.Hash.Poly1305 import Poly1305_MAC
 
 KEY_SIZE = 32
 NONCE_SIZE = 24
@@ -60,12 +56,16 @@ def _check(nonce: bytes, key: bytes) -> None:
 
 def _xsalsa20(data: bytes, nonce: bytes, key: bytes) -> tuple[bytes, bytes]:
     """(one-time Poly1305 key, data XOR keystream[32:])."""
+    from Cryptodome.Cipher import Salsa20  # lazily: native code, loaded on first use
+
     cipher = Salsa20.new(key=hsalsa20(key, nonce[:16]), nonce=nonce[16:])
     out = cipher.encrypt(bytes(32) + data)
     return out[:32], out[32:]
 
 
 def _tag(otk: bytes, ciphertext: bytes) -> bytes:
+    from Cryptodome.Hash.Poly1305 import Poly1305_MAC
+
     return Poly1305_MAC(otk[:16], otk[16:], ciphertext).digest()
 
 
@@ -82,8 +82,12 @@ def open_(box: bytes, nonce: bytes, key: bytes) -> bytes:
     if len(box) < OVERHEAD:
         raise ValueError("secretbox: message too short")
     tag, ciphertext = box[:OVERHEAD], box[OVERHEAD:]
+    from Cryptodome.Cipher import Salsa20  # lazily: native code, loaded on first use
+
     cipher = Salsa20.new(key=hsalsa20(key, nonce[:16]), nonce=nonce[16:])
     otk = cipher.encrypt(bytes(32))
+    import hmac
+
     if not hmac.compare_digest(_tag(otk, ciphertext), tag):
         raise ValueError("secretbox: message authentication failed")
     return cipher.encrypt(ciphertext)  # continues the keystream at byte 32

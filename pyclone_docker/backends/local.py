@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat as stat_mod
 
@@ -207,6 +206,8 @@ class LocalBackend(Backend):
     def hash(self, path: str, kind: str) -> str:
         if kind not in self.hashes:
             return super().hash(path, kind)
+        import hashlib  # lazily: OpenSSL costs ~4 MB of RSS
+
         h = hashlib.new(kind)
         with open(self._abs(path), "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):

@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ..mount import tune_malloc
 from . import api as apimod
 from .driver import Driver
 from .httpserver import HttpServer
@@ -171,6 +172,7 @@ class PluginServer:
                 self.http.stop()
 
     def run(self) -> int:
+        tune_malloc()  # before any thread exists
         self.install_signals()
         if not self.forget_state:
             self.driver.load_state()

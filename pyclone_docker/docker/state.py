@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -54,7 +53,9 @@ def parse_created(text: str) -> int:
 
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
     directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+    # O_EXCL with a random name, as mkstemp does (tempfile itself costs start-up time and RSS)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.urandom(6).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         os.fchmod(fd, mode)
         view = memoryview(data)

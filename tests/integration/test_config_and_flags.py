@@ -1,0 +1,134 @@
+"""rclone.conf remotes, alias, command-line defaults, mount options and the small subcommands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyclone_docker import obscure
+
+from .conftest import REPO, Plugin
+
+
+def mountinfo_options(mp: str) -> str:
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == mp:
+                return line
+    raise AssertionError(f"{mp} is not mounted")
+
+
+def test_named_remotes_and_alias_from_rclone_conf(plugin_factory, tmp_root: Path, data_dir: Path) -> None:
+    conf = tmp_root / "rclone.conf"
+    conf.write_text(f"[mylocal]\ntype = local\n\n[myalias]\ntype = alias\nremote = mylocal:{data_dir}\n")
+    p = plugin_factory(["--config", str(conf)])
+    c = p.client
+    c.ok("VolumeDriver.Create", {"Name": "al", "Opts": {"remote": "myalias:sub"}})
+    mp = Path(c.ok("VolumeDriver.Mount", {"Name": "al", "ID": "a"})["Mountpoint"])
+    try:
+        (mp / "via-alias.txt").write_text("aliased")
+    finally:
+        c.ok("VolumeDriver.Unmount", {"Name": "al", "ID": "a"})
+    assert (data_dir / "sub" / "via-alias.txt").read_text() == "aliased"
+    # a named remote's backend options take its type as prefix
+    c.ok("VolumeDriver.Create", {"Name": "ml", "Opts": {"remote": f"mylocal:{data_dir}", "local-copy-links": "true"}})
+    err = c.err("VolumeDriver.Create", {"Name": "m2", "Opts": {"remote": "mylocal:/x", "sftp-host": "h"}})
+    assert 'unsupported backend option "sftp-host"' in err
+
+
+def test_remote_defined_by_environment(plugin_factory, data_dir: Path) -> None:
+    p = plugin_factory(env={"RCLONE_CONFIG_ENVREM_TYPE": "local"})
+    c = p.client
+    c.ok("VolumeDriver.Create", {"Name": "env", "Opts": {"remote": f"envrem:{data_dir}"}})
+    mp = Path(c.ok("VolumeDriver.Mount", {"Name": "env", "ID": "a"})["Mountpoint"])
+    try:
+        (mp / "e.txt").write_text("env")
+    finally:
+        c.ok("VolumeDriver.Unmount", {"Name": "env", "ID": "a"})
+    assert (data_dir / "e.txt").read_text() == "env"
+
+
+def test_obscured_passwords_are_revealed_and_bad_ones_refused_without_echo(plugin: Plugin) -> None:
+    c = plugin.client
+    good = obscure.obscure("s3cr3t-value")
+    err = c.err("VolumeDriver.Create", {"Name": "o", "Opts": {"type": "sftp", "sftp-host": "h", "sftp-pass": good}})
+    assert "not available" in err  # got past the reveal
+    err = c.err("VolumeDriver.Create", {"Name": "o", "Opts": {"type": "sftp", "sftp-host": "h",
+                                                              "sftp-pass": "plain!text"}})
+    assert "couldn't decrypt pass" in err and "plain!text" not in err
+
+
+def test_command_line_flags_are_volume_defaults(plugin_factory, data_dir: Path) -> None:
+    (data_dir / "f.txt").write_text("x")
+    p = plugin_factory(["--read-only", "--allow-other", "--attr-timeout", "2s"])
+    c = p.client
+    c.ok("VolumeDriver.Create", {"Name": "d", "Opts": {"type": "local", "path": str(data_dir)}})
+    c.ok("VolumeDriver.Create", {"Name": "w", "Opts": {"type": "local", "path": str(data_dir), "read-only": "false"}})
+    mp = c.ok("VolumeDriver.Mount", {"Name": "d", "ID": "a"})["Mountpoint"]
+    mpw = c.ok("VolumeDriver.Mount", {"Name": "w", "ID": "a"})["Mountpoint"]
+    try:
+        assert "allow_other" in mountinfo_options(mp)
+        with pytest.raises(OSError) as ei:
+            Path(mp, "new.txt").write_text("no")
+        assert ei.value.errno == 30
+        Path(mpw, "new.txt").write_text("yes")  # per-volume option overrides the default
+    finally:
+        c.ok("VolumeDriver.Unmount", {"Name": "d", "ID": "a"})
+        c.ok("VolumeDriver.Unmount", {"Name": "w", "ID": "a"})
+
+
+def test_uid_gid_umask_override(plugin: Plugin, data_dir: Path) -> None:
+    (data_dir / "f.txt").write_text("x")
+    c = plugin.client
+    c.ok("VolumeDriver.Create", {"Name": "u", "Opts": {"type": "local", "path": str(data_dir), "uid": "1234",
+                                                       "gid": "5678", "umask": "077"}})
+    mp = c.ok("VolumeDriver.Mount", {"Name": "u", "ID": "a"})["Mountpoint"]
+    try:
+        st = os.stat(Path(mp, "f.txt"))
+        assert (st.st_uid, st.st_gid) == (1234, 5678)
+        assert st.st_mode & 0o777 == 0o600  # rclone: file-perms 0666 &^ umask 077
+    finally:
+        c.ok("VolumeDriver.Unmount", {"Name": "u", "ID": "a"})
+
+
+def test_devname_hides_connection_string_secrets(plugin: Plugin, data_dir: Path) -> None:
+    c = plugin.client
+    c.ok("VolumeDriver.Create", {"Name": "dn", "Opts": {"remote": f":local,description=topsecret:{data_dir}"}})
+    mp = c.ok("VolumeDriver.Mount", {"Name": "dn", "ID": "a"})["Mountpoint"]
+    try:
+        line = mountinfo_options(mp)
+        assert "topsecret" not in line and "fuse.rclone" in line
+    finally:
+        c.ok("VolumeDriver.Unmount", {"Name": "dn", "ID": "a"})
+
+
+def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pyclone_docker", *args], capture_output=True, text=True,
+                          cwd=REPO, input=stdin, timeout=30)
+
+
+def test_obscure_and_reveal_subcommands() -> None:
+    res = run_cli("obscure", "potato")
+    assert res.returncode == 0
+    assert obscure.reveal(res.stdout.strip()) == "potato"
+    res = run_cli("reveal", "YWFhYWFhYWFhYWFhYWFhYXMaGgIlEQ")
+    assert (res.returncode, res.stdout.strip()) == (0, "potato")
+    res = run_cli("obscure", "-", stdin="from stdin\n")
+    assert obscure.reveal(res.stdout.strip()) == "from stdin"
+    res = run_cli("reveal", "not-obscured!")
+    assert res.returncode != 0 and "is it obscured" in res.stderr
+
+
+def test_version_help_and_bad_flags() -> None:
+    assert run_cli("version").stdout.startswith("pyclone-docker v")
+    out = run_cli("serve", "docker", "--help").stdout
+    assert "--vfs-cache-mode" in out and "--socket-addr" in out and "--allow-other" in out
+    res = run_cli("serve", "docker", "--no-such-flag")
+    assert res.returncode == 2 and "unknown flag: --no-such-flag" in res.stderr
+    res = run_cli("serve", "docker", "--attr-timeout", "soon")
+    assert res.returncode == 2 and "--attr-timeout" in res.stderr
