@@ -22,6 +22,7 @@ Usage:
   pyclone-docker obscure PASSWORD        obscure a password for rclone.conf or volume options
   pyclone-docker reveal OBSCURED         reveal an obscured password
   pyclone-docker version                 print the version
+  pyclone-docker selftest                known-answer tests of the native crypto
 
 Run 'pyclone-docker serve docker --help' for the flags.
 """
@@ -216,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if len(args) < 2 or args[1] != "docker":
                 raise UsageError("only 'serve docker' is available")
             return serve_docker(args[2:])
+        if cmd == "selftest":
+            from . import selftest
+
+            return selftest.main()
         if cmd in ("obscure", "reveal"):
             return _obscure_cmd(cmd, args[1:])
         raise UsageError(f"unknown command {cmd!r}")

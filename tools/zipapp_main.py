@@ -1,0 +1,116 @@
+# ruff: noqa: E402
+"""Bootstrap of the pyclone-docker zipapp (copied in as __main__.py by build_zipapp.py).
+
+Pure-Python code imports straight from the zip. pycryptodomex's native modules cannot load
+from a zip, so the first `import Cryptodome` unpacks them (and only them) once into a
+versioned cache dir, checked against the hashes recorded at build time. Plugins that never
+touch crypto never unpack anything.
+"""
+
+import os
+import sys
+
+BUILD = {}  # replaced by build_zipapp.py: arch, version, build_id, native file hashes
+
+if sys.version_info < (3, 10):
+    sys.exit("pyclone-docker needs Python >= 3.10; this is " + sys.version.split()[0])
+
+
+def _interpreter_arch():
+    """The architecture of this Python, not of the kernel: a 32-bit userland on a 64-bit
+    ARM kernel says aarch64 in uname but needs the armv7 build."""
+    import struct
+
+    bits = struct.calcsize("P") * 8
+    machine = os.uname().machine
+    if bits == 64 and machine in ("x86_64", "amd64"):
+        return "amd64"
+    if bits == 64 and machine in ("aarch64", "arm64"):
+        return "arm64"
+    if bits == 32 and (machine.startswith("armv7") or machine in ("armv8l", "aarch64", "arm64")):
+        return "armv7"
+    return f"{machine} ({bits}-bit)"
+
+
+_arch = _interpreter_arch()
+if _arch != BUILD["arch"]:
+    sys.exit(f"pyclone-docker: this is the {BUILD['arch']} build, but this Python is {_arch}: "
+             f"use pyclone-docker-{_arch}.pyz (ARMv6 boards are not supported)")
+
+if sys.argv[1:2] == ["version"] and len(sys.argv) == 2:
+    # fast path: nothing else imported
+    print(f"pyclone-docker v{BUILD['version']} ({BUILD['arch']} zipapp, python {sys.version.split()[0]})")
+    sys.exit(0)
+
+
+def _cache_root():
+    env = os.environ.get("PYCLONE_NATIVE_CACHE")
+    if env:
+        return env
+    if os.geteuid() == 0:
+        return "/var/cache/pyclone-docker"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pyclone-docker")
+
+
+def _unpack_native():
+    """Unpack _native/ once per build; concurrent first starts race safely via rename()."""
+    import hashlib
+    import shutil
+    import zipfile
+
+    root = _cache_root()
+    target = os.path.join(root, BUILD["build_id"])
+    if os.path.exists(os.path.join(target, ".complete")):
+        return target
+    tmp = None
+    try:
+        os.makedirs(root, mode=0o755, exist_ok=True)
+        tmp = os.path.join(root, f".tmp-{BUILD['build_id']}-{os.getpid()}-{os.urandom(4).hex()}")
+        os.mkdir(tmp, 0o755)
+        with zipfile.ZipFile(os.path.dirname(__file__)) as zf:
+            for name, digest in BUILD["native"].items():
+                data = zf.read(name)
+                if hashlib.sha256(data).hexdigest() != digest:
+                    raise OSError(f"{name} in the zipapp does not match its build hash (damaged file?)")
+                dest = os.path.join(tmp, name[len("_native/"):])
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                with open(dest, "wb") as f:
+                    f.write(data)
+        open(os.path.join(tmp, ".complete"), "w").close()
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not os.path.exists(os.path.join(target, ".complete")):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another start won the race
+        tmp = None
+        return target
+    except OSError as e:
+        sys.exit(f"pyclone-docker: cannot unpack its native crypto modules into {root}: {e}. "
+                 "Set PYCLONE_NATIVE_CACHE to a writable directory.")
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _NativeFinder:
+    """Finds Cryptodome in the unpacked cache dir, unpacking it on first import."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name != "Cryptodome":
+            return None
+        from importlib.machinery import PathFinder
+
+        directory = _unpack_native()
+        sys.meta_path.remove(cls)
+        sys.path.insert(1, directory)
+        return PathFinder.find_spec(name, [directory])
+
+
+sys.meta_path.insert(0, _NativeFinder)
+
+from pyclone_docker.cli import main
+
+sys.exit(main())
