@@ -1,4 +1,4 @@
-# ruff: noqa: E402
+# ruff: noqa: E402, UP036
 """Bootstrap of the pyclone-docker zipapp (copied in as __main__.py by build_zipapp.py).
 
 Pure-Python code imports straight from the zip. pycryptodomex's native modules cannot load
