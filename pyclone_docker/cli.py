@@ -125,12 +125,13 @@ def _apply_env(pf: ParsedFlags, env: Mapping[str, str]) -> None:
         raw = env.get("RCLONE_" + name.upper())
         if raw is not None and raw != "":
             _set(pf, opt, raw, "RCLONE_" + name.upper())
-    verbose = env.get("RCLONE_VERBOSE", "")
-    if verbose.strip():
-        try:
-            pf.verbose = int(verbose)
-        except ValueError:
-            raise UsageError(f"RCLONE_VERBOSE must be a number, not {verbose!r}") from None
+    for var in ("RCLONE_VERBOSE", "PYCLONE_VERBOSE"):  # the managed plugin's setting is PYCLONE_VERBOSE
+        verbose = env.get(var, "")
+        if verbose.strip():
+            try:
+                pf.verbose = int(verbose)
+            except ValueError:
+                raise UsageError(f"{var} must be a number, not {verbose!r}") from None
     for key, value in env.items():
         if key.startswith("RCLONE_") and not key.startswith("RCLONE_CONFIG"):
             flag = key[len("RCLONE_"):].lower().replace("_", "-")

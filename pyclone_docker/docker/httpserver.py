@@ -39,6 +39,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    keep_alive: bool = True
 
 
 @dataclass
@@ -91,7 +92,7 @@ def parse_request(buf: bytearray) -> tuple[Request, int] | None:
     parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[0].isalpha() or not parts[2].startswith("HTTP/1."):
         raise ParseError(400, "malformed request line")
-    method, target, _version = parts
+    method, target, version = parts
     if not target.startswith("/"):
         raise ParseError(400, "malformed request target")
     headers: dict[str, str] = {}
@@ -119,7 +120,9 @@ def parse_request(buf: bytearray) -> tuple[Request, int] | None:
             return None
         body, consumed = bytes(buf[start:start + length]), start + length
     path = target.split("?", 1)[0]
-    return Request(method, path, headers, body), consumed
+    conn_hdr = headers.get("connection", "").lower()
+    keep = conn_hdr != "close" if version == "HTTP/1.1" else conn_hdr == "keep-alive"
+    return Request(method, path, headers, body, keep), consumed
 
 
 def _dechunk(buf: bytearray, pos: int) -> tuple[bytes, int] | None:
@@ -300,6 +303,8 @@ class HttpServer:
             if isinstance(req, Response):
                 self._respond(conn, req)
                 return
+            if not req.keep_alive:
+                conn.close_after = True
             try:
                 result = self.handler(req)
             except Exception:

@@ -99,7 +99,9 @@ class Plugin:
         self.client = Client(self.sock)
 
     def start(self, *more: str, wait: bool = True) -> Plugin:
-        cmd = [sys.executable, "-m", "pyclone_docker", "serve", "docker", "-vv",
+        pyz = os.environ.get("PYCLONE_PYZ")  # CI runs this suite against the built zipapp too
+        head = [sys.executable, pyz] if pyz else [sys.executable, "-m", "pyclone_docker"]
+        cmd = [*head, "serve", "docker", "-vv",
                "--socket-addr", self.sock, "--base-dir", str(self.base), "--cache-dir", str(self.cache),
                "--log-file", str(self.log), *self.extra, *more]
         env = dict(os.environ, PYTHONPATH=str(REPO), **self.env)

@@ -93,3 +93,12 @@ def test_bad_requests(raw: bytes, status: int) -> None:
 def test_chunked() -> None:
     r, _ = req(b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
     assert r.body == b"abcde"
+
+
+def test_connection_close_and_http10() -> None:
+    r, _ = req(b"POST /x HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert r.keep_alive is False
+    r, _ = req(b"POST /x HTTP/1.1\r\n\r\n")
+    assert r.keep_alive is True
+    r, _ = req(b"POST /x HTTP/1.0\r\n\r\n")
+    assert r.keep_alive is False
