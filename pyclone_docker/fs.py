@@ -60,6 +60,8 @@ def resolve(fs_string: str, ctx: FsContext) -> ResolvedFs:
     name = remote or ":" + type_name
     if overridden:
         name += fspath.override_suffix(overridden)
+    if info.factory is None and type_name != "alias":
+        raise ValueError(f'backend "{type_name}" is not available in this pyclone-docker version yet')
     root = parsed.path
     if type_name == "local":
         root = os.path.join(ctx.cwd, root)

@@ -16,6 +16,7 @@ here as exact text edits so that an upgrade shows where they no longer apply:
    write hand it a memoryview of libfuse's own buffer instead of allocating
    bytes (one copy less per request on the hot path).
 4. No DeprecationWarning noise: our operations always use nanoseconds.
+5. readdirplus on libfuse3: entries carry full attributes when the kernel asks for them.
 
 Usage: python3 tools/vendor_mfusepy.py [path/to/mfusepy.py]
 """
@@ -149,6 +150,29 @@ EDITS: list[tuple[str, str]] = [
         "            view = (ctypes.c_char * size).from_address(ctypes.addressof(buf.contents))\n"
         "            return self._write_from(fh, memoryview(view).cast('B'), offset)\n"
         "        data = ctypes.string_at(buf, size)\n",
+    ),
+    # 5. readdirplus on libfuse3: full attributes with each entry spare the kernel a lookup per name
+    (
+        "    def _readdir(self, path: Optional[bytes], buf, filler, offset: int, fip: fuse_fi_p) -> int:\n",
+        "    def _readdir(self, path: Optional[bytes], buf, filler, offset: int, fip: fuse_fi_p, flags: int = 0) -> int:\n",
+    ),
+    (
+        "                elif isinstance(attrs, dict):\n",
+        "                elif isinstance(attrs, dict) and flags & 1:\n"
+        "                    # pyclone: FUSE_READDIR_PLUS asked; send everything, flagged FUSE_FILL_DIR_PLUS\n"
+        "                    ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(c_stat))\n"
+        "                    set_st_attrs(st, attrs, use_ns=self.use_ns)\n"
+        "                    has_stat = True\n"
+        "                elif isinstance(attrs, dict):\n",
+    ),
+    (
+        "                if filler(buf, name.encode(self.encoding, self.errors), st if has_stat else None, offset, 0) != 0:\n",
+        "                if filler(buf, name.encode(self.encoding, self.errors), st if has_stat else None, offset,\n"
+        "                          2 if flags & 1 and has_stat else 0) != 0:\n",
+    ),
+    (
+        "        # Ignore raw_fi\n        return self._readdir(path, buf, filler, offset, fip)\n\n    def releasedir",
+        "        # Ignore raw_fi\n        return self._readdir(path, buf, filler, offset, fip, flags)\n\n    def releasedir",
     ),
     (
         "        self.use_ns = getattr(self.operations, 'use_ns', False)\n",

@@ -1853,7 +1853,7 @@ class FUSE:
     # fuse_entry_out entry_out in the fuse_direntplus struct. fuse_attr has 16 members.
     # https://github.com/torvalds/linux/blob/1934261d897467a924e2afd1181a74c1cbfa2c1d/include/uapi/linux/
     #     fuse.h#L263C1-L280C3
-    def _readdir(self, path: Optional[bytes], buf, filler, offset: int, fip: fuse_fi_p) -> int:
+    def _readdir(self, path: Optional[bytes], buf, filler, offset: int, fip: fuse_fi_p, flags: int = 0) -> int:
         # Ignore raw_fi
         st = c_stat()
 
@@ -1888,6 +1888,11 @@ class FUSE:
                 if isinstance(attrs, int):
                     st.st_mode = attrs
                     has_stat = True
+                elif isinstance(attrs, dict) and flags & 1:
+                    # pyclone: FUSE_READDIR_PLUS asked; send everything, flagged FUSE_FILL_DIR_PLUS
+                    ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(c_stat))
+                    set_st_attrs(st, attrs, use_ns=self.use_ns)
+                    has_stat = True
                 elif isinstance(attrs, dict):
                     # Only the mode and ino (if use_ino is True) are used! The caller may skip everything else.
                     # See the members in the fuse_dirent Linux kernel struct. Only those can be used, I think.
@@ -1902,7 +1907,8 @@ class FUSE:
                 if filler(buf, name.encode(self.encoding, self.errors), st if has_stat else None, offset) != 0:  # type: ignore
                     break
             elif fuse_version_major == 3:
-                if filler(buf, name.encode(self.encoding, self.errors), st if has_stat else None, offset, 0) != 0:
+                if filler(buf, name.encode(self.encoding, self.errors), st if has_stat else None, offset,
+                          2 if flags & 1 and has_stat else 0) != 0:
                     break
 
         if encountered_non_zero_offset and not use_readdir_with_offset:
@@ -1917,7 +1923,7 @@ class FUSE:
         # TODO if bit 0 (FUSE_READDIR_PLUS) is set in flags, then we might want to gather more metadata
         #      and return it in "filler" with bit 1 (FUSE_FILL_DIR_PLUS) being set.
         # Ignore raw_fi
-        return self._readdir(path, buf, filler, offset, fip)
+        return self._readdir(path, buf, filler, offset, fip, flags)
 
     def releasedir(self, path: Optional[bytes], fip: fuse_fi_p) -> int:
         # Ignore raw_fi

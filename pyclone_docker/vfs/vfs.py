@@ -35,6 +35,20 @@ _FAKE_TOTAL = 1 << 50  # what rclone reports as total when the backend can't say
 _BLOCK = 4096
 
 
+class _DirHandle:
+    __slots__ = ("path", "entries")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.entries: list[Any] | None = None
+
+    def release(self) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
 def _internal(path: str | None) -> str:
     """FUSE paths are '/a/b'; backends want 'a/b'. No path (an unlinked open file) is ENOENT."""
     if path is None:
@@ -143,14 +157,29 @@ class VFS:
     # --- directories ------------------------------------------------------------------
 
     def opendir(self, path: str) -> int:
-        return 0
+        return self._register(_DirHandle(_internal(path)))
 
-    def readdir(self, path: str, fh: int) -> list[str]:
-        names = [".", ".."]
-        names.extend(self.dircache.children(_internal(path)))
-        return names
+    def readdir_with_offset(self, path: str | None, offset: int, fh: int) -> Any:
+        """Entries from `offset` on, with their attributes and offsets.
 
-    def releasedir(self, path: str, fh: int) -> int:
+        Offsets make libfuse3 answer READDIRPLUS with full attributes, so `ls -l` costs the
+        kernel no lookup per entry. The listing is a snapshot taken at the first call, as
+        POSIX allows, so that offsets stay valid while the directory changes.
+        """
+        handle = self._handles.get(fh)
+        if not isinstance(handle, _DirHandle):
+            raise OSError(errno.EBADF, "not a directory handle")
+        if handle.entries is None or offset == 0:
+            attrs = self._attrs
+            children = self.dircache.children(handle.path)
+            handle.entries = [".", "..", *((name, attrs(e)) for name, e in children.items())]
+        entries = handle.entries
+        for i in range(offset, len(entries)):
+            item = entries[i]
+            yield (item, {"st_mode": stat.S_IFDIR}, i + 1) if isinstance(item, str) else (*item, i + 1)
+
+    def releasedir(self, path: str | None, fh: int) -> int:
+        self._handles.pop(fh, None)
         return 0
 
     def _check_writable(self, path: str) -> None:
