@@ -112,7 +112,7 @@ def test_native_modules_unpack_once_and_concurrently(pyz: Path, tmp_path: Path) 
     procs = [subprocess.Popen([sys.executable, str(pyz), "obscure", "x"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE) for _ in range(6)]
     for p in procs:
-        out, err = p.communicate(timeout=60)
+        _out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
     entries = os.listdir(cache)
     assert len(entries) == 1 and not entries[0].startswith(".tmp")  # one build dir, no leftovers
