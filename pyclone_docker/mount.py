@@ -219,10 +219,27 @@ class FuseMount:
         self._thread.start()
         try:
             self._wait_mounted(before, timeout)
+            if fuse.fuse_version_major == 3:
+                self._set_read_ahead(int(self.opts.max_read_ahead))
         except BaseException:
             if self._thread.is_alive():
                 self.unmount(lazy=True)  # never leave a half-started mount behind
             raise
+
+    def _set_read_ahead(self, size: int) -> None:
+        """--max-read-ahead on libfuse3 is the mount's bdi read_ahead_kb (its option was removed).
+
+        The kernel default is 128 KiB, rclone's default too, so only a changed value is written.
+        """
+        if size == 128 * 1024 or size <= 0 or os.geteuid() != 0:
+            return
+        dev = os.stat(self.mountpoint).st_dev
+        path = f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb"
+        try:
+            with open(path, "w") as f:
+                f.write(str(max(4, size // 1024)))
+        except OSError as e:
+            log.warning("cannot set --max-read-ahead on %s: %s", self.mountpoint, e)
 
     def _wait_mounted(self, dev_before: int, timeout: float) -> None:
         assert self._thread is not None

@@ -66,7 +66,8 @@ def parse_volume_options(opts: Mapping[str, str] | None, defaults: OptionValues,
         try:
             parsed = fspath.parse(fs)
         except ValueError as e:
-            raise OptionError(f'cannot parse path "{fs}": {e}') from None
+            # rclone echoes the string, but a connection string can hold a password: don't
+            raise OptionError(f"cannot parse remote/fs: {e}") from None
         if parsed.is_local:
             name, conn, fs_path, resolved_type = "", {}, parsed.path, "local"
         else:

@@ -80,7 +80,7 @@ def test_create_is_idempotent_and_refuses_changed_options(plugin: Plugin, data_d
     ({"type": "local", "mount-type": "cmount9"}, 'unsupported mount type "cmount9"'),
     ({"type": "local", "daemon": "true"}, "daemon"),
     ({"remote": "nosuchremote:path"}, "didn't find section in config file"),
-    ({"remote": ":local,bad param:/x"}, "cannot parse path"),
+    ({"remote": ":local,bad param:/x"}, "cannot parse remote/fs"),
 ])
 def test_bad_options_are_refused_and_nothing_is_created(plugin: Plugin, opts, fragment: str) -> None:
     c = plugin.client

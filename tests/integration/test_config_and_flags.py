@@ -132,3 +132,24 @@ def test_version_help_and_bad_flags() -> None:
     assert res.returncode == 2 and "unknown flag: --no-such-flag" in res.stderr
     res = run_cli("serve", "docker", "--attr-timeout", "soon")
     assert res.returncode == 2 and "--attr-timeout" in res.stderr
+
+
+def test_unparsable_connection_string_is_not_echoed(plugin: Plugin) -> None:
+    err = plugin.client.err("VolumeDriver.Create", {"Name": "x", "Opts": {"remote": ":sftp,pass=s3cr3tpw,bad param:/"}})
+    assert "cannot parse remote/fs" in err and "s3cr3tpw" not in err
+
+
+def test_max_read_ahead_sets_the_mounts_readahead(plugin: Plugin, data_dir: Path) -> None:
+    from pyclone_docker import mount as mountmod
+
+    c = plugin.client
+    c.ok("VolumeDriver.Create", {"Name": "ra", "Opts": {"type": "local", "path": str(data_dir),
+                                                        "max-read-ahead": "1Mi"}})
+    mp = c.ok("VolumeDriver.Mount", {"Name": "ra", "ID": "a"})["Mountpoint"]
+    try:
+        if mountmod.fuse_binding().fuse_version_major != 3:
+            pytest.skip("libfuse2 takes max_readahead as a mount option")
+        dev = os.stat(mp).st_dev
+        assert Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb").read_text().strip() == "1024"
+    finally:
+        c.ok("VolumeDriver.Unmount", {"Name": "ra", "ID": "a"})
