@@ -196,7 +196,8 @@ def serve_docker(argv: Sequence[str]) -> int:
         raise UsageError(f"cannot read config file {config_path}: {e}") from None
     fs_ctx = fsmod.FsContext(config=config, env=env, cli_flags=pf.backend_flags, cwd=cwd)
     vol_defaults = OptionValues({k: v.values[k] for k in VOLUME_OPTIONS})
-    driver = Driver(base_dir, StateFile(cache_dir), vol_defaults, frozenset(pf.explicit), fs_ctx)
+    driver = Driver(base_dir, StateFile(cache_dir), vol_defaults, frozenset(pf.explicit), fs_ctx,
+                    cache_dir=cache_dir, transfers=max(1, int(v.transfers)))
     listener = open_listener(v.socket_addr, int(v.socket_gid), bool(v.no_spec))
     try:
         return PluginServer(driver, listener, bool(v.forget_state)).run()

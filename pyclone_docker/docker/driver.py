@@ -17,6 +17,7 @@ from .. import fs as fsmod
 from .. import mount as mountmod
 from .. import rcconfig
 from ..flags import OptionValues
+from ..vfs.cache import Cache
 from ..vfs.vfs import VFS
 from .options import OptionError, VolumeSpec, parse_volume_options, redact_options, saved_options
 from .state import StateFile
@@ -34,8 +35,11 @@ class DriverError(Exception):
 
 class Driver:
     def __init__(self, base_dir: str, state: StateFile, defaults: OptionValues,
-                 explicit: frozenset[str], fs_ctx: fsmod.FsContext) -> None:
+                 explicit: frozenset[str], fs_ctx: fsmod.FsContext, cache_dir: str = "",
+                 transfers: int = 4) -> None:
         self.base_dir = base_dir
+        self.cache_dir = cache_dir or os.path.dirname(state.path)
+        self.transfers = transfers
         self.state = state
         self.defaults = defaults
         self.explicit = explicit
@@ -234,7 +238,7 @@ class Driver:
             spec = vol.spec
             backend = vol.backend or fsmod.new_fs(spec.fs_string, self.fs_ctx)
             _ensure_root(backend)
-            vfs = VFS(backend, spec.values, spec.explicit)
+            vfs = self._make_vfs(vol.name, backend, spec)
             self._prepare_mountpoint(vol.mountpoint)
             if mountmod.is_mountpoint(vol.mountpoint):
                 mountmod.umount(vol.mountpoint, lazy=True)
@@ -250,6 +254,22 @@ class Driver:
                               f"{': ' + str(e.filename) if e.filename else ''}") from None
         vol.backend, vol.vfs, vol.mount, vol.error = backend, vfs, m, ""
         log.info('mounted volume "%s" at %s', vol.name, vol.mountpoint)
+
+    def _make_vfs(self, name: str, backend: Any, spec: VolumeSpec) -> VFS:
+        v = spec.values
+        if v.vfs_cache_mode == "off":
+            return VFS(backend, v, spec.explicit)
+        holder: list[VFS] = []
+        cache = Cache(backend, self.cache_dir, name, read_ahead=int(v.vfs_read_ahead),
+                      write_back=float(v.vfs_write_back), transfers=self.transfers,
+                      max_age=float(v.vfs_cache_max_age), max_size=int(v.vfs_cache_max_size),
+                      poll_interval=float(v.vfs_cache_poll_interval) or 60.0,
+                      fast_fingerprint=bool(v.vfs_fast_fingerprint),
+                      on_uploaded=lambda path: holder[0].uploaded(path) if holder else None)
+        vfs = VFS(backend, v, spec.explicit, cache=cache)
+        holder.append(vfs)
+        cache.start()
+        return vfs
 
     def unmount(self, name: Any, mount_id: Any) -> None:
         vol = self._get(name)

@@ -128,10 +128,6 @@ def parse_volume_options(opts: Mapping[str, str] | None, defaults: OptionValues,
                 raise OptionError(f'unsupported backend option "{key}"')
             conn[opt_name] = value
 
-    if values.vfs_cache_mode != "off":
-        # parsed and stored, but the disk cache is not built yet: refuse rather than pretend
-        raise OptionError(f'vfs-cache-mode "{values.vfs_cache_mode}" is not available in this version yet; '
-                          'use "off" (the default)')
     if persist:
         if not fs_type:
             raise OptionError("backend type is required to persist remotes")

@@ -51,7 +51,9 @@ def parse_created(text: str) -> int:
     return int(dt.timestamp()) * 10**9 + frac_ns
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
+def atomic_write(path: str, data: bytes, mode: int = 0o600, sync: bool = True) -> None:
+    """Temp file, fsync, rename, fsync of the directory; sync=False skips both fsyncs
+    (still atomic against a killed process, not against a power cut)."""
     directory = os.path.dirname(path) or "."
     # O_EXCL with a random name, as mkstemp does (tempfile itself costs start-up time and RSS)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.urandom(6).hex()}")
@@ -61,13 +63,16 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         os.unlink(tmp)
         raise
     os.close(fd)
     os.replace(tmp, path)
+    if not sync:
+        return
     dfd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dfd)

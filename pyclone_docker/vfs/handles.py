@@ -163,3 +163,49 @@ class WriteHandle:
         with self.cond:
             if self.writer is not None:
                 self._commit()
+
+
+class CachedHandle:
+    """An open file backed by the disk cache: random reads and writes, seeks, truncation."""
+
+    __slots__ = ("item", "readable", "append")
+
+    def __init__(self, item, readable: bool, append: bool) -> None:
+        self.item = item
+        self.readable = readable
+        self.append = append
+
+    @property
+    def path(self) -> str:
+        return self.item.path
+
+    @path.setter
+    def path(self, value: str) -> None:
+        pass  # the cache moves the item itself on rename
+
+    @property
+    def size(self) -> int:
+        return self.item.size
+
+    def read_into(self, view: memoryview, offset: int) -> int:
+        if not self.readable:
+            raise OSError(errno.EBADF, "file not open for reading", self.item.path)
+        return self.item.read_into(view, offset)
+
+    def write_from(self, view: memoryview, offset: int) -> int:
+        if self.append:
+            with self.item.lock:
+                return self.item.write_from(view, self.item.size)
+        return self.item.write_from(view, offset)
+
+    def truncate(self, size: int) -> None:
+        self.item.truncate(size)
+
+    def flush(self) -> None:
+        pass  # uploads happen on the write-back schedule, after the last close
+
+    def fsync(self) -> None:
+        self.item.fsync()
+
+    def release(self) -> None:
+        self.item.close()

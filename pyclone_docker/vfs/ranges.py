@@ -21,7 +21,7 @@ class RangeSet:
             self.add(start, end)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        return iter(zip(self._starts, self._ends))
+        return iter(zip(self._starts, self._ends, strict=True))
 
     def __len__(self) -> int:
         return len(self._starts)
@@ -81,7 +81,7 @@ class RangeSet:
         return gaps
 
     def size(self) -> int:
-        return sum(e - s for s, e in zip(self._starts, self._ends))
+        return sum(e - s for s, e in zip(self._starts, self._ends, strict=True))
 
     def to_rclone(self) -> list[dict[str, int]] | None:
         """vfsMeta's `Rs`: null when empty."""

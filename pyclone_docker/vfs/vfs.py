@@ -25,8 +25,9 @@ from ..backends.base import (
     Entry,
 )
 from ..flags import OptionValues
+from .cache import Cache
 from .dircache import DirCache
-from .handles import ReadHandle, WriteHandle
+from .handles import CachedHandle, ReadHandle, WriteHandle
 
 log = logging.getLogger("pyclone.vfs")
 
@@ -64,12 +65,14 @@ class VFS:
     # passes no path to readdir, fchmod or futimens either, and those need it.
     flag_nullpath_ok = True
 
-    def __init__(self, backend: Backend, opts: OptionValues, explicit: frozenset[str] = frozenset()) -> None:
+    def __init__(self, backend: Backend, opts: OptionValues, explicit: frozenset[str] = frozenset(),
+                 cache: Cache | None = None) -> None:
         self.backend = backend
         self.opts = opts
         self.read_only = bool(opts.read_only)
-        self.cache_mode = opts.vfs_cache_mode
-        self.dircache = DirCache(backend.list, float(opts.dir_cache_time))
+        self.cache_mode = opts.vfs_cache_mode if cache is not None else "off"
+        self.cache = cache
+        self.dircache = DirCache(self._list if cache is not None else backend.list, float(opts.dir_cache_time))
         self._handles: dict[int, Any] = {}
         self._next_fh = itertools.count(1)
         self._writers: dict[str, WriteHandle] = {}
@@ -134,7 +137,32 @@ class VFS:
         writer = self._writers.get(path)
         if writer is not None and writer.size > entry.size:
             entry.size = writer.size
+        if self.cache is not None:
+            item = self.cache.peek(path)
+            if item is not None and (item.opens or item.dirty):
+                entry.size, entry.mtime_ns = item.size, item.modtime_ns  # the newest data is local
         return entry
+
+    def _list(self, path: str) -> list[Entry]:
+        """A backend listing plus the files written here and not uploaded yet."""
+        entries = self.backend.list(path)
+        assert self.cache is not None
+        dirty = self.cache.dirty_children(path)
+        if dirty:
+            names = {e.name for e in entries}
+            for item in dirty:
+                name = item.path.rpartition("/")[2]
+                if name not in names:
+                    entries.append(Entry(name, False, item.size, item.modtime_ns, item.mode, item.uid, item.gid))
+        return entries
+
+    def _remote_entry(self, p: str) -> Entry | None:
+        """The object as the backend has it (None: not there), bypassing the cache overlay."""
+        try:
+            entry = self.backend.stat(p)
+        except FileNotFoundError:
+            return None
+        return None if entry.is_dir else entry
 
     def getattr(self, path: str | None, fh: int | None = None) -> dict[str, int]:
         if fh is not None and path is None:
@@ -221,7 +249,16 @@ class VFS:
     def unlink(self, path: str) -> int:
         p = _internal(path)
         self._check_writable(p)
-        self.backend.delete(p)
+        pending = False
+        if self.cache is not None:
+            item = self.cache.peek(p)
+            pending = item is not None and item.dirty
+            self.cache.remove(p)
+        try:
+            self.backend.delete(p)
+        except FileNotFoundError:
+            if not pending:  # a file never uploaded exists only in the cache
+                raise
         self.dircache.remove(p)
         return 0
 
@@ -229,7 +266,14 @@ class VFS:
         src, dst = _internal(old), _internal(new)
         self._check_writable(src)
         entry = self._lookup(src)
-        self.backend.move(src, dst)
+        try:
+            self.backend.move(src, dst)
+        except FileNotFoundError:
+            item = self.cache.peek(src) if self.cache is not None else None
+            if item is None or not item.dirty:
+                raise  # else: not uploaded yet; it will be uploaded under its new name
+        if self.cache is not None:
+            self.cache.rename(src, dst)
         self.dircache.remove(src)
         self.dircache.remove(dst)
         if entry.is_dir:
@@ -247,12 +291,39 @@ class VFS:
 
     # --- metadata ---------------------------------------------------------------------
 
+    def _pending(self, p: str) -> Any:
+        """The cache item of a file whose upload is still pending, else None."""
+        if self.cache is None:
+            return None
+        item = self.cache.peek(p)
+        return item if item is not None and item.dirty else None
+
+    def _pending_meta(self, p: str, **attrs: int) -> bool:
+        """Keep chmod/chown of a file not uploaded yet; the upload applies them."""
+        item = self._pending(p)
+        if item is None:
+            return False
+        for key, value in attrs.items():
+            setattr(item, key, value)
+        try:
+            entry = self._lookup(p)
+            for key, value in attrs.items():
+                setattr(entry, key, value)
+        except FileNotFoundError:
+            pass
+        return True
+
     def chmod(self, path: str | None, mode: int) -> int:
         p = _internal(path)
         self._check_writable(p)
         if self._can_chmod:
-            self.backend.chmod(p, mode & 0o7777)
-            self._refresh(p)
+            pending = self._pending_meta(p, mode=mode & 0o7777)
+            try:
+                self.backend.chmod(p, mode & 0o7777)
+                self._refresh(p)
+            except FileNotFoundError:
+                if not pending:
+                    raise
         return 0  # rclone accepts and ignores chmod where it can't be stored
 
     def chown(self, path: str | None, uid: int, gid: int) -> int:
@@ -260,15 +331,31 @@ class VFS:
         self._check_writable(p)
         if self._can_chown:
             e = self._lookup(p)
-            self.backend.chown(p, e.uid if uid == -1 or uid == 0xFFFFFFFF else uid,
-                               e.gid if gid == -1 or gid == 0xFFFFFFFF else gid)
-            self._refresh(p)
+            uid = e.uid if uid in (-1, 0xFFFFFFFF) or uid is None else uid
+            gid = e.gid if gid in (-1, 0xFFFFFFFF) or gid is None else gid
+            pending = self._pending_meta(p, uid=uid, gid=gid)
+            try:
+                self.backend.chown(p, uid, gid)
+                self._refresh(p)
+            except FileNotFoundError:
+                if not pending:
+                    raise
         return 0
 
     def utimens(self, path: str | None, times: tuple[int, int] | None = None) -> int:
         p = _internal(path)
         self._check_writable(p)
         mtime = times[1] if times else time.time_ns()
+        if self.cache is not None:
+            item = self.cache.peek(p)
+            if item is not None and (item.opens or item.dirty):
+                with item.lock:
+                    item.modtime_ns = mtime  # the upload carries it
+                    if not item.opens:
+                        item.persist()
+                if item.dirty:
+                    self.dircache.put(p, Entry(p, False, item.size, mtime))
+                    return 0
         writer = self._writers.get(p)
         if writer is not None:
             writer.mtime_ns = mtime  # applied when the upload completes
@@ -288,8 +375,17 @@ class VFS:
         self._check_writable(p)
         if handle is None:
             handle = self._writers.get(p)
-        if isinstance(handle, WriteHandle):
+        if isinstance(handle, (WriteHandle, CachedHandle)):
             handle.truncate(length)
+            return 0
+        if self.cache is not None:
+            item = self.cache.get(p)
+            item.open(self._remote_entry(p), truncate=False)
+            try:
+                item.truncate(length)
+            finally:
+                item.close()
+            self.dircache.put(p, Entry(p, False, length, item.modtime_ns))
             return 0
         if FEATURE_RANDOM_WRITE in self.backend.features:
             self.backend.truncate(p, length)
@@ -341,7 +437,8 @@ class VFS:
     def create(self, path: str, mode: int, flags: int = os.O_WRONLY) -> int:
         p = _internal(path)
         self._check_writable(p)
-        self._open_kind(p, flags | os.O_CREAT)
+        if self._open_kind(p, flags | os.O_CREAT) == "cached":
+            return self._open_cached(p, flags | os.O_TRUNC, mode)
         handle = self._new_writer(p, truncated=True)
         if self._can_chmod:
             self.backend.chmod(p, mode & 0o7777)
@@ -353,10 +450,20 @@ class VFS:
         return self._register(handle)
 
     def _open_kind(self, p: str, flags: int) -> str:
-        """rclone's File.Open table: which handle an open gets in this cache mode."""
+        """rclone's File.Open table: which handle an open gets in this cache mode.
+
+        "cached" is a disk-cache handle; "read"/"write" stream as in cache mode off.
+        """
         acc = flags & _ACCMODE
         read = acc in (os.O_RDONLY, os.O_RDWR) or bool(flags & os.O_APPEND)
         write = acc in (os.O_WRONLY, os.O_RDWR) or bool(flags & os.O_TRUNC)
+        mode = self.cache_mode
+        if mode == "full" or (mode == "writes" and write) or (mode == "minimal" and read and write):
+            return "cached"
+        if mode != "off" and not write and self.cache is not None:
+            item = self.cache.peek(p)
+            if item is not None and (item.opens or item.dirty):
+                return "cached"  # local changes not uploaded yet: read them, not the remote
         if read and write:
             if flags & os.O_TRUNC:
                 return "write"  # off mode: O_TRUNC turns read+write into write only
@@ -365,7 +472,15 @@ class VFS:
 
     def open(self, path: str, flags: int) -> int:
         p = _internal(path)
-        if self._open_kind(p, flags) == "read":
+        kind = self._open_kind(p, flags)
+        if kind == "cached":
+            if flags & _ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
+                self._check_writable(p)
+            entry = self._lookup(p)
+            if entry.is_dir:
+                raise OSError(errno.EISDIR, "is a directory", p)
+            return self._open_cached(p, flags, None)
+        if kind == "read":
             entry = self._lookup(p)
             if entry.is_dir:
                 raise OSError(errno.EISDIR, "is a directory", p)
@@ -377,6 +492,22 @@ class VFS:
         except FileNotFoundError:
             exists = False
         return self._register(self._new_writer(p, truncated=bool(flags & os.O_TRUNC) or not exists))
+
+    def _open_cached(self, p: str, flags: int, create_mode: int | None) -> int:
+        assert self.cache is not None
+        item = self.cache.get(p)
+        item.open(self._remote_entry(p), truncate=bool(flags & os.O_TRUNC))
+        if create_mode is not None:
+            item.mode = create_mode & 0o7777 if self._can_chmod else None
+            if self._can_chown:
+                from .._vendor.mfusepy import fuse_get_context
+
+                item.uid, item.gid, _pid = fuse_get_context()
+        readable = flags & _ACCMODE != os.O_WRONLY
+        handle = CachedHandle(item, readable, bool(flags & os.O_APPEND))
+        if create_mode is not None or flags & os.O_TRUNC:
+            self.dircache.put(p, Entry(p, False, item.size, item.modtime_ns, item.mode, item.uid, item.gid))
+        return self._register(handle)
 
     def read_into(self, fh: int, view: memoryview, offset: int) -> int:
         # hot path: one dict lookup, then straight into libfuse's buffer
@@ -418,11 +549,18 @@ class VFS:
         self.dircache.forget_all()
         self._root_time = 0.0
 
+    def uploaded(self, path: str) -> None:
+        """The write-back queue finished an upload: show the remote's own metadata."""
+        try:
+            self._refresh(path)
+        except FileNotFoundError:
+            pass
+
     def open_files(self) -> int:
         return len(self._handles)
 
     def close_all(self) -> None:
-        """Commit every open upload; called before unmount so nothing is lost."""
+        """Commit every open upload and drain the write-back queue; called before unmount."""
         for fh in list(self._handles):
             handle = self._handles.pop(fh, None)
             if handle is None:
@@ -431,3 +569,5 @@ class VFS:
                 handle.release()
             except OSError as e:
                 log.error("closing %s at unmount: %s", handle.path, e)
+        if self.cache is not None:
+            self.cache.shutdown()

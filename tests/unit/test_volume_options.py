@@ -113,9 +113,3 @@ def test_mount_ids() -> None:
         with pytest.raises(ValueError):
             check_mount_id(bad)
 
-
-def test_cache_modes_beyond_off_are_refused_until_built(defaults: OptionValues) -> None:
-    for mode in ("minimal", "writes", "full"):
-        with pytest.raises(OptionError) as ei:
-            parse_volume_options({"type": "local", "vfs-cache-mode": mode}, defaults)
-        assert "not available in this version yet" in str(ei.value)

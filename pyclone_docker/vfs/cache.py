@@ -1,0 +1,649 @@
+"""The VFS disk cache (`--vfs-cache-mode minimal|writes|full`), after rclone's vfs/vfscache.
+
+Each cached object is a sparse file of the object's full size plus a range set of the
+bytes present, persisted beside it in rclone's vfsMeta JSON, so a restart keeps what was
+fetched and what is still to upload. Layout, per volume so two volumes never collide:
+
+    <cache-dir>/vfs/<volume>/<path>       data (sparse, 0600)
+    <cache-dir>/vfsMeta/<volume>/<path>   metadata (JSON)
+
+Writes go in with pwrite: a full disk is ENOSPC, a clean error, never the SIGBUS a store
+into a mapping would be. Missing ranges are fetched on demand; dirty files are uploaded
+by the write-back queue after --vfs-write-back, and before an unmount completes.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from ..backends.base import (
+    FEATURE_CHMOD,
+    FEATURE_CHOWN,
+    FEATURE_MODTIME,
+    FEATURE_SLOW_MODTIME,
+    Backend,
+    Entry,
+)
+from ..docker.state import atomic_write, format_created, parse_created
+from .ranges import RangeSet
+
+log = logging.getLogger("pyclone.vfs.cache")
+
+_ATOMIC_TMP = re.compile(r"\..+\.[0-9a-f]{12}\Z")  # docker.state.atomic_write's temp files
+FETCH_BLOCK = 1 << 20  # download granularity for on-demand reads
+UPLOAD_BLOCK = 1 << 20
+
+
+def fingerprint(entry: Entry, backend: Backend, fast: bool) -> str:
+    """rclone's fs.Fingerprint: size, then modtime and hash where the backend has them."""
+    parts = [str(entry.size)]
+    if FEATURE_MODTIME in backend.features and not (fast and FEATURE_SLOW_MODTIME in backend.features):
+        secs, ns = divmod(entry.mtime_ns, 10**9)
+        stamp = datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        frac = f".{ns:09d}".rstrip("0").rstrip(".")
+        parts.append(f"{stamp}{frac} +0000 UTC")
+    return ",".join(parts)  # hashes: local's are slow (whole-file reads), so left out as --vfs-fast-fingerprint
+
+
+class CacheItem:
+    """One cached object. All state changes happen under `lock`."""
+
+    def __init__(self, cache: Cache, path: str) -> None:
+        self.cache = cache
+        self.path = path
+        self.lock = threading.RLock()
+        self.size = 0
+        self.modtime_ns = time.time_ns()
+        self.atime_ns = self.modtime_ns
+        self.ranges = RangeSet()
+        self.fp = ""
+        self.dirty = False
+        self.opens = 0
+        self.fd = -1
+        self.deleted = False  # unlinked while open: the fd lives on, nothing is saved or uploaded
+        self.dirty_saved = False  # the metadata on disk already says Dirty
+        # owner and permissions asked for before the first upload (applied after it)
+        self.mode: int | None = None
+        self.uid: int | None = None
+        self.gid: int | None = None
+
+    # --- files on disk ----------------------------------------------------------------
+
+    @property
+    def data_path(self) -> str:
+        return os.path.join(self.cache.data_root, self.path)
+
+    @property
+    def meta_path(self) -> str:
+        return os.path.join(self.cache.meta_root, self.path)
+
+    def load(self) -> bool:
+        try:
+            with open(self.meta_path, "rb") as f:
+                meta = json.load(f)
+            self.modtime_ns = parse_created(meta["ModTime"])
+            self.atime_ns = parse_created(meta["ATime"])
+            self.size = int(meta["Size"])
+            self.ranges = RangeSet.from_rclone(meta.get("Rs"))
+            self.fp = meta.get("Fingerprint") or ""
+            self.dirty = self.dirty_saved = bool(meta.get("Dirty"))
+            if self.dirty:
+                # a dirty item is whole on disk (see _mark_dirty); writes after the metadata
+                # was saved may have grown it, so the data file's size is the truth
+                self.size = os.stat(self.data_path).st_size
+                self.ranges = RangeSet([(0, self.size)])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return os.path.exists(self.data_path)
+
+    def persist(self, sync: bool = True) -> None:
+        if self.deleted:
+            return
+        meta = {
+            "ModTime": format_created(self.modtime_ns),
+            "ATime": format_created(self.atime_ns),
+            "Size": self.size,
+            "Rs": self.ranges.to_rclone(),
+            "Fingerprint": self.fp,
+            "Dirty": self.dirty,
+        }
+        _makedirs(os.path.dirname(self.meta_path))
+        atomic_write(self.meta_path, (json.dumps(meta, indent="\t") + "\n").encode(), mode=0o600, sync=sync)
+        self.dirty_saved = self.dirty
+
+    def _mark_dirty(self) -> None:
+        """Before the first change: fetch the whole object and record Dirty on disk, so a
+        SIGKILL at any later moment leaves a complete file the next start uploads."""
+        self.modtime_ns = time.time_ns()
+        if self.dirty_saved and self.dirty:
+            return
+        for start, stop in self.ranges.missing(0, self.size):
+            if self._fetch(start, stop) is None:
+                raise OSError(errno.ENOSPC, "cache disk full", self.path)
+        self.dirty = True
+        self.persist(sync=False)
+
+    def _open_fd(self) -> None:
+        if self.fd < 0:
+            _makedirs(os.path.dirname(self.data_path))
+            self.fd = os.open(self.data_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            if os.fstat(self.fd).st_size != self.size:
+                os.ftruncate(self.fd, self.size)  # sparse: holes cost no disk
+
+    def _close_fd(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def remove_files(self, keep_fd: bool = False) -> None:
+        if not keep_fd:
+            self._close_fd()
+        for p in (self.data_path, self.meta_path):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
+
+    # --- open / close -----------------------------------------------------------------
+
+    def open(self, remote: Entry | None, truncate: bool) -> None:
+        """Attach to the remote object `remote` (None: it doesn't exist there)."""
+        with self.lock:
+            if self.opens == 0 and not self.dirty:
+                fp = fingerprint(remote, self.cache.backend, self.cache.fast_fingerprint) if remote else ""
+                if remote is None or fp != self.fp:
+                    if self.fp or self.ranges:
+                        log.debug("%s: cached copy is stale (remote is different): dropped", self.path)
+                    self._close_fd()
+                    self.ranges = RangeSet()
+                    self.size = remote.size if remote else 0
+                    self.modtime_ns = remote.mtime_ns if remote else time.time_ns()
+                    self.fp = fp
+            self._open_fd()
+            self.opens += 1
+            self.atime_ns = time.time_ns()
+            if truncate:
+                self.truncate(0)
+            elif remote is None and not self.dirty:
+                self._mark_dirty()  # a new file: upload it even if nothing is written
+
+    def close(self) -> None:
+        with self.lock:
+            self.opens -= 1
+            self.atime_ns = time.time_ns()
+            self.persist()
+            if self.opens == 0:
+                self._close_fd()
+                if self.dirty and not self.deleted:
+                    self.cache.writeback.schedule(self.path)
+
+    # --- data -------------------------------------------------------------------------
+
+    def read_into(self, view: memoryview, offset: int) -> int:
+        with self.lock:
+            end = min(offset + len(view), self.size)
+            if offset >= end:
+                return 0
+            for start, stop in self.ranges.missing(offset, end):
+                data = self._fetch(start, stop)
+                if data is not None:
+                    continue
+                # the cache disk is full: serve this read straight from the remote
+                return self._read_uncached(view, offset, end)
+            return os.preadv(self.fd, [view[:end - offset]], offset)
+
+    def _fetch(self, start: int, stop: int) -> bytes | None:
+        """Download [start, stop) widened to whole blocks (and read-ahead) into the cache file."""
+        stop = min(max(stop, start + FETCH_BLOCK + self.cache.read_ahead), self.size)
+        for gap_start, gap_stop in self.ranges.missing(start, stop):
+            reader = self.cache.backend.open_read(self.path, gap_start, gap_stop - gap_start)
+            try:
+                pos = gap_start
+                buf = bytearray(min(FETCH_BLOCK, gap_stop - gap_start))
+                view = memoryview(buf)
+                while pos < gap_stop:
+                    want = min(len(buf), gap_stop - pos)
+                    got = _read_full(reader, view[:want])
+                    if got == 0:
+                        break  # the remote is shorter than we thought: the rest reads as zeros
+                    try:
+                        _pwrite_all(self.fd, view[:got], pos)
+                    except OSError as e:
+                        if e.errno == errno.ENOSPC:
+                            log.error("cache disk full while caching %s: reading uncached", self.path)
+                            self.cache.kick_cleaner()
+                            return None
+                        raise
+                    self.ranges.add(pos, pos + got)
+                    pos += got
+            finally:
+                reader.close()
+        return b""
+
+    def _read_uncached(self, view: memoryview, offset: int, end: int) -> int:
+        reader = self.cache.backend.open_read(self.path, offset, end - offset)
+        try:
+            return _read_full(reader, view[:end - offset])
+        finally:
+            reader.close()
+
+    def write_from(self, view: memoryview, offset: int) -> int:
+        with self.lock:
+            self._mark_dirty()
+            if offset > self.size:
+                self.ranges.add(self.size, offset)  # the gap reads as zeros: it is "present"
+            n = _pwrite_all(self.fd, view, offset)
+            self.ranges.add(offset, offset + n)
+            self.size = max(self.size, offset + n)
+            return n
+
+    def truncate(self, size: int) -> None:
+        with self.lock:
+            self._mark_dirty()
+            if self.fd >= 0:
+                os.ftruncate(self.fd, size)
+            else:
+                os.truncate(self.data_path, size)
+            if size < self.size:
+                self.ranges.remove_from(size)
+            else:
+                self.ranges.add(self.size, size)
+            self.size = size
+
+    def fill_missing(self) -> None:
+        """Fetch every byte not cached yet (before an upload of a partly written file)."""
+        with self.lock:
+            opened = self.fd < 0
+            self._open_fd()
+            try:
+                for start, stop in self.ranges.missing(0, self.size):
+                    if self._fetch(start, stop) is None:
+                        raise OSError(errno.ENOSPC, "cache disk full", self.path)
+            finally:
+                if opened:
+                    self._close_fd()
+
+    def fsync(self) -> None:
+        with self.lock:
+            if self.fd >= 0:
+                os.fsync(self.fd)
+
+
+class Cache:
+    def __init__(self, backend: Backend, cache_dir: str, volume: str, *, read_ahead: int = 0,
+                 write_back: float = 5.0, transfers: int = 4, max_age: float = 3600.0, max_size: int = -1,
+                 poll_interval: float = 60.0, fast_fingerprint: bool = False,
+                 on_uploaded: Callable[[str], None] | None = None) -> None:
+        self.backend = backend
+        self.data_root = os.path.join(cache_dir, "vfs", volume)
+        self.meta_root = os.path.join(cache_dir, "vfsMeta", volume)
+        self.read_ahead = max(0, read_ahead)
+        self.max_age = max_age
+        self.max_size = max_size
+        self.poll_interval = poll_interval
+        self.fast_fingerprint = fast_fingerprint
+        self.items: dict[str, CacheItem] = {}
+        self.lock = threading.Lock()
+        self.writeback = WriteBack(self, write_back, max(1, transfers), on_uploaded)
+        self._stop = threading.Event()
+        self._kick = threading.Event()
+        _makedirs(self.data_root)
+        _makedirs(self.meta_root)
+        check_sparse(self.data_root)
+        self._cleaner = threading.Thread(target=self._clean_loop, name=f"cache-clean:{volume}", daemon=True)
+
+    def start(self) -> None:
+        """Reload what an earlier run left: dirty items are queued for upload at once."""
+        for rel in _walk(self.meta_root):
+            item = CacheItem(self, rel)
+            if not item.load():
+                log.warning("cache: dropping unreadable or orphaned item %s", rel)
+                item.remove_files()
+                continue
+            self.items[rel] = item
+            if item.dirty:
+                log.info("cache: %s was not uploaded before the last stop: uploading it now", rel)
+                self.writeback.schedule(rel, delay=0)
+        for rel in _walk(self.data_root):
+            if rel not in self.items:
+                CacheItem(self, rel).remove_files()
+        self._cleaner.start()
+
+    def get(self, path: str) -> CacheItem:
+        with self.lock:
+            item = self.items.get(path)
+            if item is None:
+                item = self.items[path] = CacheItem(self, path)
+            return item
+
+    def peek(self, path: str) -> CacheItem | None:
+        return self.items.get(path)
+
+    def dirty_children(self, directory: str) -> list[CacheItem]:
+        prefix = directory + "/" if directory else ""
+        return [i for p, i in list(self.items.items())
+                if i.dirty and p.startswith(prefix) and "/" not in p[len(prefix):]]
+
+    def remove(self, path: str) -> None:
+        self.writeback.cancel(path)
+        with self.lock:
+            item = self.items.pop(path, None)
+        if item is not None:
+            with item.lock:
+                # an open file keeps its descriptor, as an unlinked local file does
+                item.deleted = item.opens > 0
+                item.dirty = False
+                item.remove_files(keep_fd=item.deleted)
+
+    def rename(self, old: str, new: str) -> None:
+        """Move a cached item (and everything below a directory) with its pending upload."""
+        with self.lock:
+            moves = [(p, new + p[len(old):]) for p in list(self.items) if p == old or p.startswith(old + "/")]
+            for src, dst in moves:
+                item = self.items.pop(src)
+                with item.lock:
+                    item._close_fd()
+                    for a, b in ((item.data_path, os.path.join(self.data_root, dst)),
+                                 (item.meta_path, os.path.join(self.meta_root, dst))):
+                        if os.path.exists(a):
+                            _makedirs(os.path.dirname(b))
+                            os.replace(a, b)
+                    item.path = dst
+                    if item.opens:
+                        item._open_fd()
+                self.items[dst] = item
+                self.writeback.rename(src, dst)
+
+    def used(self) -> int:
+        return sum(i.ranges.size() for i in list(self.items.values()))
+
+    def kick_cleaner(self) -> None:
+        self._kick.set()
+
+    def _clean_loop(self) -> None:
+        while not self._stop.is_set():
+            self._kick.wait(self.poll_interval)
+            self._kick.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.clean()
+            except Exception:
+                log.exception("cache cleaner failed")
+
+    def clean(self) -> int:
+        """Evict items not open and not dirty: older than --vfs-cache-max-age, then least
+        recently accessed first until under --vfs-cache-max-size. Returns items removed."""
+        now = time.time_ns()
+        removed = 0
+        candidates = sorted((i for i in list(self.items.values()) if i.opens == 0 and not i.dirty),
+                            key=lambda i: i.atime_ns)
+        for item in candidates:
+            if now - item.atime_ns > self.max_age * 1e9:
+                self._evict(item)
+                removed += 1
+        if self.max_size >= 0:
+            total = self.used()
+            for item in candidates:
+                if total <= self.max_size:
+                    break
+                if item.path in self.items:
+                    total -= item.ranges.size()
+                    self._evict(item)
+                    removed += 1
+        return removed
+
+    def _evict(self, item: CacheItem) -> None:
+        with item.lock:
+            if item.opens or item.dirty:
+                return
+            with self.lock:
+                if self.items.get(item.path) is item:
+                    del self.items[item.path]
+            item.remove_files()
+            log.debug("cache: evicted %s", item.path)
+
+    def shutdown(self, flush_timeout: float = 50.0) -> bool:
+        """Upload everything dirty (bounded), stop the threads. True if nothing is left."""
+        done = self.writeback.flush(flush_timeout)
+        self._stop.set()
+        self._kick.set()
+        self.writeback.stop()
+        return done
+
+
+class WriteBack:
+    """Uploads dirty items --vfs-write-back after their last close, --transfers at a time,
+    retrying failures with exponential backoff up to a minute."""
+
+    def __init__(self, cache: Cache, delay: float, transfers: int,
+                 on_uploaded: Callable[[str], None] | None) -> None:
+        self.cache = cache
+        self.delay = delay
+        self.transfers = transfers
+        self.on_uploaded = on_uploaded
+        self.due: dict[str, float] = {}
+        self.backoff: dict[str, float] = {}
+        self.busy: set[str] = set()
+        self.cond = threading.Condition()
+        self.threads: list[threading.Thread] = []
+        self.stopping = False
+        self.flushing = False  # unmounting: a close that arrives now is uploaded at once
+
+    def schedule(self, path: str, delay: float | None = None) -> None:
+        with self.cond:
+            if self.flushing:
+                delay = 0.0
+            self.due[path] = time.monotonic() + (self.delay if delay is None else delay)
+            self.backoff.pop(path, None)
+            if len(self.threads) < self.transfers:
+                t = threading.Thread(target=self._worker, name="writeback", daemon=True)
+                t.start()
+                self.threads.append(t)
+            self.cond.notify_all()
+
+    def cancel(self, path: str) -> None:
+        with self.cond:
+            self.due.pop(path, None)
+            self.backoff.pop(path, None)
+            while path in self.busy:  # an upload of a deleted file must finish first
+                self.cond.wait(1.0)
+
+    def rename(self, old: str, new: str) -> None:
+        with self.cond:
+            if old in self.due:
+                self.due[new] = self.due.pop(old)
+            if old in self.backoff:
+                self.backoff[new] = self.backoff.pop(old)
+
+    def pending(self) -> int:
+        with self.cond:
+            return len(self.due) + len(self.busy)
+
+    def _next(self) -> str | None:
+        """The earliest due item whose file is closed, or None after waiting a little."""
+        now = time.monotonic()
+        ready = [(t, p) for p, t in self.due.items() if t <= now and p not in self.busy]
+        for _t, path in sorted(ready):
+            item = self.cache.peek(path)
+            if item is None or not item.dirty:
+                self.due.pop(path, None)
+                continue
+            if item.opens:
+                continue  # rclone waits for the last close
+            del self.due[path]
+            self.busy.add(path)
+            return path
+        future = [t for p, t in self.due.items() if p not in self.busy]
+        wait = min(future) - now if future else 1.0
+        self.cond.wait(max(0.01, min(wait, 1.0)))
+        return None
+
+    def _worker(self) -> None:
+        while True:
+            with self.cond:
+                if self.stopping:
+                    return
+                path = self._next()
+            if path is None:
+                continue
+            ok = False
+            try:
+                ok = self._upload(path)
+            except Exception as e:
+                log.error("upload of %s failed: %s", path, e)
+            with self.cond:
+                self.busy.discard(path)
+                if not ok and self.cache.peek(path) is not None and path not in self.due:
+                    wait = min(60.0, self.backoff.get(path, 0.5) * 2)
+                    self.backoff[path] = wait
+                    self.due[path] = time.monotonic() + wait
+                    log.info("will retry upload of %s in %.0fs", path, wait)
+                elif ok:
+                    self.backoff.pop(path, None)
+                self.cond.notify_all()
+
+    def _upload(self, path: str) -> bool:
+        item = self.cache.peek(path)
+        if item is None:
+            return True
+        backend = self.cache.backend
+        with item.lock:
+            if not item.dirty or item.opens:
+                return True
+            item.fill_missing()
+            fd = os.open(item.data_path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                writer = backend.open_write(item.path, item.size, item.modtime_ns)
+                try:
+                    buf = bytearray(UPLOAD_BLOCK)
+                    view = memoryview(buf)
+                    pos = 0
+                    while pos < item.size:
+                        n = os.preadv(fd, [view[:min(UPLOAD_BLOCK, item.size - pos)]], pos)
+                        if n == 0:
+                            break
+                        writer.write(view[:n])
+                        pos += n
+                except BaseException:
+                    writer.abort()
+                    raise
+                writer.close()
+            finally:
+                os.close(fd)
+            _apply_metadata(backend, item)
+            remote = backend.stat(item.path)
+            item.dirty = False
+            item.fp = fingerprint(remote, backend, self.cache.fast_fingerprint)
+            item.persist()
+        log.info("uploaded %s (%d bytes)", path, item.size)
+        if self.on_uploaded is not None:
+            self.on_uploaded(path)
+        return True
+
+    def flush(self, timeout: float) -> bool:
+        """Upload every dirty item now and wait until none is left (or the timeout).
+
+        Waits on the items, not the queue: the kernel's last RELEASE of a file may still be
+        on its way when an unmount starts, and that file must be uploaded too.
+        """
+        deadline = time.monotonic() + timeout
+        grace = time.monotonic() + 2.0  # how long a file may stay open and still be waited for
+        with self.cond:
+            self.flushing = True
+            while True:
+                dirty = [i for i in list(self.cache.items.values()) if i.dirty and not i.deleted]
+                for item in dirty:
+                    if not item.opens and item.path not in self.busy:
+                        self.due[item.path] = 0.0
+                waiting = [i for i in dirty if not i.opens or time.monotonic() < grace]
+                if not waiting and not self.busy:
+                    return not dirty
+                if time.monotonic() >= deadline:
+                    log.error("write-back: %d file(s) still to upload; they stay in the cache and are "
+                              "uploaded at the next start", len(dirty))
+                    return False
+                if dirty and not self.threads:
+                    self.schedule(dirty[0].path, delay=0)
+                self.cond.notify_all()
+                self.cond.wait(0.05)
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+
+
+def _apply_metadata(backend: Backend, item: CacheItem) -> None:
+    """After an upload: the modtime, and chmod/chown made before the file existed remotely."""
+    steps = []
+    if FEATURE_MODTIME in backend.features:
+        steps.append(lambda: backend.set_modtime(item.path, item.modtime_ns))
+    if item.mode is not None and FEATURE_CHMOD in backend.features:
+        steps.append(lambda: backend.chmod(item.path, item.mode))
+    if item.uid is not None and item.gid is not None and FEATURE_CHOWN in backend.features:
+        steps.append(lambda: backend.chown(item.path, item.uid, item.gid))
+    for step in steps:
+        try:
+            step()
+        except OSError as e:
+            log.debug("%s: metadata not applied: %s", item.path, e)
+
+
+def check_sparse(directory: str) -> bool:
+    """rclone logs an ERROR when the cache filesystem cannot hold sparse files."""
+    probe = os.path.join(directory, f".sparse-check-{os.getpid()}")
+    try:
+        fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.ftruncate(fd, 16 << 20)
+            sparse = os.fstat(fd).st_blocks * 512 < (16 << 20)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as e:
+        log.error("cache dir %s is not usable: %s", directory, e)
+        return False
+    if not sparse:
+        log.error("cache dir %s does not support sparse files: the cache will perform very badly", directory)
+    return sparse
+
+
+def _read_full(reader, view: memoryview) -> int:
+    got = 0
+    while got < len(view):
+        n = reader.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> int:
+    done = 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:], offset + done)
+    return done
+
+
+def _makedirs(path: str) -> None:
+    os.makedirs(path, mode=0o700, exist_ok=True)
+
+
+def _walk(root: str) -> list[str]:
+    out = []
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if name.startswith(".sparse-check-") or _ATOMIC_TMP.match(name):
+                continue  # our own probes and half-written metadata
+            out.append(os.path.relpath(os.path.join(dirpath, name), root))
+    return sorted(out)
+
