@@ -13,7 +13,8 @@ import os
 import threading
 import time
 
-from ..backends.base import Backend
+from ..backends.base import FEATURE_RANDOM_READ, Backend
+from .chunked import ChunkedReader
 
 
 def _wait_for(cond: threading.Condition, ready, timeout: float) -> bool:
@@ -32,18 +33,23 @@ def _wait_for(cond: threading.Condition, ready, timeout: float) -> bool:
 class ReadHandle:
     """A download. Backends with cheap random reads are read in place with no lock at all."""
 
-    __slots__ = ("backend", "path", "reader", "pos", "cond", "direct", "read_wait", "no_seek")
+    __slots__ = ("backend", "path", "reader", "pos", "cond", "direct", "read_wait", "no_seek", "chunk", "limit")
 
-    def __init__(self, backend: Backend, path: str, read_wait: float, no_seek: bool) -> None:
+    def __init__(self, backend: Backend, path: str, read_wait: float, no_seek: bool,
+                 chunk: int = 128 << 20, limit: int = -1) -> None:
         self.backend = backend
         self.path = path
-        self.reader = backend.open_read(path)
+        self.chunk, self.limit = chunk, limit
         self.pos = 0
         self.read_wait = read_wait
         self.no_seek = no_seek
-        # pread is positional and thread safe: no ordering to enforce
-        self.direct = hasattr(self.reader, "pread_into") and not no_seek
+        # pread is positional and thread safe: no ordering to enforce, no chunks to fetch
+        self.direct = FEATURE_RANDOM_READ in backend.features and not no_seek
+        self.reader = backend.open_read(path) if self.direct else self._open(0)
         self.cond = threading.Condition()
+
+    def _open(self, offset: int) -> ChunkedReader:
+        return ChunkedReader(self.backend, self.path, offset, self.chunk, self.limit)
 
     def read_into(self, view: memoryview, offset: int) -> int:
         if self.direct:
@@ -53,7 +59,7 @@ class ReadHandle:
                 if self.no_seek:
                     raise OSError(errno.ESPIPE, "can't seek in file with --no-seek", self.path)
                 self.reader.close()
-                self.reader = self.backend.open_read(self.path, offset)
+                self.reader = self._open(offset)
                 self.pos = offset
             n = _read_full(self.reader, view)
             self.pos += n

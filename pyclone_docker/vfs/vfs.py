@@ -485,7 +485,8 @@ class VFS:
             if entry.is_dir:
                 raise OSError(errno.EISDIR, "is a directory", p)
             return self._register(ReadHandle(self.backend, p, float(self.opts.vfs_read_wait),
-                                             bool(self.opts.no_seek)))
+                                             bool(self.opts.no_seek), int(self.opts.vfs_read_chunk_size),
+                                             int(self.opts.vfs_read_chunk_size_limit)))
         self._check_writable(p)
         try:
             exists = self._lookup(p) is not None
