@@ -143,6 +143,27 @@ class VFS:
                 entry.size, entry.mtime_ns = item.size, item.modtime_ns  # the newest data is local
         return entry
 
+    def _path(self, path: str | None, create: bool = False) -> str:
+        """The backend path for a FUSE path; with --vfs-case-insensitive, an existing name that
+        differs only by case stands in for a missing exact one (rclone's fixup)."""
+        p = _internal(path)
+        if not self.opts.vfs_case_insensitive or not p:
+            return p
+        parts = p.split("/")
+        fixed: list[str] = []
+        for i, name in enumerate(parts):
+            head = "/".join(fixed)
+            try:
+                children = self.dircache.children(head)
+            except OSError:
+                return "/".join(fixed + parts[i:])
+            if name not in children:
+                matches = [c for c in children if c.lower() == name.lower()]
+                if len(matches) == 1 and not (create and i == len(parts) - 1):
+                    name = matches[0]
+            fixed.append(name)
+        return "/".join(fixed)
+
     def _list(self, path: str) -> list[Entry]:
         """A backend listing plus the files written here and not uploaded yet."""
         entries = self.backend.list(path)
@@ -170,7 +191,7 @@ class VFS:
             if handle is None:
                 raise OSError(errno.EBADF, "bad file handle")
             path = "/" + handle.path
-        return self._attrs(self._lookup(_internal(path)))
+        return self._attrs(self._lookup(self._path(path)))
 
     def _refresh(self, path: str) -> Entry:
         """Re-read one entry from the backend after we changed it."""
@@ -185,7 +206,7 @@ class VFS:
     # --- directories ------------------------------------------------------------------
 
     def opendir(self, path: str) -> int:
-        return self._register(_DirHandle(_internal(path)))
+        return self._register(_DirHandle(self._path(path)))
 
     def readdir_with_offset(self, path: str | None, offset: int, fh: int) -> Any:
         """Entries from `offset` on, with their attributes and offsets.
@@ -228,7 +249,7 @@ class VFS:
                 log.debug("chown %s: %s", path, e)
 
     def mkdir(self, path: str, mode: int) -> int:
-        p = _internal(path)
+        p = self._path(path)
         self._check_writable(p)
         self.backend.mkdir(p)
         if self._can_chmod:
@@ -238,7 +259,7 @@ class VFS:
         return 0
 
     def rmdir(self, path: str) -> int:
-        p = _internal(path)
+        p = self._path(path)
         self._check_writable(p)
         self.backend.rmdir(p)
         self.dircache.remove(p)
@@ -247,7 +268,7 @@ class VFS:
     # --- names ------------------------------------------------------------------------
 
     def unlink(self, path: str) -> int:
-        p = _internal(path)
+        p = self._path(path)
         self._check_writable(p)
         pending = False
         if self.cache is not None:
@@ -263,7 +284,7 @@ class VFS:
         return 0
 
     def rename(self, old: str, new: str, flags: int = 0) -> int:
-        src, dst = _internal(old), _internal(new)
+        src, dst = self._path(old), self._path(new, create=True)
         self._check_writable(src)
         entry = self._lookup(src)
         try:
@@ -314,7 +335,7 @@ class VFS:
         return True
 
     def chmod(self, path: str | None, mode: int) -> int:
-        p = _internal(path)
+        p = self._path(path)
         self._check_writable(p)
         if self._can_chmod:
             pending = self._pending_meta(p, mode=mode & 0o7777)
@@ -327,7 +348,7 @@ class VFS:
         return 0  # rclone accepts and ignores chmod where it can't be stored
 
     def chown(self, path: str | None, uid: int, gid: int) -> int:
-        p = _internal(path)
+        p = self._path(path)
         self._check_writable(p)
         if self._can_chown:
             e = self._lookup(p)
@@ -343,7 +364,7 @@ class VFS:
         return 0
 
     def utimens(self, path: str | None, times: tuple[int, int] | None = None) -> int:
-        p = _internal(path)
+        p = self._path(path)
         self._check_writable(p)
         mtime = times[1] if times else time.time_ns()
         if self.cache is not None:
@@ -371,7 +392,7 @@ class VFS:
 
     def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
         handle = self._handles.get(fh) if fh else None
-        p = handle.path if handle is not None else _internal(path)
+        p = handle.path if handle is not None else self._path(path)
         self._check_writable(p)
         if handle is None:
             handle = self._writers.get(p)
@@ -402,12 +423,32 @@ class VFS:
         if self.opts.vfs_disk_space_total_size >= 0:
             total = int(self.opts.vfs_disk_space_total_size)
         free = about.free if about.free >= 0 else total
+        if self.opts.vfs_used_is_size:
+            free = max(0, total - self._used_by_files())
         free = min(free, total)
         return {
             "f_bsize": _BLOCK, "f_frsize": _BLOCK,
             "f_blocks": total // _BLOCK, "f_bfree": free // _BLOCK, "f_bavail": free // _BLOCK,
             "f_files": 1 << 30, "f_ffree": 1 << 30, "f_favail": 1 << 30, "f_namemax": 255,
         }
+
+    def _used_by_files(self) -> int:
+        """--vfs-used-is-size: add up every file, as `rclone size` does (cached for
+        --dir-cache-time: it lists the whole remote)."""
+        now = time.monotonic()
+        cached = getattr(self, "_used_cache", None)
+        if cached is not None and now - cached[0] < float(self.opts.dir_cache_time):
+            return cached[1]
+        total, todo = 0, [""]
+        while todo:
+            directory = todo.pop()
+            for e in self.backend.list(directory):
+                if e.is_dir:
+                    todo.append(f"{directory}/{e.name}" if directory else e.name)
+                else:
+                    total += e.size
+        self._used_cache = (now, total)
+        return total
 
     def access(self, path: str, amode: int) -> int:
         return 0
@@ -435,7 +476,7 @@ class VFS:
             pass
 
     def create(self, path: str, mode: int, flags: int = os.O_WRONLY) -> int:
-        p = _internal(path)
+        p = self._path(path)
         self._check_writable(p)
         if self._open_kind(p, flags | os.O_CREAT) == "cached":
             return self._open_cached(p, flags | os.O_TRUNC, mode)
@@ -471,7 +512,7 @@ class VFS:
         return "write" if write else "read"
 
     def open(self, path: str, flags: int) -> int:
-        p = _internal(path)
+        p = self._path(path)
         kind = self._open_kind(p, flags)
         if kind == "cached":
             if flags & _ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:

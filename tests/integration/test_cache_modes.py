@@ -185,3 +185,38 @@ def test_sigkill_during_write_back_loses_nothing(plugin_factory, data_dir: Path)
     got = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in data_dir.iterdir()}
     assert got == sums
     c.ok("VolumeDriver.Unmount", {"Name": "crash", "ID": "live"})
+
+
+def test_case_insensitive_fixup(plugin: Plugin, data_dir: Path) -> None:
+    (data_dir / "Hello.TXT").write_text("found")
+    (data_dir / "Dir").mkdir()
+    (data_dir / "Dir" / "Inner").write_text("deep")
+    mp = mount(plugin, data_dir, "ci", **{"vfs-case-insensitive": "true"})
+    try:
+        assert (mp / "hello.txt").read_text() == "found"
+        assert (mp / "dir" / "inner").read_text() == "deep"
+        assert sorted(os.listdir(mp)) == ["Dir", "Hello.TXT"]  # names keep their case
+    finally:
+        unmount(plugin, "ci")
+    mp2 = mount(plugin, data_dir, "cs")
+    try:
+        assert not (mp2 / "hello.txt").exists()  # the default is case sensitive on Linux
+    finally:
+        unmount(plugin, "cs")
+
+
+def test_statfs_options(plugin: Plugin, data_dir: Path) -> None:
+    mp = mount(plugin, data_dir, "df", **{"vfs-disk-space-total-size": "10Gi"})
+    try:
+        st = os.statvfs(mp)
+        assert st.f_blocks * st.f_frsize == 10 << 30
+    finally:
+        unmount(plugin, "df")
+    (data_dir / "sub").mkdir()
+    (data_dir / "sub" / "f").write_bytes(b"x" * (5 << 20))
+    mp = mount(plugin, data_dir, "used", **{"vfs-disk-space-total-size": "1Gi", "vfs-used-is-size": "true"})
+    try:
+        st = os.statvfs(mp)
+        assert (st.f_blocks - st.f_bfree) * st.f_frsize == 5 << 20
+    finally:
+        unmount(plugin, "used")
