@@ -247,7 +247,8 @@ class FuseMount:
         delay = 0.0005
         while True:
             if not self._thread.is_alive():
-                raise MountError(f"libfuse failed to mount {self.mountpoint}: {self.error or 'exited'}"
+                why = self.error or "it exited at once (was the mount removed from outside?)"
+                raise MountError(f"libfuse failed to mount {self.mountpoint}: {why}"
                                  " (the plugin log has libfuse's message)")
             try:
                 if os.stat(self.mountpoint).st_dev != dev_before:

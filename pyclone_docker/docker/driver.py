@@ -95,14 +95,18 @@ class Driver:
         if self._volumes:
             log.info("state: %d volume(s) restored", len(self._volumes))
 
+    def clean_stale_mounts(self) -> None:
+        """FUSE mounts left under --base-dir by a killed run. Runs before serving: done
+        later, it could take a fresh mount made by an early request for a stale one."""
+        for mp in mountmod.clean_stale_mounts(self.base_dir):
+            log.info("cleaned stale mount %s", mp)
+
     def restore(self) -> None:
         """Slow part, run after the socket listens: clean dead mounts, check options, remount."""
         try:
             mountmod.fuse_binding()  # load libfuse now, so the first Mount doesn't pay for it
         except mountmod.MountError as e:
             log.error("%s", e)
-        for mp in mountmod.clean_stale_mounts(self.base_dir):
-            log.info("cleaned stale mount %s", mp)
         with self._lock:
             volumes = list(self._volumes.values())
         for vol in volumes:

@@ -176,6 +176,7 @@ class PluginServer:
         self.install_signals()
         if not self.forget_state:
             self.driver.load_state()
+        self.driver.clean_stale_mounts()  # fast: one read of the mount table
         log.info("serving %s (driver name %r)", self.listener.description, self.listener.driver_name)
         sd_notify("READY=1")
         threading.Thread(target=self._restore, name="restore", daemon=True).start()

@@ -115,8 +115,15 @@ class CacheItem:
             "Fingerprint": self.fp,
             "Dirty": self.dirty,
         }
-        _makedirs(os.path.dirname(self.meta_path))
-        atomic_write(self.meta_path, (json.dumps(meta, indent="\t") + "\n").encode(), mode=0o600, sync=sync)
+        try:
+            _makedirs(os.path.dirname(self.meta_path))
+            atomic_write(self.meta_path, (json.dumps(meta, indent="\t") + "\n").encode(), mode=0o600,
+                         sync=sync)
+        except OSError as e:
+            # the state in memory is still right; the next save or the upload catches up
+            log.error("%s: cannot save cache metadata: %s", self.path, e)
+            self.cache.kick_cleaner()
+            return
         self.dirty_saved = self.dirty
 
     def _mark_dirty(self) -> None:
@@ -179,11 +186,13 @@ class CacheItem:
         with self.lock:
             self.opens -= 1
             self.atime_ns = time.time_ns()
-            self.persist()
-            if self.opens == 0:
-                self._close_fd()
-                if self.dirty and not self.deleted:
-                    self.cache.writeback.schedule(self.path)
+            try:
+                self.persist()
+            finally:
+                if self.opens == 0:
+                    self._close_fd()
+                    if self.dirty and not self.deleted:
+                        self.cache.writeback.schedule(self.path)
 
     # --- data -------------------------------------------------------------------------
 
@@ -215,10 +224,17 @@ class CacheItem:
                     if got == 0:
                         break  # the remote is shorter than we thought: the rest reads as zeros
                     try:
-                        _pwrite_all(self.fd, view[:got], pos)
+                        try:
+                            _pwrite_all(self.fd, view[:got], pos)
+                        except OSError as e:
+                            if e.errno != errno.ENOSPC or not self.cache.free_space():
+                                raise
+                            _pwrite_all(self.fd, view[:got], pos)
                     except OSError as e:
                         if e.errno == errno.ENOSPC:
-                            log.error("cache disk full while caching %s: reading uncached", self.path)
+                            if not self.cache.full_warned:
+                                self.cache.full_warned = True  # once, not once per read
+                                log.error("cache disk full while caching %s: reading uncached", self.path)
                             self.cache.kick_cleaner()
                             return None
                         raise
@@ -240,7 +256,12 @@ class CacheItem:
             self._mark_dirty()
             if offset > self.size:
                 self.ranges.add(self.size, offset)  # the gap reads as zeros: it is "present"
-            n = _pwrite_all(self.fd, view, offset)
+            try:
+                n = _pwrite_all(self.fd, view, offset)
+            except OSError as e:
+                if e.errno != errno.ENOSPC or not self.cache.free_space():
+                    raise
+                n = _pwrite_all(self.fd, view, offset)  # once more, after evicting clean files
             self.ranges.add(offset, offset + n)
             self.size = max(self.size, offset + n)
             return n
@@ -292,6 +313,7 @@ class Cache:
         self.fast_fingerprint = fast_fingerprint
         self.items: dict[str, CacheItem] = {}
         self.lock = threading.Lock()
+        self.full_warned = False
         self.writeback = WriteBack(self, write_back, max(1, transfers), on_uploaded)
         self._stop = threading.Event()
         self._kick = threading.Event()
@@ -401,15 +423,31 @@ class Cache:
                     removed += 1
         return removed
 
-    def _evict(self, item: CacheItem) -> None:
-        with item.lock:
+    def _evict(self, item: CacheItem) -> int:
+        """Remove a closed, clean item; returns the bytes it held (0 if it was busy)."""
+        if not item.lock.acquire(blocking=False):
+            return 0  # in use right now: never wait for another item's lock here
+        try:
             if item.opens or item.dirty:
-                return
+                return 0
             with self.lock:
                 if self.items.get(item.path) is item:
                     del self.items[item.path]
+            held = item.ranges.size()
             item.remove_files()
             log.debug("cache: evicted %s", item.path)
+            return held
+        finally:
+            item.lock.release()
+
+    def free_space(self) -> int:
+        """The cache disk is full: evict every closed, clean item, oldest first."""
+        freed = 0
+        for item in sorted(list(self.items.values()), key=lambda i: i.atime_ns):
+            freed += self._evict(item)
+        if freed:
+            log.info("cache disk full: evicted %d bytes of clean cached data", freed)
+        return freed
 
     def shutdown(self, flush_timeout: float = 50.0) -> bool:
         """Upload everything dirty (bounded), stop the threads. True if nothing is left."""

@@ -289,12 +289,15 @@ def test_sigkill_then_restart_remounts_live_ids(plugin_factory, data_dir: Path) 
     # answers at once from state, remounts in the background
     assert c.ok("VolumeDriver.Get", {"Name": "crash"})["Volume"]["Status"]["Mounts"] == ["live-id"]
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    parent_dev = os.stat(os.path.dirname(mp)).st_dev
+    while time.monotonic() < deadline:  # until the new FUSE mount is in place
         try:
-            os.listdir(mp)
-            break
+            if os.stat(mp).st_dev != parent_dev:
+                os.listdir(mp)
+                break
         except OSError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     Path(mp, "alive.txt").write_text("yes")
     assert (data_dir / "alive.txt").read_text() == "yes"
     assert p.mounts() == [mp]

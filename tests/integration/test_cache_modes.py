@@ -220,3 +220,43 @@ def test_statfs_options(plugin: Plugin, data_dir: Path) -> None:
         assert (st.f_blocks - st.f_bfree) * st.f_frsize == 5 << 20
     finally:
         unmount(plugin, "used")
+
+
+@pytest.fixture
+def small_cache(tmp_root: Path):
+    """A 4 MiB tmpfs as the cache dir: the cache disk fills up."""
+    import subprocess
+
+    d = tmp_root / "smallcache"
+    d.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(d)], check=True)
+    yield d
+    subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def test_full_cache_disk_is_a_clean_error_not_a_crash(plugin_factory, data_dir: Path, small_cache: Path) -> None:
+    big = os.urandom(12 << 20)
+    (data_dir / "remote-big.bin").write_bytes(big)
+    p = plugin_factory(["--cache-dir", str(small_cache)])
+    c = p.client
+    c.ok("VolumeDriver.Create", {"Name": "tiny", "Opts": {"type": "local", "path": str(data_dir),
+                                                          "vfs-cache-mode": "full"}})
+    mp = Path(c.ok("VolumeDriver.Mount", {"Name": "tiny", "ID": "t"})["Mountpoint"])
+    try:
+        # reads larger than the cache disk fall back to reading the remote directly
+        assert hashlib.sha256((mp / "remote-big.bin").read_bytes()).digest() == hashlib.sha256(big).digest()
+        # a write that does not fit is refused with ENOSPC, and the plugin keeps serving
+        with pytest.raises(OSError) as ei:
+            with open(mp / "too-big.bin", "wb") as f:
+                for _ in range(12):
+                    f.write(os.urandom(1 << 20))
+        assert ei.value.errno == 28
+        assert p.proc is not None and p.proc.poll() is None
+        assert c.ok("VolumeDriver.List", {})["Volumes"]
+        os.unlink(mp / "too-big.bin")  # as an application cleans up after ENOSPC
+        # a small file still works end to end
+        (mp / "small.txt").write_text("fits")
+    finally:
+        c.ok("VolumeDriver.Unmount", {"Name": "tiny", "ID": "t"})
+    assert (data_dir / "small.txt").read_text() == "fits"
+    assert (data_dir / "remote-big.bin").read_bytes() == big  # nothing lost on the remote
