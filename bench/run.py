@@ -116,6 +116,40 @@ class Plugin:
                     subprocess.run(["umount", "-l", mp], check=False)
 
 
+class RssSampler:
+    """Peak RSS of a plugin, sampled every 50 ms in a thread."""
+
+    def __init__(self, p: Plugin) -> None:
+        import threading
+
+        self.p, self.peak, self.running = p, 0, True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while self.running:
+            try:
+                self.peak = max(self.peak, self.p.rss_kib())
+            except (OSError, AssertionError):
+                pass
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        self.running = False
+        self.thread.join()
+        return self.peak
+
+
+def page_cache_reread(root: Path, size_mib: int) -> float:
+    """The ceiling: re-reading a file of the backing disk with no FUSE at all (docker's local driver)."""
+    f = root / "ceiling.bin"
+    dd(["if=/dev/zero", f"of={f}", "bs=1M", f"count={size_mib}"])
+    dd([f"if={f}", "of=/dev/null", "bs=1M"])
+    rate = size_mib / dd([f"if={f}", "of=/dev/null", "bs=1M"]) * 1.048576
+    f.unlink()
+    return rate
+
+
 def dd(args: list[str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(["dd", *args, "status=none"], check=True)
@@ -130,8 +164,9 @@ def drop_caches() -> None:
         pass
 
 
-def bench_plugin(p: Plugin, size_mib: int, reps: int) -> dict[str, float]:
+def bench_plugin(p: Plugin, size_mib: int, reps: int, mode: str = "off") -> dict[str, float]:
     r: dict[str, float] = {}
+    extra = {"vfs-cache-mode": mode} if mode != "off" else {}
     starts = []
     for _ in range(reps):
         starts.append(p.start())
@@ -164,8 +199,9 @@ def bench_plugin(p: Plugin, size_mib: int, reps: int) -> dict[str, float]:
 
     # big sequential I/O through one mount
     (p.data / "big").mkdir(exist_ok=True)
-    p.call("VolumeDriver.Create", {"Name": "big", "Opts": {"type": "local", "path": str(p.data / "big")}})
-    wr, rd = [], []
+    p.call("VolumeDriver.Create", {"Name": "big", "Opts": {"type": "local", "path": str(p.data / "big"), **extra}})
+    wr, rd, reread = [], [], []
+    peak = RssSampler(p)
     for i in range(reps):
         mp = p.call("VolumeDriver.Mount", {"Name": "big", "ID": f"w{i}"})["Mountpoint"]
         f = f"{mp}/file.bin"
@@ -174,14 +210,18 @@ def bench_plugin(p: Plugin, size_mib: int, reps: int) -> dict[str, float]:
         drop_caches()
         mp = p.call("VolumeDriver.Mount", {"Name": "big", "ID": f"r{i}"})["Mountpoint"]
         rd.append(size_mib / dd([f"if={mp}/file.bin", "of=/dev/null", "bs=1M"]))
+        reread.append(size_mib / dd([f"if={mp}/file.bin", "of=/dev/null", "bs=1M"]))
         os.unlink(f"{mp}/file.bin")
         p.call("VolumeDriver.Unmount", {"Name": "big", "ID": f"r{i}"})
     r["write_MBps"] = statistics.median(wr) * 1.048576
     r["read_MBps"] = statistics.median(rd) * 1.048576
+    r["reread_MBps"] = statistics.median(reread) * 1.048576
+    r["rss_peak_during_io_MiB"] = peak.stop() / 1024
 
     # small files and a big listing
     (p.data / "small").mkdir(exist_ok=True)
-    p.call("VolumeDriver.Create", {"Name": "small", "Opts": {"type": "local", "path": str(p.data / "small")}})
+    p.call("VolumeDriver.Create", {"Name": "small", "Opts": {"type": "local", "path": str(p.data / "small"),
+                                                             **extra}})
     mp = p.call("VolumeDriver.Mount", {"Name": "small", "ID": "s"})["Mountpoint"]
     block = b"x" * 4096
     t0 = time.perf_counter()
@@ -218,7 +258,7 @@ def bench_plugin(p: Plugin, size_mib: int, reps: int) -> dict[str, float]:
     return r
 
 
-HIGHER_IS_BETTER = {"write_MBps", "read_MBps", "create_files_per_s"}
+HIGHER_IS_BETTER = {"write_MBps", "read_MBps", "reread_MBps", "create_files_per_s"}
 NO_RATIO = {"api_hangs_in_20_cycles"}
 
 
@@ -228,22 +268,26 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--json", default="")
     ap.add_argument("--only", choices=["pyclone", "rclone"], default=None)
+    ap.add_argument("--vfs-cache-mode", default="off", choices=["off", "minimal", "writes", "full"])
     args = ap.parse_args()
     if os.geteuid() != 0 or not shutil.which("rclone"):
         print("needs root and rclone (apt-get install rclone)", file=sys.stderr)
         return 1
     root = Path(tempfile.mkdtemp(prefix="pycbench-", dir=os.environ.get("BENCH_DIR", "/var/tmp")))
     results: dict[str, dict[str, float]] = {}
+    ceiling = page_cache_reread(root, args.size_mib)
     try:
         for kind in ([args.only] if args.only else ["pyclone", "rclone"]):
             p = Plugin(kind, root)
             try:
-                results[kind] = bench_plugin(p, args.size_mib, args.reps)
+                results[kind] = bench_plugin(p, args.size_mib, args.reps, args.vfs_cache_mode)
                 print(kind, json.dumps(results[kind]), flush=True)
             finally:
                 p.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    print(f"vfs-cache-mode {args.vfs_cache_mode}; backing dir {root}; page-cache re-read without FUSE "
+          f"(docker's local driver): {ceiling:.0f} MB/s")
     keys = list(next(iter(results.values())))
     print(f"{'measure':<22} {'pyclone':>10} {'rclone':>10} {'ratio':>8}")
     for k in keys:
