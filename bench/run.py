@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 class UnixHTTP(http.client.HTTPConnection):
     def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=20)
+        super().__init__("localhost", timeout=120)
         self.path_ = path
 
     def connect(self) -> None:

@@ -160,6 +160,10 @@ def fuse_options(opts: OptionValues, devname: str, major: int) -> dict[str, Any]
         o["ro"] = True
     if opts.direct_io:
         o["direct_io"] = True
+    else:
+        # keep file pages in the kernel across opens unless size or mtime changed: re-reads
+        # run at page-cache speed, and a file changed on the remote is still re-read
+        o["auto_cache"] = True
     if major == 2:
         o["big_writes"] = True  # else every write arrives as 4 KiB
         o["max_readahead"] = int(opts.max_read_ahead)

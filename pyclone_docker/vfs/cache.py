@@ -104,7 +104,10 @@ class CacheItem:
             return False
         return os.path.exists(self.data_path)
 
-    def persist(self, sync: bool = True) -> None:
+    def persist(self, sync: bool = False) -> None:
+        """Save the metadata. Not fsynced: the data file isn't either, and both survive a
+        killed process through the page cache; an fsync per close would cost more than a
+        small file's whole write."""
         if self.deleted:
             return
         meta = {
