@@ -15,6 +15,7 @@ by the write-back queue after --vfs-write-back, and before an unmount completes.
 from __future__ import annotations
 
 import errno
+import heapq
 import json
 import logging
 import os
@@ -70,6 +71,7 @@ class CacheItem:
         self.fd = -1
         self.deleted = False  # unlinked while open: the fd lives on, nothing is saved or uploaded
         self.dirty_saved = False  # the metadata on disk already says Dirty
+        self.meta_written = False  # a metadata file exists (from this run or an earlier one)
         # owner and permissions asked for before the first upload (applied after it)
         self.mode: int | None = None
         self.uid: int | None = None
@@ -95,10 +97,12 @@ class CacheItem:
             self.ranges = RangeSet.from_rclone(meta.get("Rs"))
             self.fp = meta.get("Fingerprint") or ""
             self.dirty = self.dirty_saved = bool(meta.get("Dirty"))
+            self.meta_written = True
             if self.dirty:
                 # a dirty item is whole on disk (see _mark_dirty); writes after the metadata
                 # was saved may have grown it, so the data file's size is the truth
-                self.size = os.stat(self.data_path).st_size
+                st = os.stat(self.data_path)
+                self.size, self.modtime_ns = st.st_size, st.st_mtime_ns
                 self.ranges = RangeSet([(0, self.size)])
         except (OSError, ValueError, KeyError, TypeError):
             return False
@@ -118,16 +122,33 @@ class CacheItem:
             "Fingerprint": self.fp,
             "Dirty": self.dirty,
         }
+        data = (json.dumps(meta, indent="\t") + "\n").encode()
         try:
             _makedirs(os.path.dirname(self.meta_path))
-            atomic_write(self.meta_path, (json.dumps(meta, indent="\t") + "\n").encode(), mode=0o600,
-                         sync=sync)
+            if not self.meta_written:
+                self._write_new_meta(data)
+            else:
+                atomic_write(self.meta_path, data, mode=0o600, sync=sync)
         except OSError as e:
             # the state in memory is still right; the next save or the upload catches up
             log.error("%s: cannot save cache metadata: %s", self.path, e)
             self.cache.kick_cleaner()
             return
         self.dirty_saved = self.dirty
+        self.meta_written = True
+
+    def _write_new_meta(self, data: bytes) -> None:
+        """A first save needs no temp file and rename: there is nothing to replace, and one
+        small write is whole after a killed process. Saves one file creation per cached file."""
+        try:
+            fd = os.open(self.meta_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            atomic_write(self.meta_path, data, mode=0o600, sync=False)
+            return
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
 
     def _mark_dirty(self) -> None:
         """Before the first change: fetch the whole object and record Dirty on disk, so a
@@ -161,6 +182,7 @@ class CacheItem:
                 os.unlink(p)
             except FileNotFoundError:
                 pass
+        self.meta_written = self.dirty_saved = False
 
     # --- open / close -----------------------------------------------------------------
 
@@ -190,7 +212,8 @@ class CacheItem:
             self.opens -= 1
             self.atime_ns = time.time_ns()
             try:
-                self.persist()
+                if not (self.dirty and self.dirty_saved):
+                    self.persist()  # a dirty item's size and ranges come from its data file at reload
             finally:
                 if self.opens == 0:
                     self._close_fd()
@@ -471,7 +494,8 @@ class WriteBack:
         self.delay = delay
         self.transfers = transfers
         self.on_uploaded = on_uploaded
-        self.due: dict[str, float] = {}
+        self.due: dict[str, float] = {}  # the truth; the heap may hold stale entries
+        self.heap: list[tuple[float, str]] = []
         self.backoff: dict[str, float] = {}
         self.busy: set[str] = set()
         self.cond = threading.Condition()
@@ -483,13 +507,17 @@ class WriteBack:
         with self.cond:
             if self.flushing:
                 delay = 0.0
-            self.due[path] = time.monotonic() + (self.delay if delay is None else delay)
+            self._set_due(path, time.monotonic() + (self.delay if delay is None else delay))
             self.backoff.pop(path, None)
             if len(self.threads) < self.transfers:
                 t = threading.Thread(target=self._worker, name="writeback", daemon=True)
                 t.start()
                 self.threads.append(t)
-            self.cond.notify_all()
+            self.cond.notify()  # one worker re-checks the earliest due time
+
+    def _set_due(self, path: str, when: float) -> None:
+        self.due[path] = when
+        heapq.heappush(self.heap, (when, path))
 
     def cancel(self, path: str) -> None:
         with self.cond:
@@ -501,7 +529,7 @@ class WriteBack:
     def rename(self, old: str, new: str) -> None:
         with self.cond:
             if old in self.due:
-                self.due[new] = self.due.pop(old)
+                self._set_due(new, self.due.pop(old))
             if old in self.backoff:
                 self.backoff[new] = self.backoff.pop(old)
 
@@ -510,22 +538,30 @@ class WriteBack:
             return len(self.due) + len(self.busy)
 
     def _next(self) -> str | None:
-        """The earliest due item whose file is closed, or None after waiting a little."""
+        """The earliest due item whose file is closed, or None after waiting a little.
+
+        A heap keeps this O(log n) per upload: thousands of small files are common."""
         now = time.monotonic()
-        ready = [(t, p) for p, t in self.due.items() if t <= now and p not in self.busy]
-        for _t, path in sorted(ready):
+        while self.heap:
+            when, path = self.heap[0]
+            if self.due.get(path) != when or path in self.busy:
+                heapq.heappop(self.heap)  # stale: rescheduled, cancelled or being uploaded
+                continue
+            if when > now:
+                self.cond.wait(min(when - now, 1.0))
+                return None
+            heapq.heappop(self.heap)
             item = self.cache.peek(path)
             if item is None or not item.dirty:
                 self.due.pop(path, None)
                 continue
             if item.opens:
-                continue  # rclone waits for the last close
+                self._set_due(path, now + 0.5)  # rclone waits for the last close
+                continue
             del self.due[path]
             self.busy.add(path)
             return path
-        future = [t for p, t in self.due.items() if p not in self.busy]
-        wait = min(future) - now if future else 1.0
-        self.cond.wait(max(0.01, min(wait, 1.0)))
+        self.cond.wait(1.0)
         return None
 
     def _worker(self) -> None:
@@ -546,7 +582,7 @@ class WriteBack:
                 if not ok and self.cache.peek(path) is not None and path not in self.due:
                     wait = min(60.0, self.backoff.get(path, 0.5) * 2)
                     self.backoff[path] = wait
-                    self.due[path] = time.monotonic() + wait
+                    self._set_due(path, time.monotonic() + wait)
                     log.info("will retry upload of %s in %.0fs", path, wait)
                 elif ok:
                     self.backoff.pop(path, None)
@@ -603,8 +639,8 @@ class WriteBack:
             while True:
                 dirty = [i for i in list(self.cache.items.values()) if i.dirty and not i.deleted]
                 for item in dirty:
-                    if not item.opens and item.path not in self.busy:
-                        self.due[item.path] = 0.0
+                    if not item.opens and item.path not in self.busy and self.due.get(item.path) != 0.0:
+                        self._set_due(item.path, 0.0)
                 waiting = [i for i in dirty if not i.opens or time.monotonic() < grace]
                 if not waiting and not self.busy:
                     return not dirty
@@ -675,8 +711,14 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> int:
     return done
 
 
+_made_dirs: set[str] = set()
+
+
 def _makedirs(path: str) -> None:
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    # each cached file would otherwise cost a stat per directory level
+    if path not in _made_dirs:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        _made_dirs.add(path)
 
 
 def _walk(root: str) -> list[str]:
