@@ -1,9 +1,10 @@
 # pyclone-docker. Run as root: FUSE mounts, /run/docker/plugins and dockerd need it.
 PYTHON ?= python3
-APT_PACKAGES = docker.io fuse3 libfuse2 busybox-static rclone fio curl psmisc sqlite3 iptables
+APT_PACKAGES = docker.io fuse3 libfuse2 busybox-static rclone fio curl psmisc sqlite3 iptables systemd \
+	binutils-aarch64-linux-gnu
 DEMO_DIR ?= /tmp/pyclone-demo
 
-.PHONY: help system-deps deps demo test unit integration e2e lint check bench clean
+.PHONY: help system-deps deps demo test unit integration e2e lint check bench clean zipapp install test-zipapp
 
 help:
 	@echo "make demo    - install what is needed and run the plugin on a local demo volume"
@@ -34,8 +35,30 @@ integration:
 e2e:
 	$(PYTHON) -m pytest -q tests/e2e
 
+# every suite from the source tree, the Docker suite again in full cache mode, then the built
+# amd64 zipapp through the integration and Docker suites (the last line is pytest's summary)
 test:
 	$(PYTHON) -m pytest -q -ra tests
+	PYCLONE_E2E_PLUGIN_ARGS="--vfs-cache-mode full" $(PYTHON) -m pytest -q -ra tests/e2e/test_docker_e2e.py
+	$(MAKE) test-zipapp
+
+test-zipapp: zipapp
+	PYCLONE_PYZ=$(CURDIR)/dist/pyclone-docker-amd64.pyz $(PYTHON) -m pytest -q -ra \
+		tests/zipapp tests/integration/test_api.py tests/e2e/test_docker_e2e.py
+
+ZIPAPP_ARCHES ?= amd64 arm64
+zipapp:
+	$(PYTHON) build_zipapp.py $(foreach a,$(ZIPAPP_ARCHES),--arch $(a))
+
+ARCH ?= $(shell $(PYTHON) -c "import struct,os; m=os.uname().machine; b=struct.calcsize('P')*8; \
+	print('amd64' if m=='x86_64' else 'arm64' if b==64 else 'armv7')")
+install:
+	install -D -m 0755 dist/pyclone-docker-$(ARCH).pyz $(DESTDIR)/usr/local/lib/pyclone-docker/pyclone-docker.pyz
+	install -D -m 0644 systemd/pyclone-docker.service $(DESTDIR)/etc/systemd/system/pyclone-docker.service
+	install -D -m 0644 systemd/pyclone-docker.socket $(DESTDIR)/etc/systemd/system/pyclone-docker.socket
+	install -D -m 0644 README.md $(DESTDIR)/usr/local/lib/pyclone-docker/README.md
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; \
+		echo "now: systemctl enable --now pyclone-docker.socket && systemctl restart docker"; fi
 
 check: system-deps deps
 	bash .ci/start-dockerd.sh

@@ -246,10 +246,9 @@ def test_full_cache_disk_is_a_clean_error_not_a_crash(plugin_factory, data_dir: 
         # reads larger than the cache disk fall back to reading the remote directly
         assert hashlib.sha256((mp / "remote-big.bin").read_bytes()).digest() == hashlib.sha256(big).digest()
         # a write that does not fit is refused with ENOSPC, and the plugin keeps serving
-        with pytest.raises(OSError) as ei:
-            with open(mp / "too-big.bin", "wb") as f:
-                for _ in range(12):
-                    f.write(os.urandom(1 << 20))
+        with pytest.raises(OSError) as ei, open(mp / "too-big.bin", "wb") as f:
+            for _ in range(12):
+                f.write(os.urandom(1 << 20))
         assert ei.value.errno == 28
         assert p.proc is not None and p.proc.poll() is None
         assert c.ok("VolumeDriver.List", {})["Volumes"]
