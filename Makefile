@@ -1,7 +1,7 @@
 # pyclone-docker. Run as root: FUSE mounts, /run/docker/plugins and dockerd need it.
 PYTHON ?= python3
 APT_PACKAGES = docker.io fuse3 libfuse2 busybox-static rclone fio curl psmisc sqlite3 iptables systemd \
-	binutils-aarch64-linux-gnu
+	binutils-aarch64-linux-gnu gcc-arm-linux-gnueabihf
 DEMO_DIR ?= /tmp/pyclone-demo
 
 .PHONY: help system-deps deps demo test unit integration e2e lint check bench clean zipapp install test-zipapp
@@ -46,7 +46,7 @@ test-zipapp: zipapp
 	PYCLONE_PYZ=$(CURDIR)/dist/pyclone-docker-amd64.pyz $(PYTHON) -m pytest -q -ra \
 		tests/zipapp tests/integration/test_api.py tests/e2e/test_docker_e2e.py
 
-ZIPAPP_ARCHES ?= amd64 arm64
+ZIPAPP_ARCHES ?= amd64 arm64 armv7
 zipapp:
 	$(PYTHON) build_zipapp.py $(foreach a,$(ZIPAPP_ARCHES),--arch $(a))
 
