@@ -4,7 +4,7 @@ APT_PACKAGES = docker.io fuse3 libfuse2 busybox-static rclone fio curl psmisc sq
 	binutils-aarch64-linux-gnu gcc-arm-linux-gnueabihf
 DEMO_DIR ?= /tmp/pyclone-demo
 
-.PHONY: help system-deps deps demo test unit integration e2e lint check bench clean zipapp install test-zipapp
+.PHONY: help system-deps deps demo test unit integration e2e lint check bench clean zipapp install test-zipapp arm-proof
 
 help:
 	@echo "make demo    - install what is needed and run the plugin on a local demo volume"
@@ -49,6 +49,14 @@ test-zipapp: zipapp
 ZIPAPP_ARCHES ?= amd64 arm64 armv7
 zipapp:
 	$(PYTHON) build_zipapp.py $(foreach a,$(ZIPAPP_ARCHES),--arch $(a))
+
+# debootstraps arm64/armhf chroots (a few minutes each, kept in ARM_CHROOT_DIR) and proves each
+# foreign zipapp there under qemu-user-static: version, selftest, the API, a FUSE mount
+ARM_CHROOT_DIR ?= /var/tmp/pyclone-chroots
+arm-proof: zipapp
+	@dpkg -s qemu-user-static binfmt-support debootstrap >/dev/null 2>&1 || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static binfmt-support debootstrap
+	ARM_CHROOT_DIR=$(ARM_CHROOT_DIR) $(PYTHON) tests/arm/arm_proof.py
 
 ARCH ?= $(shell $(PYTHON) -c "import struct,os; m=os.uname().machine; b=struct.calcsize('P')*8; \
 	print('amd64' if m=='x86_64' else 'arm64' if b==64 else 'armv7')")
