@@ -68,4 +68,5 @@ def test_stack_writes_through_a_plugin_volume(plugin, tmp_path: Path) -> None:
              60, "the stack's volume to be removable")
         if created:
             docker("swarm", "leave", "--force", check=False)
+            docker("network", "rm", "docker_gwbridge", check=False)  # swarm leaves it behind
     assert (data / written[0].name).exists()  # the data outlives the stack, as rclone's docs say
