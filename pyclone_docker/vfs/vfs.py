@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from ..backends.base import (
+    FEATURE_CHANGE_NOTIFY,
     FEATURE_CHMOD,
     FEATURE_CHOWN,
     FEATURE_MODTIME,
@@ -92,6 +93,13 @@ class VFS:
         self._use_real_gid = self._can_chown and "gid" not in explicit
         self._root = Entry("", True, mtime_ns=time.time_ns())
         self._root_time = 0.0
+        if FEATURE_CHANGE_NOTIFY in backend.features and float(opts.poll_interval) > 0:
+            # --poll-interval: the backend reports changed paths; their directories are re-listed
+            backend.change_notify(self._changed, float(opts.poll_interval))
+
+    def _changed(self, path: str) -> None:
+        self.dircache.forget_tree(path)
+        self.dircache.forget_tree(path.rpartition("/")[0])
 
     # --- attributes -------------------------------------------------------------------
 

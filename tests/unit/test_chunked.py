@@ -112,3 +112,35 @@ def test_no_seek_refuses_seeks() -> None:
     with pytest.raises(OSError) as ei:
         h.read_into(memoryview(buf), 50)
     assert ei.value.errno == errno.ESPIPE
+
+
+def test_poll_interval_wires_backend_change_notify() -> None:
+    from pyclone_docker.backends.base import FEATURE_CHANGE_NOTIFY
+    from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
+    from pyclone_docker.vfs.vfs import VFS
+
+    class Notifying(FakeBackend):
+        features = frozenset({FEATURE_CHANGE_NOTIFY})
+
+        def __init__(self, data: bytes) -> None:
+            super().__init__(data)
+            self.hooked: list = []
+
+        def list(self, path: str) -> list[Entry]:
+            return [Entry("a", False, 1)] if path == "" else []
+
+        def change_notify(self, callback, interval: float) -> None:
+            self.hooked.append((callback, interval))
+
+    opts = OptionValues.defaults(VOLUME_OPTIONS)
+    backend = Notifying(b"")
+    vfs = VFS(backend, opts)
+    assert backend.hooked and backend.hooked[0][1] == 60.0
+    assert "a" in vfs.dircache.children("")
+    assert len(vfs.dircache) == 1
+    backend.hooked[0][0]("a")  # the backend says "a" changed: its directory is listed again
+    assert len(vfs.dircache) == 0
+    opts.values["poll_interval"] = 0.0
+    backend.hooked.clear()
+    VFS(backend, opts)
+    assert not backend.hooked  # 0 disables polling
