@@ -27,10 +27,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+# name: (suite, Debian arch, zipapp arch, the suite's libfuse packages)
 CHROOTS = {
-    "bookworm-arm64": ("bookworm", "arm64", "arm64", "libfuse2"),
-    "bookworm-armhf": ("bookworm", "armhf", "armv7", "libfuse2"),
-    "trixie-armhf": ("trixie", "armhf", "armv7", "libfuse2t64"),
+    "bookworm-arm64": ("bookworm", "arm64", "arm64", "libfuse3-3,libfuse2"),
+    "bookworm-armhf": ("bookworm", "armhf", "armv7", "libfuse3-3,libfuse2"),
+    "trixie-armhf": ("trixie", "armhf", "armv7", "libfuse3-4,libfuse2t64"),  # 64-bit time_t
 }
 MIRROR = "http://deb.debian.org/debian"
 failures: list[str] = []
@@ -54,12 +55,12 @@ def ensure_binfmt() -> None:
         sh("update-binfmts", "--enable", name)
 
 
-def ensure_chroot(root: Path, suite: str, arch: str, fuse2: str) -> None:
+def ensure_chroot(root: Path, suite: str, arch: str, fuse_libs: str) -> None:
     if (root / "usr/bin/python3").exists():
         return
     print(f"  debootstrap {suite} {arch} (a few minutes)...", flush=True)
     res = sh("debootstrap", f"--arch={arch}", "--variant=minbase",
-             f"--include=python3,fuse3,libfuse3-3,{fuse2}", suite, str(root), MIRROR, timeout=1800)
+             f"--include=python3,fuse3,{fuse_libs}", suite, str(root), MIRROR, timeout=1800)
     if res.returncode:
         raise RuntimeError(f"debootstrap failed: {res.stdout[-2000:]}{res.stderr[-2000:]}")
 
@@ -149,10 +150,10 @@ def prove_plugin(root: Path, pyz_in: str, fuse_name: str) -> None:
 
 
 def prove(name: str, base: Path) -> None:
-    suite, arch, pyz_arch, fuse2 = CHROOTS[name]
+    suite, arch, pyz_arch, fuse_libs = CHROOTS[name]
     root = base / name
     print(f"== {name} ({pyz_arch} zipapp)", flush=True)
-    ensure_chroot(root, suite, arch, fuse2)
+    ensure_chroot(root, suite, arch, fuse_libs)
     binds = bind_mounts(root)
     try:
         pyz = REPO / "dist" / f"pyclone-docker-{pyz_arch}.pyz"
