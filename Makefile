@@ -1,7 +1,7 @@
 # pyclone-docker. Run as root: FUSE mounts, /run/docker/plugins and dockerd need it.
 PYTHON ?= python3
 APT_PACKAGES = docker.io fuse3 libfuse2 busybox-static rclone fio curl psmisc sqlite3 iptables systemd \
-	binutils-aarch64-linux-gnu gcc-arm-linux-gnueabihf
+	binutils-aarch64-linux-gnu gcc-arm-linux-gnueabihf debootstrap xz-utils
 DEMO_DIR ?= /tmp/pyclone-demo
 
 .PHONY: help system-deps deps demo test unit integration e2e lint check bench clean zipapp install test-zipapp arm-proof
