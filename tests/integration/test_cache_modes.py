@@ -259,3 +259,16 @@ def test_full_cache_disk_is_a_clean_error_not_a_crash(plugin_factory, data_dir: 
         c.ok("VolumeDriver.Unmount", {"Name": "tiny", "ID": "t"})
     assert (data_dir / "small.txt").read_text() == "fits"
     assert (data_dir / "remote-big.bin").read_bytes() == big  # nothing lost on the remote
+
+
+def test_remove_drops_the_volumes_cache(plugin: Plugin, data_dir: Path) -> None:
+    (data_dir / "f").write_bytes(b"cached")
+    mp = mount(plugin, data_dir, "gone", **{"vfs-cache-mode": "full"})
+    try:
+        assert (mp / "f").read_bytes() == b"cached"
+    finally:
+        unmount(plugin, "gone")
+    assert (plugin.cache / "vfs" / "gone").exists()
+    plugin.client.ok("VolumeDriver.Remove", {"Name": "gone"})
+    assert not (plugin.cache / "vfs" / "gone").exists()
+    assert not (plugin.cache / "vfsMeta" / "gone").exists()
