@@ -9,17 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from dockercli import docker
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "pyclonetest/pyclone:e2e"
 IMAGE = "pyclone-test-bb:latest"
-
-
-def docker(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    if check and res.returncode:
-        raise AssertionError(f"docker {' '.join(args)}: {res.stderr or res.stdout}")
-    return res
 
 
 @pytest.fixture

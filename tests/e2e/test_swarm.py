@@ -4,29 +4,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from dockercli import docker, wait
 
 IMAGE = "pyclone-test-bb:latest"
-
-
-def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    if check and res.returncode:
-        raise AssertionError(f"docker {' '.join(args)}: {res.stderr or res.stdout}")
-    return res
-
-
-def wait(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.docker
