@@ -142,14 +142,8 @@ class VFS:
             entry = self.dircache.children(head).get(path.rpartition("/")[2])
         if entry is None:
             raise FileNotFoundError(errno.ENOENT, "no such file", path)
-        writer = self._writers.get(path)
-        if writer is not None and writer.size > entry.size:
-            entry.size = writer.size
-        if self.cache is not None:
-            item = self.cache.peek(path)
-            if item is not None and (item.opens or item.dirty):
-                entry.size, entry.mtime_ns = item.size, item.modtime_ns  # the newest data is local
-        return entry
+        head, _, name = path.rpartition("/")
+        return self._live(head, name, entry)  # the newest size may be local
 
     def _path(self, path: str | None, create: bool = False) -> str:
         """The backend path for a FUSE path; with --vfs-case-insensitive, an existing name that
@@ -229,11 +223,27 @@ class VFS:
         if handle.entries is None or offset == 0:
             attrs = self._attrs
             children = self.dircache.children(handle.path)
-            handle.entries = [".", "..", *((name, attrs(e)) for name, e in children.items())]
+            handle.entries = [".", "..", *((name, attrs(self._live(handle.path, name, e)))
+                                           for name, e in children.items())]
         entries = handle.entries
         for i in range(offset, len(entries)):
             item = entries[i]
             yield (item, {"st_mode": stat.S_IFDIR}, i + 1) if isinstance(item, str) else (*item, i + 1)
+
+    def _live(self, directory: str, name: str, entry: Entry) -> Entry:
+        """A listed entry, with the size of a file being written here (the kernel keeps
+        what readdirplus tells it, so a stale size must not reach it)."""
+        if not self._writers and self.cache is None:
+            return entry
+        path = f"{directory}/{name}" if directory else name
+        writer = self._writers.get(path)
+        if writer is not None and writer.size > entry.size:
+            entry.size = writer.size
+        if self.cache is not None:
+            item = self.cache.peek(path)
+            if item is not None and (item.opens or item.dirty):
+                entry.size, entry.mtime_ns = item.size, item.modtime_ns
+        return entry
 
     def releasedir(self, path: str | None, fh: int) -> int:
         self._handles.pop(fh, None)
