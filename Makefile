@@ -54,8 +54,8 @@ zipapp:
 # foreign zipapp there under qemu-user-static: version, selftest, the API, a FUSE mount
 ARM_CHROOT_DIR ?= /var/tmp/pyclone-chroots
 arm-proof: zipapp
-	@dpkg -s qemu-user-static binfmt-support debootstrap >/dev/null 2>&1 || \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static binfmt-support debootstrap
+	@dpkg -s qemu-user-static binfmt-support debootstrap mmdebstrap >/dev/null 2>&1 || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static binfmt-support debootstrap mmdebstrap
 	ARM_CHROOT_DIR=$(ARM_CHROOT_DIR) $(PYTHON) tests/arm/arm_proof.py
 
 ARCH ?= $(shell $(PYTHON) -c "import struct,os; m=os.uname().machine; b=struct.calcsize('P')*8; \
