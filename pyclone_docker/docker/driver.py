@@ -297,7 +297,7 @@ class Driver:
                       write_back=float(v.vfs_write_back), transfers=self.transfers,
                       max_age=float(v.vfs_cache_max_age), max_size=int(v.vfs_cache_max_size),
                       poll_interval=float(v.vfs_cache_poll_interval) or 60.0,
-                      fast_fingerprint=bool(v.vfs_fast_fingerprint),
+                      fast_fingerprint=bool(v.vfs_fast_fingerprint), set_modtime=not v.no_modtime,
                       on_uploaded=lambda path: holder[0].uploaded(path) if holder else None)
         vfs = VFS(backend, v, spec.explicit, cache=cache)
         holder.append(vfs)

@@ -327,7 +327,7 @@ class CacheItem:
 class Cache:
     def __init__(self, backend: Backend, cache_dir: str, volume: str, *, read_ahead: int = 0,
                  write_back: float = 5.0, transfers: int = 4, max_age: float = 3600.0, max_size: int = -1,
-                 poll_interval: float = 60.0, fast_fingerprint: bool = False,
+                 poll_interval: float = 60.0, fast_fingerprint: bool = False, set_modtime: bool = True,
                  on_uploaded: Callable[[str], None] | None = None) -> None:
         self.backend = backend
         self.data_root = os.path.join(cache_dir, "vfs", volume)
@@ -337,6 +337,7 @@ class Cache:
         self.max_size = max_size
         self.poll_interval = poll_interval
         self.fast_fingerprint = fast_fingerprint
+        self.set_modtime = set_modtime  # --no-modtime: uploads keep the time of the upload
         self.items: dict[str, CacheItem] = {}
         self.lock = threading.Lock()
         self.full_warned = False
@@ -599,7 +600,8 @@ class WriteBack:
             item.fill_missing()
             fd = os.open(item.data_path, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                writer = backend.open_write(item.path, item.size, item.modtime_ns)
+                writer = backend.open_write(item.path, item.size,
+                                            item.modtime_ns if self.cache.set_modtime else None)
                 try:
                     buf = bytearray(UPLOAD_BLOCK)
                     view = memoryview(buf)
@@ -616,7 +618,7 @@ class WriteBack:
                 writer.close()
             finally:
                 os.close(fd)
-            _apply_metadata(backend, item)
+            _apply_metadata(backend, item, self.cache.set_modtime)
             remote = backend.stat(item.path)
             item.dirty = False
             item.fp = fingerprint(remote, backend, self.cache.fast_fingerprint)
@@ -659,10 +661,10 @@ class WriteBack:
             self.cond.notify_all()
 
 
-def _apply_metadata(backend: Backend, item: CacheItem) -> None:
+def _apply_metadata(backend: Backend, item: CacheItem, set_modtime: bool) -> None:
     """After an upload: the modtime, and chmod/chown made before the file existed remotely."""
     steps = []
-    if FEATURE_MODTIME in backend.features:
+    if set_modtime and FEATURE_MODTIME in backend.features:
         steps.append(lambda: backend.set_modtime(item.path, item.modtime_ns))
     if item.mode is not None and FEATURE_CHMOD in backend.features:
         steps.append(lambda: backend.chmod(item.path, item.mode))

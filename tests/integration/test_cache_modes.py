@@ -272,3 +272,14 @@ def test_remove_drops_the_volumes_cache(plugin: Plugin, data_dir: Path) -> None:
     plugin.client.ok("VolumeDriver.Remove", {"Name": "gone"})
     assert not (plugin.cache / "vfs" / "gone").exists()
     assert not (plugin.cache / "vfsMeta" / "gone").exists()
+
+
+def test_no_modtime_leaves_upload_times(plugin: Plugin, data_dir: Path) -> None:
+    mp = mount(plugin, data_dir, "nm", **{"vfs-cache-mode": "writes", "no-modtime": "true"})
+    try:
+        (mp / "f").write_text("x")
+        os.utime(mp / "f", ns=(10**18, 10**18))  # accepted, not stored
+    finally:
+        unmount(plugin, "nm")
+    assert (data_dir / "f").read_text() == "x"
+    assert (data_dir / "f").stat().st_mtime_ns != 10**18
