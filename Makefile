@@ -4,7 +4,8 @@ APT_PACKAGES = docker.io fuse3 libfuse2 busybox-static rclone fio curl psmisc sq
 	binutils-aarch64-linux-gnu gcc-arm-linux-gnueabihf debootstrap xz-utils
 DEMO_DIR ?= /tmp/pyclone-demo
 
-.PHONY: help system-deps deps demo test unit integration e2e lint check bench clean zipapp install test-zipapp arm-proof
+.PHONY: help system-deps deps demo test unit integration e2e lint check bench clean zipapp install test-zipapp arm-proof \
+	plugin plugin-clean
 
 help:
 	@echo "make demo    - install what is needed and run the plugin on a local demo volume"
@@ -67,6 +68,25 @@ install:
 	install -D -m 0644 README.md $(DESTDIR)/usr/local/lib/pyclone-docker/README.md
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; \
 		echo "now: systemctl enable --now pyclone-docker.socket && systemctl restart docker"; fi
+
+# Docker managed plugin: build/plugin/pyclone-$(PLUGIN_ARCH)/{config.json,rootfs/} from a debootstrap
+# bookworm minbase (python3, fuse3; cached in build/plugin/rootfs-cache-*) plus this arch's zipapp.
+# Rebuilt only when the zipapp, config or script changed. A foreign arch needs qemu-user-static.
+#   docker plugin create pyclone/pyclone:$(PLUGIN_ARCH) build/plugin/pyclone-$(PLUGIN_ARCH)
+PLUGIN_ARCH ?= $(ARCH)
+PLUGIN_DIR = build/plugin/pyclone-$(PLUGIN_ARCH)
+ZIPAPP_SOURCES = build_zipapp.py zipapp.lock.json tools/zipapp_main.py \
+	$(shell find pyclone_docker -type f ! -path '*/__pycache__/*')
+plugin: $(PLUGIN_DIR)/config.json
+
+dist/pyclone-docker-%.pyz: $(ZIPAPP_SOURCES)
+	$(PYTHON) build_zipapp.py --arch $*
+
+$(PLUGIN_DIR)/config.json: dist/pyclone-docker-$(PLUGIN_ARCH).pyz tools/build_plugin.sh tools/plugin-config.json
+	bash tools/build_plugin.sh $(PLUGIN_ARCH)
+
+plugin-clean:
+	rm -rf build/plugin
 
 check: system-deps deps
 	bash .ci/start-dockerd.sh
