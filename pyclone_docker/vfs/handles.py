@@ -15,6 +15,7 @@ import time
 
 from ..backends.base import FEATURE_RANDOM_READ, Backend
 from .chunked import ChunkedReader
+from .readahead import ReadAhead, buffers_for
 
 
 def _wait_for(cond: threading.Condition, ready, timeout: float) -> bool:
@@ -33,13 +34,15 @@ def _wait_for(cond: threading.Condition, ready, timeout: float) -> bool:
 class ReadHandle:
     """A download. Backends with cheap random reads are read in place with no lock at all."""
 
-    __slots__ = ("backend", "path", "reader", "pos", "cond", "direct", "read_wait", "no_seek", "chunk", "limit")
+    __slots__ = ("backend", "path", "reader", "pos", "cond", "direct", "read_wait", "no_seek", "chunk", "limit",
+                 "buffers")
 
     def __init__(self, backend: Backend, path: str, read_wait: float, no_seek: bool,
-                 chunk: int = 128 << 20, limit: int = -1) -> None:
+                 chunk: int = 128 << 20, limit: int = -1, size: int = -1, buffer_size: int = 0) -> None:
         self.backend = backend
         self.path = path
         self.chunk, self.limit = chunk, limit
+        self.buffers = buffers_for(buffer_size, size)
         self.pos = 0
         self.read_wait = read_wait
         self.no_seek = no_seek
@@ -48,8 +51,9 @@ class ReadHandle:
         self.reader = backend.open_read(path) if self.direct else self._open(0)
         self.cond = threading.Condition()
 
-    def _open(self, offset: int) -> ChunkedReader:
-        return ChunkedReader(self.backend, self.path, offset, self.chunk, self.limit)
+    def _open(self, offset: int) -> ChunkedReader | ReadAhead:
+        stream = ChunkedReader(self.backend, self.path, offset, self.chunk, self.limit)
+        return ReadAhead(stream, self.buffers, self.path) if self.buffers else stream
 
     def read_into(self, view: memoryview, offset: int) -> int:
         if self.direct:

@@ -1,0 +1,86 @@
+"""The full-mode fetch window: --buffer-size plus --vfs-read-ahead for sequential readers, one
+block for random ones; and a clean item's metadata rewritten in place."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pyclone_docker.backends.local import LocalBackend
+from pyclone_docker.vfs.cache import FETCH_BLOCK, Cache
+
+M = 1 << 20
+
+
+class RecordingLocal(LocalBackend):
+    def __init__(self, root: str) -> None:
+        super().__init__("local", root, {})
+        self.reads: list[tuple[int, int]] = []
+
+    def open_read(self, path: str, offset: int = 0, length: int = -1):
+        self.reads.append((offset, length))
+        return super().open_read(path, offset, length)
+
+
+def make(tmp_path: Path, size: int, **kw) -> tuple[RecordingLocal, Cache, bytes]:
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    data = os.urandom(size)
+    (remote / "f").write_bytes(data)
+    backend = RecordingLocal(str(remote))
+    cache = Cache(backend, str(tmp_path / "cache"), "vol", **kw)
+    return backend, cache, data
+
+
+def read(item, offset: int, n: int) -> bytes:
+    buf = bytearray(n)
+    got = item.read_into(memoryview(buf), offset)
+    return bytes(buf[:got])
+
+
+def test_sequential_reads_fetch_buffer_size_plus_read_ahead(tmp_path: Path) -> None:
+    backend, cache, data = make(tmp_path, 64 * M, buffer_size=8 * M, read_ahead=2 * M)
+    item = cache.get("f")
+    item.open(backend.stat("f"), truncate=False)
+    try:
+        assert read(item, 0, 128 * 1024) == data[:128 * 1024]
+        # the first read of a file is not known to be sequential: one block and the read-ahead
+        assert backend.reads == [(0, FETCH_BLOCK + 2 * M)]
+        pos = 128 * 1024
+        while pos < 20 * M:
+            assert read(item, pos, 128 * 1024) == data[pos:pos + 128 * 1024]
+            pos += 128 * 1024
+        starts = [o for o, _ in backend.reads]
+        assert starts[:3] == [0, 3 * M, 13 * M]  # then 10 MiB windows: --buffer-size + --vfs-read-ahead
+        assert all(n == 10 * M for _, n in backend.reads[1:3])
+        # a jump elsewhere is random: one block again
+        assert read(item, 50 * M, 4096) == data[50 * M:50 * M + 4096]
+        assert backend.reads[-1] == (50 * M, FETCH_BLOCK + 2 * M)
+    finally:
+        item.close()
+        cache.shutdown(1)
+
+
+def test_clean_metadata_is_rewritten_in_place_dirty_atomically(tmp_path: Path) -> None:
+    backend, cache, _data = make(tmp_path, 3 * M)
+    item = cache.get("f")
+    item.open(backend.stat("f"), truncate=False)
+    read(item, 0, 4096)
+    item.close()
+    meta = Path(item.meta_path)
+    ino = meta.stat().st_ino
+    item.open(backend.stat("f"), truncate=False)
+    read(item, 2 * M, 4096)
+    item.close()
+    assert meta.stat().st_ino == ino  # same file: rewritten in place, no temp file and rename
+    saved = json.loads(meta.read_text())
+    assert saved["Dirty"] is False and saved["Rs"][-1]["Pos"] == 2 * M
+    assert not [p for p in meta.parent.iterdir() if p.name.startswith(".")]
+    item.open(backend.stat("f"), truncate=False)
+    item.write_from(memoryview(b"changed"), 0)
+    item.close()
+    assert json.loads(meta.read_text())["Dirty"] is True
+    cache.shutdown(10)
+    assert (tmp_path / "remote" / "f").read_bytes()[:7] == b"changed"
+    assert json.loads(meta.read_text())["Dirty"] is False
