@@ -138,6 +138,10 @@ class Backend(ABC):
     def hash(self, path: str, kind: str) -> str:
         raise OSError(errno.ENOTSUP, f"backend has no {kind} hash", path)
 
+    def hash_written(self, path: str, kind: str, digest: str) -> None:
+        """The VFS just uploaded `path` and hashed it on the way: a backend whose hashes are
+        slow (local) may remember it instead of reading the file again."""
+
     def change_notify(self, callback: Callable[[str], None], interval: float) -> None:
         """Backends that can report changes call `callback(path)`; the default cannot."""
 

@@ -123,6 +123,7 @@ class LocalBackend(Backend):
         root = os.path.abspath(root or "/")
         super().__init__(name, root, config)
         self.copy_links = config.get("copy_links", "false").lower() in ("true", "1", "t")
+        self._hashes: dict[tuple[str, str], tuple[tuple[int, ...], str]] = {}
         self.no_set_modtime = config.get("no_set_modtime", "false").lower() in ("true", "1", "t")
         feats = {FEATURE_ABOUT, FEATURE_CHMOD, FEATURE_CHOWN, FEATURE_MOVE, FEATURE_DIR_MOVE,
                  FEATURE_RANDOM_READ, FEATURE_RANDOM_WRITE, FEATURE_SLOW_HASH}
@@ -204,12 +205,41 @@ class LocalBackend(Backend):
         return About(total=total, used=total - st.f_bfree * st.f_frsize, free=free)
 
     def hash(self, path: str, kind: str) -> str:
+        """Read the whole file (slow, hence FEATURE_SLOW_HASH), unless it is unchanged since the
+        last time: any write to a file moves its ctime, which no utime() can set back."""
         if kind not in self.hashes:
             return super().hash(path, kind)
         import hashlib  # lazily: OpenSSL costs ~4 MB of RSS
 
-        h = hashlib.new(kind)
         with open(self._abs(path), "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+            key = (path, kind)
+            version = _version(os.fstat(f.fileno()))
+            known = self._hashes.get(key)
+            if known is not None and known[0] == version:
+                return known[1]
+            h = hashlib.new(kind, usedforsecurity=False)
+            buf = bytearray(1 << 20)
+            view = memoryview(buf)
+            while n := f.readinto(buf):
+                h.update(view[:n])
+        self._remember(key, version, h.hexdigest())
         return h.hexdigest()
+
+    def hash_written(self, path: str, kind: str, digest: str) -> None:
+        if kind in self.hashes:
+            try:
+                self._remember((path, kind), _version(os.lstat(self._abs(path))), digest)
+            except OSError:
+                pass
+
+    def _remember(self, key: tuple[str, str], version: tuple[int, ...], digest: str) -> None:
+        if len(self._hashes) >= _HASH_MEMO:
+            self._hashes.pop(next(iter(self._hashes)))  # the oldest entry
+        self._hashes[key] = (version, digest)
+
+
+_HASH_MEMO = 4096  # remembered file hashes per volume (~0.5 MB at most)
+
+
+def _version(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

@@ -29,6 +29,7 @@ from ..backends.base import (
     FEATURE_CHMOD,
     FEATURE_CHOWN,
     FEATURE_MODTIME,
+    FEATURE_SLOW_HASH,
     FEATURE_SLOW_MODTIME,
     Backend,
     Entry,
@@ -43,15 +44,29 @@ FETCH_BLOCK = 1 << 20  # download granularity for on-demand reads
 UPLOAD_BLOCK = 1 << 20
 
 
-def fingerprint(entry: Entry, backend: Backend, fast: bool) -> str:
-    """rclone's fs.Fingerprint: size, then modtime and hash where the backend has them."""
+def fingerprint(entry: Entry, backend: Backend, fast: bool, path: str) -> str:
+    """rclone's fs.Fingerprint: size, then modtime and hash where the backend has them;
+    --vfs-fast-fingerprint leaves out whichever of the two is slow on this backend."""
     parts = [str(entry.size)]
     if FEATURE_MODTIME in backend.features and not (fast and FEATURE_SLOW_MODTIME in backend.features):
         secs, ns = divmod(entry.mtime_ns, 10**9)
         stamp = datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         frac = f".{ns:09d}".rstrip("0").rstrip(".")
         parts.append(f"{stamp}{frac} +0000 UTC")
-    return ",".join(parts)  # hashes: local's are slow (whole-file reads), so left out as --vfs-fast-fingerprint
+    kind = fingerprint_hash(backend, fast)
+    if kind:
+        try:
+            parts.append(backend.hash(path, kind))
+        except OSError as e:  # as rclone: a hash that can't be had is left out
+            log.debug("%s: no %s hash for the fingerprint: %s", path, kind, e)
+    return ",".join(parts)
+
+
+def fingerprint_hash(backend: Backend, fast: bool) -> str:
+    """The hash a fingerprint includes on this backend ("" for none): rclone's Hashes().GetOne()."""
+    if not backend.hashes or (fast and FEATURE_SLOW_HASH in backend.features):
+        return ""
+    return backend.hashes[0]
 
 
 class CacheItem:
@@ -205,7 +220,7 @@ class CacheItem:
         """Attach to the remote object `remote` (None: it doesn't exist there)."""
         with self.lock:
             if self.opens == 0 and not self.dirty:
-                fp = fingerprint(remote, self.cache.backend, self.cache.fast_fingerprint) if remote else ""
+                fp = fingerprint(remote, self.cache.backend, self.cache.fast_fingerprint, self.path) if remote else ""
                 if remote is None or fp != self.fp:
                     if self.fp or self.ranges:
                         log.debug("%s: cached copy is stale (remote is different): dropped", self.path)
@@ -621,19 +636,25 @@ class WriteBack:
             if not item.dirty or item.opens:
                 return True
             item.fill_missing()
+            # the fingerprint's hash is taken on the way up, as rclone's local backend does:
+            # reading the file back afterwards would double the cost of every upload
+            kind = fingerprint_hash(backend, self.cache.fast_fingerprint)
+            hasher = _new_hash(kind) if kind else None
             fd = os.open(item.data_path, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 writer = backend.open_write(item.path, item.size,
                                             item.modtime_ns if self.cache.set_modtime else None)
                 try:
-                    buf = bytearray(UPLOAD_BLOCK)
+                    buf = bytearray(min(UPLOAD_BLOCK, max(item.size, 1)))
                     view = memoryview(buf)
                     pos = 0
                     while pos < item.size:
-                        n = os.preadv(fd, [view[:min(UPLOAD_BLOCK, item.size - pos)]], pos)
+                        n = os.preadv(fd, [view[:min(len(buf), item.size - pos)]], pos)
                         if n == 0:
                             break
                         writer.write(view[:n])
+                        if hasher is not None:
+                            hasher.update(view[:n])
                         pos += n
                 except BaseException:
                     writer.abort()
@@ -644,8 +665,10 @@ class WriteBack:
             remote = backend.stat(item.path)
             if _apply_metadata(backend, item, remote, self.cache.set_modtime):
                 remote = backend.stat(item.path)
+            if hasher is not None:
+                backend.hash_written(item.path, kind, hasher.hexdigest())
             item.dirty = False
-            item.fp = fingerprint(remote, backend, self.cache.fast_fingerprint)
+            item.fp = fingerprint(remote, backend, self.cache.fast_fingerprint, item.path)
             item.persist()
         log.info("uploaded %s (%d bytes)", path, item.size)
         if self.on_uploaded is not None:
@@ -683,6 +706,12 @@ class WriteBack:
         with self.cond:
             self.stopping = True
             self.cond.notify_all()
+
+
+def _new_hash(kind: str):
+    import hashlib  # lazily: OpenSSL costs ~4 MB of RSS, and mode off never needs it
+
+    return hashlib.new(kind, usedforsecurity=False)
 
 
 def _apply_metadata(backend: Backend, item: CacheItem, remote: Entry, set_modtime: bool) -> bool:

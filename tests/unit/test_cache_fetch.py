@@ -84,3 +84,61 @@ def test_clean_metadata_is_rewritten_in_place_dirty_atomically(tmp_path: Path) -
     cache.shutdown(10)
     assert (tmp_path / "remote" / "f").read_bytes()[:7] == b"changed"
     assert json.loads(meta.read_text())["Dirty"] is False
+
+
+def _same_size_same_mtime_edit(path: Path, data: bytes) -> bytes:
+    st = path.stat()
+    new = bytes(b ^ 0xFF for b in data[:10]) + data[10:]
+    path.write_bytes(new)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return new
+
+
+def test_fingerprint_hash_catches_a_change_that_keeps_size_and_modtime(tmp_path: Path) -> None:
+    import hashlib
+
+    backend, cache, data = make(tmp_path, 2 * M)
+    item = cache.get("f")
+    item.open(backend.stat("f"), truncate=False)
+    assert read(item, 0, 10) == data[:10]
+    item.close()
+    assert item.fp.endswith("," + hashlib.md5(data).hexdigest())  # rclone: size,modtime,md5 on local
+    new = _same_size_same_mtime_edit(tmp_path / "remote" / "f", data)
+    item.open(backend.stat("f"), truncate=False)
+    assert read(item, 0, 10) == new[:10]  # the stale copy was dropped and fetched again
+    item.close()
+    cache.shutdown(1)
+
+
+def test_fast_fingerprint_leaves_out_locals_slow_hash(tmp_path: Path) -> None:
+    backend, cache, data = make(tmp_path, 2 * M, fast_fingerprint=True)
+    item = cache.get("f")
+    item.open(backend.stat("f"), truncate=False)
+    assert read(item, 0, 10) == data[:10]
+    item.close()
+    assert item.fp.count(",") == 1  # size and modtime only
+    _same_size_same_mtime_edit(tmp_path / "remote" / "f", data)
+    item.open(backend.stat("f"), truncate=False)
+    assert read(item, 0, 10) == data[:10]  # what rclone documents: less accurate, much faster
+    item.close()
+    cache.shutdown(1)
+
+
+def test_upload_hashes_on_the_way_so_the_next_open_reads_nothing_back(tmp_path: Path) -> None:
+    import hashlib
+
+    backend, cache, _data = make(tmp_path, 0)
+    item = cache.get("new")
+    item.open(None, truncate=True)
+    payload = os.urandom(3 * M)
+    item.write_from(memoryview(payload), 0)
+    item.close()
+    assert cache.shutdown(10)
+    digest = hashlib.md5(payload).hexdigest()
+    assert item.fp.endswith("," + digest)
+    known = backend._hashes[("new", "md5")]
+    assert known[1] == digest
+    # unchanged on disk: the memo answers; a rewrite (new ctime) does not
+    assert backend.hash("new", "md5") == digest
+    (tmp_path / "remote" / "new").write_bytes(b"other")
+    assert backend.hash("new", "md5") == hashlib.md5(b"other").hexdigest()
