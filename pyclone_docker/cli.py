@@ -8,13 +8,19 @@ environment as `RCLONE_<FLAG>` (the managed plugin sets RCLONE_BASE_DIR, RCLONE_
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from . import __version__, backends
+from . import __version__, backends, parsers
 from .flags import ALL_OPTIONS, VOLUME_OPTIONS, Option, OptionValues
+
+if TYPE_CHECKING:
+    from .docker.driver import Driver
+    from .rc import RcServer
 
 USAGE = """\
 Usage:
@@ -23,6 +29,7 @@ Usage:
   pyclone-docker reveal OBSCURED         reveal an obscured password
   pyclone-docker version                 print the version
   pyclone-docker selftest                known-answer tests of the native crypto
+  pyclone-docker rc METHOD [key=value]   call the remote control of a running plugin (--rc)
 
 Run 'pyclone-docker serve docker --help' for the flags.
 """
@@ -197,12 +204,36 @@ def serve_docker(argv: Sequence[str]) -> int:
     fs_ctx = fsmod.FsContext(config=config, env=env, cli_flags=pf.backend_flags, cwd=cwd)
     vol_defaults = OptionValues({k: v.values[k] for k in VOLUME_OPTIONS})
     driver = Driver(base_dir, StateFile(cache_dir), vol_defaults, frozenset(pf.explicit), fs_ctx,
-                    cache_dir=cache_dir, transfers=max(1, int(v.transfers)))
-    listener = open_listener(v.socket_addr, int(v.socket_gid), bool(v.no_spec))
+                    cache_dir=cache_dir, transfers=max(1, int(v.transfers)),
+                    buffer_size=max(0, int(v.buffer_size)))
+    rc_server = None
     try:
-        return PluginServer(driver, listener, bool(v.forget_state)).run()
+        rc_server = _rc_server(pf, driver)  # first: a taken --rc-addr fails before anything exists
+        listener = open_listener(v.socket_addr, int(v.socket_gid), bool(v.no_spec))
+        return PluginServer(driver, listener, bool(v.forget_state), rc=rc_server).run()
     finally:
+        if rc_server is not None:
+            rc_server.close()
         os.close(lock_fd)
+
+
+def _rc_server(pf: ParsedFlags, driver: Driver) -> RcServer | None:
+    """--rc: rclone's remote control server (rc vfs/forget...), or None without --rc."""
+    import logging
+
+    v = pf.values
+    log = logging.getLogger("pyclone.rc")
+    if not v.rc:
+        if pf.explicit & {"rc_addr", "rc_user", "rc_pass", "rc_no_auth"}:
+            log.warning("--rc-addr, --rc-user, --rc-pass and --rc-no-auth do nothing without --rc")
+        return None
+    from .docker.serve import open_rc_listener
+    from .rc import RcServer
+
+    if v.rc_pass and not v.rc_user:
+        log.warning("--rc-pass without --rc-user: the rc server does no authentication (as rclone)")
+    return RcServer(driver, open_rc_listener(str(v.rc_addr)), user=str(v.rc_user), password=str(v.rc_pass),
+                    no_auth=bool(v.rc_no_auth))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -225,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return selftest.main()
         if cmd in ("obscure", "reveal"):
             return _obscure_cmd(cmd, args[1:])
+        if cmd == "rc":
+            return rc_cmd(args[1:], dict(os.environ))
         raise UsageError(f"unknown command {cmd!r}")
     except UsageError as e:
         sys.stderr.write(f"Error: {e}\n")
@@ -245,4 +278,132 @@ def _obscure_cmd(cmd: str, args: list[str]) -> int:
         print(obscure.obscure(value) if cmd == "obscure" else obscure.reveal(value))
     except ValueError as e:
         raise UsageError(str(e)) from None
+    return 0
+
+
+RC_USAGE = """\
+Usage:
+  pyclone-docker rc METHOD [key=value ...] [flags]
+
+Run a remote control command against a plugin started with --rc, as `rclone rc` does: the
+parameters go as a JSON object in a POST to <url>METHOD and the JSON reply is printed. The
+exit status is non-zero when the call fails. Without METHOD, the available methods are listed.
+
+  pyclone-docker rc vfs/list
+  pyclone-docker rc vfs/forget fs=myvolume dir=path/to/dir file=path/to/file
+
+Flags:
+  --url string          URL of the remote control (default "http://localhost:5572/");
+                        unix:///path or /path for a unix socket
+  --unix-socket string  Path to a unix socket to connect to instead of TCP
+  --user string         User name for the remote control ($RCLONE_RC_USER)
+  --pass string         Password for the remote control ($RCLONE_RC_PASS)
+  --json string         Input JSON - use instead of key=value args
+  -o, --opt stringArray Option in the form name=value or name placed in the "opt" object
+  -a, --arg stringArray Argument placed in the "arg" array
+  --no-output           Don't print the JSON result
+  --rc-addr, --rc-user, --rc-pass  read as --url, --user, --pass (as rclone does)
+"""
+
+_RC_VALUE_FLAGS = {"url", "unix-socket", "user", "pass", "json", "opt", "arg", "rc-addr", "rc-user", "rc-pass"}
+
+
+def parse_rc_args(args: Sequence[str], env: Mapping[str, str]) -> tuple[str, dict[str, object], dict[str, str]]:
+    """`rc` command line -> (method, parameters, connection settings), rclone rc's rules."""
+    flags: dict[str, str] = {}
+    opts: dict[str, str] = {}
+    arg_list: list[str] = []
+    positional: list[str] = []
+    no_output = False
+    i = 0
+    while i < len(args):
+        a = args[i]
+        i += 1
+        if a == "--":
+            positional += args[i:]
+            break
+        if a in ("-h", "--help"):
+            flags["help"] = "true"
+            continue
+        if a.startswith("--"):
+            name, eq, val = a[2:].partition("=")
+            if name == "no-output":
+                try:
+                    no_output = parsers.parse_bool(val) if eq else True
+                except ValueError as e:
+                    raise UsageError(f'invalid argument "{val}" for "--no-output" flag: {e}') from None
+                continue
+            if name not in _RC_VALUE_FLAGS:
+                raise UsageError(f"unknown flag: --{name}")
+            if not eq:
+                val, i = _need(list(args), i, a), i + 1
+        elif a[:2] in ("-o", "-a"):
+            name = "opt" if a[1] == "o" else "arg"
+            val = a[2:].removeprefix("=") if len(a) > 2 else _need(list(args), i, a)
+            i += 0 if len(a) > 2 else 1
+        elif a.startswith("-") and a != "-":
+            raise UsageError(f"unknown shorthand flag: {a}")
+        else:
+            positional.append(a)
+            continue
+        if name == "opt":
+            key, _, value = val.partition("=")
+            opts[key] = value
+        elif name == "arg":
+            arg_list.append(val)
+        else:
+            flags[name] = val
+    # rclone: --rc-addr/--rc-user/--rc-pass (also from the environment) stand in for --url/--user/--pass
+    conn = {"url": flags.get("url", ""), "unix_socket": flags.get("unix-socket", ""),
+            "user": flags.get("user", ""), "pass": flags.get("pass", ""),
+            "no_output": "true" if no_output else "", "help": flags.get("help", "")}
+    for alt, key in (("rc-addr", "url"), ("rc-user", "user"), ("rc-pass", "pass")):
+        if alt in flags:
+            conn[key] = flags[alt]
+        elif not conn[key] and env.get("RCLONE_" + alt.upper().replace("-", "_")):
+            conn[key] = env["RCLONE_" + alt.upper().replace("-", "_")]
+    method = positional[0].strip("/") if positional else ""
+    params: dict[str, object] = {}
+    if "json" in flags:
+        if len(positional) > 1:
+            raise UsageError("can't use --json and parameters together")
+        try:
+            data = json.loads(flags["json"])
+        except ValueError as e:
+            raise UsageError(f"bad --json input: {e}") from None
+        if not isinstance(data, dict):
+            raise UsageError("bad --json input: want a JSON object")
+        params.update(data)
+    for param in positional[1:]:
+        key, eq, value = param.partition("=")
+        if not eq:
+            raise UsageError(f"no '=' found in parameter {param!r}")
+        params[key] = value
+    if opts:
+        params["opt"] = opts
+    if arg_list:
+        params["arg"] = arg_list
+    return method, params, conn
+
+
+def rc_cmd(args: Sequence[str], env: Mapping[str, str]) -> int:
+    from . import rc
+
+    method, params, conn = parse_rc_args(args, env)
+    if conn["help"]:
+        sys.stdout.write(RC_USAGE)
+        return 0
+    url = conn["url"] or rc.DEFAULT_URL
+    out, err = rc.client_call(method or "rc/list", params, url=url, unix_socket=conn["unix_socket"],
+                              user=conn["user"] or None, password=conn["pass"] or None)
+    if not method and err is None:
+        for command in out.get("commands", []):
+            auth = "" if command.get("NoAuth") else "  (needs auth)"
+            print(f"{command.get('Path')}: {command.get('Title')}{auth}")
+        return 0
+    if not conn["no_output"]:
+        sys.stdout.write(rc.to_json(out).decode())
+    if err is not None:
+        sys.stderr.write(f"Error: {err}\n")
+        return 1
     return 0

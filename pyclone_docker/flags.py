@@ -49,7 +49,7 @@ class Option:
     kind: str
     default: Any
     help: str = ""
-    # where the option lives: "mount", "vfs", "serve" or "global"
+    # where the option lives: "mount", "vfs", "serve", "global" or "rc"
     group: str = "global"
     # meaningful only on Windows/macOS: accepted and ignored
     ignored: bool = False
@@ -159,10 +159,19 @@ GLOBAL_OPTIONS = _opts("global", [
     ("use_server_modtime", "bool", False, "Use server modified time instead of object metadata"),
 ])
 
+# rclone's remote control server (fs/rc, lib/http): only the flags pyclone-docker implements.
+RC_OPTIONS = _opts("rc", [
+    ("rc", "bool", False, "Enable the remote control server"),
+    ("rc_addr", "string", "localhost:5572", "IPaddress:Port, :Port or [unix://]/path/to/socket to bind server to"),
+    ("rc_user", "string", "", "User name for authentication"),
+    ("rc_pass", "string", "", "Password for authentication (better: $RCLONE_RC_PASS)"),
+    ("rc_no_auth", "bool", False, "Don't require auth for certain methods"),
+])
+
 # Per-volume options: rclone accepts exactly the mount and VFS tables there.
 VOLUME_OPTIONS: dict[str, Option] = {o.name: o for o in MOUNT_OPTIONS + VFS_OPTIONS}
 ALL_OPTIONS: dict[str, Option] = {
-    o.name: o for o in MOUNT_OPTIONS + VFS_OPTIONS + SERVE_OPTIONS + GLOBAL_OPTIONS
+    o.name: o for o in MOUNT_OPTIONS + VFS_OPTIONS + SERVE_OPTIONS + GLOBAL_OPTIONS + RC_OPTIONS
 }
 
 

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .. import fs as fsmod
@@ -33,13 +34,35 @@ class DriverError(Exception):
     """An error whose text goes back to Docker as {"Err": ...}."""
 
 
+@dataclass(frozen=True)
+class ActiveVFS:
+    """A mounted volume's VFS, as the remote control (rc vfs/...) sees it."""
+
+    volume: str  # the Docker volume name
+    name: str  # rclone's name for the VFS: fs.ConfigString of its backend
+    vfs: VFS
+    spellings: tuple[str, ...] = ()  # the fs strings the volume was created with, also accepted
+
+
+def vfs_name(backend: Any) -> str:
+    """rclone's fs.ConfigString: `name:root`, only the root for a plain local path.
+
+    `/srv/x` -> "/srv/x"; `:local:/srv/x` -> ":local:/srv/x"; `remote:dir` -> "remote:dir";
+    overridden options show as the `{hash}` suffix of the name, never as their values.
+    """
+    if backend.name == "local" and backend.type_name == "local":
+        return str(backend.root)
+    return f"{backend.name}:{backend.root}"
+
+
 class Driver:
     def __init__(self, base_dir: str, state: StateFile, defaults: OptionValues,
                  explicit: frozenset[str], fs_ctx: fsmod.FsContext, cache_dir: str = "",
-                 transfers: int = 4) -> None:
+                 transfers: int = 4, buffer_size: int = 16 << 20) -> None:
         self.base_dir = base_dir
         self.cache_dir = cache_dir or os.path.dirname(state.path)
         self.transfers = transfers
+        self.buffer_size = buffer_size  # --buffer-size is global in rclone, not a volume option
         self.state = state
         self.defaults = defaults
         self.explicit = explicit
@@ -291,15 +314,15 @@ class Driver:
     def _make_vfs(self, name: str, backend: Any, spec: VolumeSpec) -> VFS:
         v = spec.values
         if v.vfs_cache_mode == "off":
-            return VFS(backend, v, spec.explicit)
+            return VFS(backend, v, spec.explicit, buffer_size=self.buffer_size)
         holder: list[VFS] = []
-        cache = Cache(backend, self.cache_dir, name, read_ahead=int(v.vfs_read_ahead),
+        cache = Cache(backend, self.cache_dir, name, read_ahead=int(v.vfs_read_ahead), buffer_size=self.buffer_size,
                       write_back=float(v.vfs_write_back), transfers=self.transfers,
                       max_age=float(v.vfs_cache_max_age), max_size=int(v.vfs_cache_max_size),
                       poll_interval=float(v.vfs_cache_poll_interval) or 60.0,
                       fast_fingerprint=bool(v.vfs_fast_fingerprint), set_modtime=not v.no_modtime,
                       on_uploaded=lambda path: holder[0].uploaded(path) if holder else None)
-        vfs = VFS(backend, v, spec.explicit, cache=cache)
+        vfs = VFS(backend, v, spec.explicit, cache=cache, buffer_size=self.buffer_size)
         holder.append(vfs)
         cache.start()
         return vfs
@@ -373,6 +396,33 @@ class Driver:
                 vfs.forget_all()
                 n += 1
         return n
+
+    # --- remote control -------------------------------------------------------------------
+
+    def active_vfses(self) -> list[ActiveVFS]:
+        """The VFS of every mounted volume, by volume name."""
+        with self._lock:
+            vols = sorted(self._volumes.values(), key=lambda v: v.name)
+        out = []
+        for vol in vols:
+            vfs = vol.vfs
+            if vfs is None:
+                continue
+            spellings = {vol.fs, vol.spec.fs_string if vol.spec is not None else ""} - {""}
+            out.append(ActiveVFS(vol.name, vfs_name(vfs.backend), vfs, tuple(sorted(spellings))))
+        return out
+
+    def vfs_by_name(self, name: str) -> list[ActiveVFS]:
+        """The active VFSes `name` designates: a Docker volume name designates one; rclone's VFS
+        name or the fs string a volume was created with may designate several."""
+        active = self.active_vfses()
+        by_volume = [a for a in active if a.volume == name]
+        if by_volume:
+            return by_volume
+        return [a for a in active if name == a.name or name in a.spellings]
+
+    def has_volume(self, name: str) -> bool:
+        return name in self._volumes
 
     def shutdown(self, timeout: float = 4.0) -> None:
         """Unmount everything (in parallel, bounded), forget mount IDs, save state."""

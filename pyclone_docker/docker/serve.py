@@ -17,12 +17,16 @@ import stat
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..mount import tune_malloc
 from . import api as apimod
 from .driver import Driver
 from .httpserver import HttpServer
 from .state import atomic_write
+
+if TYPE_CHECKING:
+    from ..rc import RcServer
 
 log = logging.getLogger("pyclone.serve")
 
@@ -125,6 +129,35 @@ def _tcp_listener(addr: str, no_spec: bool) -> Listener:
     return Listener(sock, DEFAULT_NAME, cleanup, f"tcp {bound_host}:{bound_port}")
 
 
+def open_rc_listener(addr: str) -> Listener:
+    """The --rc-addr socket: TCP only where asked (default localhost:5572), or a unix socket
+    (`unix:///path` or `/path`) created 0660 like the plugin's own."""
+    from ..rc import parse_rc_addr
+
+    try:
+        kind, host, port = parse_rc_addr(addr)
+    except ValueError as e:
+        raise RuntimeError(str(e)) from None
+    if kind == "unix":
+        listener = _unix_listener(host, os.getgid())
+        return Listener(listener.sock, "rc", listener.cleanup, f"unix://{host}")
+    try:
+        if host:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            # Go's Listen takes the first IPv4 address of a name: localhost is 127.0.0.1
+            family, _, _, _, sockaddr = next((i for i in infos if i[0] == socket.AF_INET), infos[0])
+            sock = socket.create_server(sockaddr[:2], family=family, backlog=128)
+        elif socket.has_dualstack_ipv6():  # ":port" is every interface, as Go's net.Listen
+            sock = socket.create_server(("", port), family=socket.AF_INET6, backlog=128, dualstack_ipv6=True)
+        else:
+            sock = socket.create_server(("0.0.0.0", port), backlog=128)
+    except OSError as e:
+        raise RuntimeError(f"cannot listen on --rc-addr {addr}: {e.strerror or e}") from None
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if sock.family == socket.AF_INET6 else bound_host
+    return Listener(sock, "rc", [], f"http://{shown}:{bound_port}/")
+
+
 def sd_notify(message: str) -> None:
     """The sd_notify protocol without libsystemd: one datagram to $NOTIFY_SOCKET."""
     target = os.environ.get("NOTIFY_SOCKET")
@@ -143,10 +176,12 @@ def sd_notify(message: str) -> None:
 class PluginServer:
     """Glues listener, HTTP loop, driver and signals together."""
 
-    def __init__(self, driver: Driver, listener: Listener, forget_state: bool) -> None:
+    def __init__(self, driver: Driver, listener: Listener, forget_state: bool,
+                 rc: RcServer | None = None) -> None:
         self.driver = driver
         self.listener = listener
         self.forget_state = forget_state
+        self.rc = rc  # the --rc server, served on its own thread
         self.api = apimod.Api(driver)
         self.http = HttpServer(listener.sock, self.api.handle, apimod.err_body)
         self._signals: list[int] = []
@@ -178,6 +213,8 @@ class PluginServer:
             self.driver.load_state()
         self.driver.clean_stale_mounts()  # fast: one read of the mount table
         log.info("serving %s (driver name %r)", self.listener.description, self.listener.driver_name)
+        if self.rc is not None:
+            self.rc.start()
         sd_notify("READY=1")
         threading.Thread(target=self._restore, name="restore", daemon=True).start()
         try:
@@ -195,6 +232,8 @@ class PluginServer:
     def shutdown(self) -> None:
         started = time.monotonic()
         sd_notify("STOPPING=1")
+        if self.rc is not None:
+            self.rc.close()  # first: no forget may reach a volume being unmounted
         self.http.close()
         self.driver.shutdown()
         for path in self.listener.cleanup:

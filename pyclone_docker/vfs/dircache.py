@@ -1,7 +1,8 @@
 """In-memory directory cache, as rclone's VFS keeps one: entries live for --dir-cache-time.
 
 Changes made through the mount update the cache at once; changes made elsewhere show
-up when a directory's listing expires, when the backend reports them, or on SIGHUP.
+up when a directory's listing expires, when the backend reports them, on SIGHUP (every
+volume) or on `rc vfs/forget` (one volume, one path).
 """
 
 from __future__ import annotations
@@ -80,11 +81,33 @@ class DirCache:
         """Drop a directory's listing and those of everything below it."""
         self._dirs.pop(path, None)
         prefix = path + "/" if path else ""
-        for key in [k for k in self._dirs if k.startswith(prefix) and k]:
+        # list() first: FUSE threads may add listings while this runs on another thread
+        for key in [k for k in list(self._dirs) if k.startswith(prefix) and k]:
             self._dirs.pop(key, None)
 
     def forget_all(self) -> None:
         self._dirs.clear()
+
+    def forget_path(self, path: str, is_dir: bool) -> None:
+        """rclone's Dir.ForgetPath (rc vfs/forget): the parent's listing is dropped, so the next
+        lookup of the name goes to the backend; a directory also loses its own subtree.
+
+        Waits for a listing being filled: one read before this call must not be stored after it.
+        """
+        with self._fill_lock:
+            if path:
+                self._dirs.pop(parent_of(path)[0], None)
+            if is_dir:
+                self.forget_tree(path)
+
+    def refill(self, path: str) -> dict[str, Entry]:
+        """List a directory from the backend now, whatever the age of its cached listing."""
+        with self._fill_lock:
+            entries = self._lister(path)
+            listing = _Listing(time.monotonic() + self._ttl, {e.name: e for e in entries})
+            if self._ttl > 0:
+                self._dirs[path] = listing
+        return listing.children
 
     def __len__(self) -> int:
         return len(self._dirs)

@@ -67,9 +67,10 @@ class VFS:
     flag_nullpath_ok = True
 
     def __init__(self, backend: Backend, opts: OptionValues, explicit: frozenset[str] = frozenset(),
-                 cache: Cache | None = None) -> None:
+                 cache: Cache | None = None, buffer_size: int = 16 << 20) -> None:
         self.backend = backend
         self.opts = opts
+        self.buffer_size = buffer_size
         self.read_only = bool(opts.read_only)
         self.cache_mode = opts.vfs_cache_mode if cache is not None else "off"
         self.cache = cache
@@ -545,7 +546,8 @@ class VFS:
                 raise OSError(errno.EISDIR, "is a directory", p)
             return self._register(ReadHandle(self.backend, p, float(self.opts.vfs_read_wait),
                                              bool(self.opts.no_seek), int(self.opts.vfs_read_chunk_size),
-                                             int(self.opts.vfs_read_chunk_size_limit)))
+                                             int(self.opts.vfs_read_chunk_size_limit), entry.size,
+                                             self.buffer_size))
         self._check_writable(p)
         try:
             exists = self._lookup(p) is not None
@@ -631,3 +633,31 @@ class VFS:
                 log.error("closing %s at unmount: %s", handle.path, e)
         if self.cache is not None:
             self.cache.shutdown()
+
+    # --- remote control (rc vfs/forget, vfs/refresh) --------------------------------------
+
+    def forget_path(self, path: str, is_dir: bool) -> None:
+        """rc vfs/forget file=path (is_dir False) or dir=path: the next lookup of the name, or of
+        anything under the directory, is answered from the backend. `path` is a clean
+        relative path ('' is the root: dir= forgets the whole cache, as forget_all)."""
+        self.dircache.forget_path(path, is_dir)
+        if is_dir and not path:
+            self._root_time = 0.0
+
+    def refresh_dir(self, path: str, recursive: bool = False) -> int:
+        """rc vfs/refresh: read a directory (and with `recursive` everything below it) from the
+        backend now. Returns how many directories were listed; ENOENT/EINVAL as OSError."""
+        if path:
+            self.dircache.forget_path(path, False)  # its parent's listing may be what hides it
+        entry = self._lookup(path)
+        if not entry.is_dir:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), path)
+        todo, listed = [path], 0
+        while todo:
+            directory = todo.pop()
+            children = self.dircache.refill(directory)
+            listed += 1
+            if recursive:
+                todo.extend(f"{directory}/{name}" if directory else name
+                            for name, e in children.items() if e.is_dir)
+        return listed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,42 @@ def test_max_read_ahead_sets_the_mounts_readahead(plugin: Plugin, data_dir: Path
         assert Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb").read_text().strip() == "1024"
     finally:
         c.ok("VolumeDriver.Unmount", {"Name": "ra", "ID": "a"})
+
+
+def _plugin_read_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
+
+
+@pytest.mark.parametrize("buffer_size", ["8M", "0"])
+def test_buffer_size_reads_a_stream_ahead_in_memory(plugin_factory, data_dir: Path, buffer_size: str) -> None:
+    """--no-seek makes local a stream (as every network backend is): --buffer-size is read ahead."""
+    data = os.urandom(24 << 20)
+    (data_dir / "big.bin").write_bytes(data)
+    p = plugin_factory(["--buffer-size", buffer_size])
+    c = p.client
+    # a generous --vfs-read-wait: the kernel's parallel read-ahead must not look like a seek on a busy host
+    c.ok("VolumeDriver.Create", {"Name": "b", "Opts": {"type": "local", "path": str(data_dir), "no-seek": "true",
+                                                       "vfs-read-wait": "2s"}})
+    mp = c.ok("VolumeDriver.Mount", {"Name": "b", "ID": "a"})["Mountpoint"]
+    try:
+        with open(Path(mp, "big.bin"), "rb", buffering=0) as f:
+            before = _plugin_read_bytes(p.proc.pid)
+            head = f.read(1 << 20)
+            # the reader is idle now: only a read-ahead thread can read more from the backend
+            deadline = time.monotonic() + (10 if buffer_size == "8M" else 1)
+            while time.monotonic() < deadline:
+                ahead = _plugin_read_bytes(p.proc.pid) - before
+                if buffer_size == "8M" and ahead >= 9 << 20:
+                    break
+                time.sleep(0.05)
+            time.sleep(0.2)
+            settled = _plugin_read_bytes(p.proc.pid) - before
+            rest = f.read()
+        assert head + rest == data
+        if buffer_size == "8M":  # 1 MiB read, 8 ahead, and no further: the buffer is bounded
+            assert 9 << 20 <= settled < 11 << 20, f"{settled} bytes read from the backend"
+        else:
+            assert settled < 4 << 20, f"{settled} bytes read with --buffer-size 0"
+    finally:
+        c.ok("VolumeDriver.Unmount", {"Name": "b", "ID": "a"})
