@@ -178,7 +178,15 @@ EDITS: list[tuple[str, str]] = [
         "        self.use_ns = getattr(self.operations, 'use_ns', False)\n",
         "        self._read_into = getattr(self.operations, 'read_into', None)\n"
         "        self._write_from = getattr(self.operations, 'write_from', None)\n"
+        "        # pyclone: create's arity once, not an inspect.signature() per created file (~18% of a create)\n"
+        "        self._create_takes_flags = len(inspect.signature(self.operations.create).parameters) != 2\n"
         "        self.use_ns = getattr(self.operations, 'use_ns', False)\n",
+    ),
+    (
+        "        if len(inspect.signature(self.operations.create).parameters) == 2:\n"
+        "            fi.fh = self.operations.create(decoded_path, mode)\n",
+        "        if not self._create_takes_flags:\n"
+        "            fi.fh = self.operations.create(decoded_path, mode)\n",
     ),
 ]
 

@@ -23,7 +23,9 @@ FIELDS = ("name", "mountpoint", "created", "fs", "type", "path", "options", "mou
 def format_created(ns: int) -> str:
     """Go's RFC3339Nano in UTC: fraction without trailing zeros, 'Z' zone."""
     secs, frac = divmod(ns, 10**9)
-    base = datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    # gmtime and an f-string: a quarter of datetime+strftime's cost, and this runs per cached file
+    t = time.gmtime(secs)
+    base = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
     return f"{base}.{frac:09d}".rstrip("0").rstrip(".") + "Z"
 
 
