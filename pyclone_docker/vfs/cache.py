@@ -216,9 +216,13 @@ class CacheItem:
 
     # --- open / close -----------------------------------------------------------------
 
-    def open(self, remote: Entry | None, truncate: bool) -> None:
-        """Attach to the remote object `remote` (None: it doesn't exist there)."""
+    def open(self, remote_lookup: Callable[[], Entry | None], truncate: bool) -> None:
+        """Attach to the remote object (`remote_lookup` returns None when it doesn't exist).
+
+        The lookup runs under the item's lock: a stat taken before an upload finished would
+        describe a half-written object and get the fresh copy dropped as stale."""
         with self.lock:
+            remote = remote_lookup()
             if self.opens == 0 and not self.dirty:
                 fp = fingerprint(remote, self.cache.backend, self.cache.fast_fingerprint, self.path) if remote else ""
                 if remote is None or fp != self.fp:

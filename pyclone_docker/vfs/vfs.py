@@ -420,7 +420,7 @@ class VFS:
             return 0
         if self.cache is not None:
             item = self.cache.get(p)
-            item.open(self._remote_entry(p), truncate=False)
+            item.open(lambda: self._remote_entry(p), truncate=False)
             try:
                 item.truncate(length)
             finally:
@@ -558,7 +558,7 @@ class VFS:
     def _open_cached(self, p: str, flags: int, create_mode: int | None) -> int:
         assert self.cache is not None
         item = self.cache.get(p)
-        item.open(self._remote_entry(p), truncate=bool(flags & os.O_TRUNC))
+        item.open(lambda: self._remote_entry(p), truncate=bool(flags & os.O_TRUNC))
         if create_mode is not None:
             item.mode = create_mode & 0o7777 if self._can_chmod else None
             if self._can_chown:

@@ -42,7 +42,7 @@ def read(item, offset: int, n: int) -> bytes:
 def test_sequential_reads_fetch_buffer_size_plus_read_ahead(tmp_path: Path) -> None:
     backend, cache, data = make(tmp_path, 64 * M, buffer_size=8 * M, read_ahead=2 * M)
     item = cache.get("f")
-    item.open(backend.stat("f"), truncate=False)
+    item.open(lambda: backend.stat("f"), truncate=False)
     try:
         assert read(item, 0, 128 * 1024) == data[:128 * 1024]
         # the first read of a file is not known to be sequential: one block and the read-ahead
@@ -65,19 +65,19 @@ def test_sequential_reads_fetch_buffer_size_plus_read_ahead(tmp_path: Path) -> N
 def test_clean_metadata_is_rewritten_in_place_dirty_atomically(tmp_path: Path) -> None:
     backend, cache, _data = make(tmp_path, 3 * M)
     item = cache.get("f")
-    item.open(backend.stat("f"), truncate=False)
+    item.open(lambda: backend.stat("f"), truncate=False)
     read(item, 0, 4096)
     item.close()
     meta = Path(item.meta_path)
     ino = meta.stat().st_ino
-    item.open(backend.stat("f"), truncate=False)
+    item.open(lambda: backend.stat("f"), truncate=False)
     read(item, 2 * M, 4096)
     item.close()
     assert meta.stat().st_ino == ino  # same file: rewritten in place, no temp file and rename
     saved = json.loads(meta.read_text())
     assert saved["Dirty"] is False and saved["Rs"][-1]["Pos"] == 2 * M
     assert not [p for p in meta.parent.iterdir() if p.name.startswith(".")]
-    item.open(backend.stat("f"), truncate=False)
+    item.open(lambda: backend.stat("f"), truncate=False)
     item.write_from(memoryview(b"changed"), 0)
     item.close()
     assert json.loads(meta.read_text())["Dirty"] is True
@@ -99,12 +99,12 @@ def test_fingerprint_hash_catches_a_change_that_keeps_size_and_modtime(tmp_path:
 
     backend, cache, data = make(tmp_path, 2 * M)
     item = cache.get("f")
-    item.open(backend.stat("f"), truncate=False)
+    item.open(lambda: backend.stat("f"), truncate=False)
     assert read(item, 0, 10) == data[:10]
     item.close()
     assert item.fp.endswith("," + hashlib.md5(data).hexdigest())  # rclone: size,modtime,md5 on local
     new = _same_size_same_mtime_edit(tmp_path / "remote" / "f", data)
-    item.open(backend.stat("f"), truncate=False)
+    item.open(lambda: backend.stat("f"), truncate=False)
     assert read(item, 0, 10) == new[:10]  # the stale copy was dropped and fetched again
     item.close()
     cache.shutdown(1)
@@ -113,12 +113,12 @@ def test_fingerprint_hash_catches_a_change_that_keeps_size_and_modtime(tmp_path:
 def test_fast_fingerprint_leaves_out_locals_slow_hash(tmp_path: Path) -> None:
     backend, cache, data = make(tmp_path, 2 * M, fast_fingerprint=True)
     item = cache.get("f")
-    item.open(backend.stat("f"), truncate=False)
+    item.open(lambda: backend.stat("f"), truncate=False)
     assert read(item, 0, 10) == data[:10]
     item.close()
     assert item.fp.count(",") == 1  # size and modtime only
     _same_size_same_mtime_edit(tmp_path / "remote" / "f", data)
-    item.open(backend.stat("f"), truncate=False)
+    item.open(lambda: backend.stat("f"), truncate=False)
     assert read(item, 0, 10) == data[:10]  # what rclone documents: less accurate, much faster
     item.close()
     cache.shutdown(1)
@@ -129,7 +129,7 @@ def test_upload_hashes_on_the_way_so_the_next_open_reads_nothing_back(tmp_path: 
 
     backend, cache, _data = make(tmp_path, 0)
     item = cache.get("new")
-    item.open(None, truncate=True)
+    item.open(lambda: None, truncate=True)
     payload = os.urandom(3 * M)
     item.write_from(memoryview(payload), 0)
     item.close()

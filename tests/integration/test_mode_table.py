@@ -1,0 +1,169 @@
+"""Seed 001's table of what each --vfs-cache-mode allows, run on real mounts: one row per
+operation, one column per mode, each cell the outcome (the data seen, or the errno)."""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import Plugin
+
+MODES = ("off", "minimal", "writes", "full")
+ORIGINAL = b"0123456789"
+
+
+def outcome(action: Callable[[Path], bytes | None], mp: Path, name: str) -> str:
+    """Run one row in a child process: a mapping over a broken read is SIGBUS, which must be a
+    cell of the table, not the end of the test run. Each row has its own file, made before
+    the mount (the directory cache would hide it)."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run the row, write the cell, leave without cleanup
+        code = 0
+        try:
+            os.close(rfd)
+            try:
+                seen = action(mp / name)
+                cell = (seen if seen is not None else (mp / name).read_bytes()).decode()
+            except OSError as e:
+                cell = errno.errorcode.get(e.errno or 0, str(e.errno))
+            os.write(wfd, cell.encode())
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as r:
+        cell = r.read().decode()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return signal.Signals(os.WTERMSIG(status)).name
+    return cell
+
+
+def rw_open(p: Path) -> bytes:
+    fd = os.open(p, os.O_RDWR)
+    try:
+        os.pwrite(fd, b"AB", 2)
+        return os.pread(fd, 10, 0)
+    finally:
+        os.close(fd)
+
+
+def write_only_seek(p: Path) -> None:
+    fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, b"abcd")
+        os.pwrite(fd, b"Z", 8)  # a seek past what was written
+    finally:
+        os.close(fd)
+
+
+def write_only_existing_no_trunc(p: Path) -> None:
+    fd = os.open(p, os.O_WRONLY)
+    try:
+        os.write(fd, b"new")
+    finally:
+        os.close(fd)
+
+
+def append(p: Path) -> None:
+    fd = os.open(p, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, b"++")
+    finally:
+        os.close(fd)
+
+
+def read_only_with_trunc(p: Path) -> None:
+    os.close(os.open(p, os.O_RDONLY | os.O_TRUNC))
+
+
+def mmap_read(p: Path) -> bytes:
+    with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
+        return m[:]
+
+
+def mmap_shared_write(p: Path) -> None:
+    with open(p, "r+b") as f, mmap.mmap(f.fileno(), 0) as m:
+        m[0:2] = b"MM"
+        m.flush()
+
+
+# row -> expected cell per mode: seed 001's rules as rclone 1.60's mount actually applies them
+# (test_rclone_mount_gives_the_same_table checks every cell against it)
+TABLE: dict[str, tuple[Callable[[Path], bytes | None], dict[str, str]]] = {
+    # off: "Files can't be opened for both read AND write"; minimal and up cache such opens
+    "open O_RDWR, write, read back": (rw_open, {"off": "EPERM", "minimal": "01AB456789",
+                                                "writes": "01AB456789", "full": "01AB456789"}),
+    # off and minimal: "Files opened for write (only) can't be seeked"
+    "O_WRONLY|O_TRUNC, then a seek": (write_only_seek, {"off": "ESPIPE", "minimal": "ESPIPE",
+                                                        "writes": "abcd\0\0\0\0Z", "full": "abcd\0\0\0\0Z"}),
+    # off and minimal: "Existing files opened for write must have O_TRUNC set"
+    "O_WRONLY on an existing file": (write_only_existing_no_trunc, {"off": "EPERM", "minimal": "EPERM",
+                                                                    "writes": "new3456789",
+                                                                    "full": "new3456789"}),
+    # O_APPEND implies reading: read+write, which minimal caches and off refuses
+    "O_WRONLY|O_APPEND": (append, {"off": "EPERM", "minimal": "0123456789++", "writes": "0123456789++",
+                                   "full": "0123456789++"}),
+    # "Files open for read with O_TRUNC will be opened write only" (so: truncated)
+    "O_RDONLY|O_TRUNC": (read_only_with_trunc, {"off": "", "minimal": "", "writes": "", "full": ""}),
+    "mmap for reading": (mmap_read, {m: "0123456789" for m in MODES}),
+    # a shared writable mapping needs a read+write open (rclone's off mode: SIGBUS, see below)
+    "mmap MAP_SHARED, write": (mmap_shared_write, {"off": "EPERM", "minimal": "MM23456789",
+                                                   "writes": "MM23456789", "full": "MM23456789"}),
+}
+
+# Where we differ from rclone 1.60 on purpose: a clean error instead of a dead process.
+RCLONE_DIFFERS = {("off", "mmap MAP_SHARED, write"): "SIGBUS"}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_what_each_cache_mode_allows(plugin: Plugin, data_dir: Path, mode: str) -> None:
+    c = plugin.client
+    for i in range(len(TABLE)):
+        (data_dir / f"f{i}").write_bytes(ORIGINAL)
+    opts = {"type": "local", "path": str(data_dir), "vfs-cache-mode": mode, "vfs-write-back": "0s",
+            "vfs-write-wait": "0s"}
+    c.ok("VolumeDriver.Create", {"Name": f"t-{mode}", "Opts": opts})
+    mp = Path(c.ok("VolumeDriver.Mount", {"Name": f"t-{mode}", "ID": "t"})["Mountpoint"])
+    try:
+        got = {row: outcome(action, mp, f"f{i}") for i, (row, (action, _)) in enumerate(TABLE.items())}
+    finally:
+        c.ok("VolumeDriver.Unmount", {"Name": f"t-{mode}", "ID": "t"})
+    want = {row: cells[mode] for row, (_, cells) in TABLE.items()}
+    assert got == want
+
+
+@pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed")
+@pytest.mark.parametrize("mode", MODES)
+def test_rclone_mount_gives_the_same_table(tmp_path: Path, mode: str) -> None:
+    """The reference: the same rows on `rclone mount` in the same mode."""
+    data, mp, cache = tmp_path / "data", tmp_path / "mp", tmp_path / "cache"
+    for d in (data, mp, cache):
+        d.mkdir()
+    for i in range(len(TABLE)):
+        (data / f"f{i}").write_bytes(ORIGINAL)
+    proc = subprocess.Popen(["rclone", "mount", f":local:{data}", str(mp), "--vfs-cache-mode", mode,
+                             "--cache-dir", str(cache), "--vfs-write-back", "0s", "--vfs-write-wait", "0s"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.ismount(mp):
+            assert proc.poll() is None and time.monotonic() < deadline, "rclone mount did not come up"
+            time.sleep(0.05)
+        got = {row: outcome(action, mp, f"f{i}") for i, (row, (action, _)) in enumerate(TABLE.items())}
+    finally:
+        subprocess.run(["fusermount", "-uz", str(mp)], check=False, capture_output=True)
+        proc.terminate()
+        proc.wait(20)
+    want = {row: RCLONE_DIFFERS.get((mode, row), cells[mode]) for row, (_, cells) in TABLE.items()}
+    assert got == want
