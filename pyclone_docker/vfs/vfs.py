@@ -267,6 +267,14 @@ class VFS:
             except OSError as e:
                 log.debug("chown %s: %s", path, e)
 
+    def mknod(self, path: str, mode: int, dev: int) -> int:
+        """Regular files only (`mknod` and NFS servers create files this way). A remote has no
+        place for FIFOs, sockets or devices: EPERM, as filesystems without them answer."""
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EPERM, "only regular files can be stored on the remote", path)
+        self.release(None, self.create(path, mode, os.O_WRONLY | os.O_EXCL))
+        return 0
+
     def mkdir(self, path: str, mode: int) -> int:
         p = self._path(path)
         self._check_writable(p)

@@ -8,6 +8,7 @@ import mmap
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -167,3 +168,23 @@ def test_rclone_mount_gives_the_same_table(tmp_path: Path, mode: str) -> None:
         proc.wait(20)
     want = {row: RCLONE_DIFFERS.get((mode, row), cells[mode]) for row, (_, cells) in TABLE.items()}
     assert got == want
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_mknod_makes_regular_files_and_refuses_special_ones(plugin: Plugin, data_dir: Path, mode: str) -> None:
+    c = plugin.client
+    c.ok("VolumeDriver.Create", {"Name": f"n-{mode}", "Opts": {"type": "local", "path": str(data_dir),
+                                                              "vfs-cache-mode": mode}})
+    mp = Path(c.ok("VolumeDriver.Mount", {"Name": f"n-{mode}", "ID": "t"})["Mountpoint"])
+    try:
+        os.mknod(mp / "plain", stat.S_IFREG | 0o640)
+        assert stat.S_IMODE((mp / "plain").stat().st_mode) == 0o640 and (mp / "plain").read_bytes() == b""
+        with pytest.raises(OSError) as ei:
+            os.mkfifo(mp / "fifo")
+        assert ei.value.errno == errno.EPERM
+        with pytest.raises(FileExistsError):
+            os.mknod(mp / "plain", stat.S_IFREG | 0o600)
+    finally:
+        c.ok("VolumeDriver.Unmount", {"Name": f"n-{mode}", "ID": "t"})
+    assert (data_dir / "plain").is_file() and stat.S_IMODE((data_dir / "plain").stat().st_mode) == 0o640
+    assert not (data_dir / "fifo").exists()
