@@ -182,6 +182,28 @@ EDITS: list[tuple[str, str]] = [
         "        self._create_takes_flags = len(inspect.signature(self.operations.create).parameters) != 2\n"
         "        self.use_ns = getattr(self.operations, 'use_ns', False)\n",
     ),
+    # 7. utimensat's UTIME_NOW and UTIME_OMIT reach utimens as they are (libfuse passes them
+    #    through): `touch -a` set the mtime to 1.07 s after the epoch. Now: the time, or None.
+    (
+        "def time_of_timespec(ts, use_ns: bool = False) -> float:\n",
+        "def utime_of_timespec(ts, use_ns: bool = False):\n"
+        "    # pyclone: UTIME_NOW ((1 << 30) - 1) is now, UTIME_OMIT ((1 << 30) - 2) is None: leave it\n"
+        "    if ts.tv_nsec == (1 << 30) - 1:\n"
+        "        import time\n"
+        "        return time.time_ns() if use_ns else time.time()\n"
+        "    if ts.tv_nsec == (1 << 30) - 2:\n"
+        "        return None\n"
+        "    return time_of_timespec(ts, use_ns)\n"
+        "\n"
+        "\n"
+        "def time_of_timespec(ts, use_ns: bool = False) -> float:\n",
+    ),
+    (
+        "            atime = time_of_timespec(buf.contents.actime, use_ns=self.use_ns)\n"
+        "            mtime = time_of_timespec(buf.contents.modtime, use_ns=self.use_ns)\n",
+        "            atime = utime_of_timespec(buf.contents.actime, use_ns=self.use_ns)\n"
+        "            mtime = utime_of_timespec(buf.contents.modtime, use_ns=self.use_ns)\n",
+    ),
     (
         "        if len(inspect.signature(self.operations.create).parameters) == 2:\n"
         "            fi.fh = self.operations.create(decoded_path, mode)\n",

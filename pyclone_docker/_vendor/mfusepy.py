@@ -1308,6 +1308,16 @@ else:
     fuse_main_real = _libfuse.fuse_main_real
 
 
+def utime_of_timespec(ts, use_ns: bool = False):
+    # pyclone: UTIME_NOW ((1 << 30) - 1) is now, UTIME_OMIT ((1 << 30) - 2) is None: leave it
+    if ts.tv_nsec == (1 << 30) - 1:
+        import time
+        return time.time_ns() if use_ns else time.time()
+    if ts.tv_nsec == (1 << 30) - 2:
+        return None
+    return time_of_timespec(ts, use_ns)
+
+
 def time_of_timespec(ts, use_ns: bool = False) -> float:
     if use_ns:
         return ts.tv_sec * 10**9 + ts.tv_nsec
@@ -1998,8 +2008,8 @@ class FUSE:
 
     def utimens_fuse_2(self, path: Optional[bytes], buf: c_utimbuf_p) -> int:
         if buf:
-            atime = time_of_timespec(buf.contents.actime, use_ns=self.use_ns)
-            mtime = time_of_timespec(buf.contents.modtime, use_ns=self.use_ns)
+            atime = utime_of_timespec(buf.contents.actime, use_ns=self.use_ns)
+            mtime = utime_of_timespec(buf.contents.modtime, use_ns=self.use_ns)
             times = (atime, mtime)
         else:
             times = None

@@ -390,10 +390,12 @@ class VFS:
                     raise
         return 0
 
-    def utimens(self, path: str | None, times: tuple[int, int] | None = None) -> int:
+    def utimens(self, path: str | None, times: tuple[int | None, int | None] | None = None) -> int:
         p = self._path(path)
         self._check_writable(p)
         mtime = times[1] if times else time.time_ns()
+        if mtime is None:
+            return 0  # UTIME_OMIT: only the access time changes, and that is not stored (as rclone)
         if self.cache is not None:
             item = self.cache.peek(p)
             if item is not None and (item.opens or item.dirty):

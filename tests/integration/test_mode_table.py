@@ -188,3 +188,26 @@ def test_mknod_makes_regular_files_and_refuses_special_ones(plugin: Plugin, data
         c.ok("VolumeDriver.Unmount", {"Name": f"n-{mode}", "ID": "t"})
     assert (data_dir / "plain").is_file() and stat.S_IMODE((data_dir / "plain").stat().st_mode) == 0o640
     assert not (data_dir / "fifo").exists()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_utimensat_omit_and_now(plugin: Plugin, data_dir: Path, mode: str) -> None:
+    """`touch -a` sends UTIME_OMIT for the mtime (it must stay), plain `touch` UTIME_NOW."""
+    old = 1_600_000_000_000_000_000
+    for name in ("a", "b"):
+        (data_dir / name).write_bytes(b"x")
+        os.utime(data_dir / name, ns=(old, old))
+    c = plugin.client
+    c.ok("VolumeDriver.Create", {"Name": f"u-{mode}", "Opts": {"type": "local", "path": str(data_dir),
+                                                              "vfs-cache-mode": mode}})
+    mp = Path(c.ok("VolumeDriver.Mount", {"Name": f"u-{mode}", "ID": "t"})["Mountpoint"])
+    try:
+        subprocess.run(["touch", "-a", str(mp / "a")], check=True)
+        assert (mp / "a").stat().st_mtime_ns == old
+        before = time.time_ns()
+        subprocess.run(["touch", str(mp / "b")], check=True)
+        assert before - 10**9 <= (mp / "b").stat().st_mtime_ns <= time.time_ns() + 10**9
+    finally:
+        c.ok("VolumeDriver.Unmount", {"Name": f"u-{mode}", "ID": "t"})
+    assert (data_dir / "a").stat().st_mtime_ns == old
+    assert (data_dir / "b").stat().st_mtime_ns >= before - 10**9
