@@ -7,6 +7,7 @@ utimens on a `local` backend change the real files.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import itertools
 import logging
@@ -334,7 +335,9 @@ class VFS:
         try:
             self._refresh(dst)
         except FileNotFoundError:
-            pass
+            # not on the remote yet (its upload is pending): show it under its new name now,
+            # not when the upload lands or the listing expires
+            self.dircache.put(dst, dataclasses.replace(entry))
         return 0
 
     # --- metadata ---------------------------------------------------------------------

@@ -283,3 +283,23 @@ def test_no_modtime_leaves_upload_times(plugin: Plugin, data_dir: Path) -> None:
         unmount(plugin, "nm")
     assert (data_dir / "f").read_text() == "x"
     assert (data_dir / "f").stat().st_mtime_ns != 10**18
+
+
+@pytest.mark.parametrize("mode", ["writes", "full"])
+def test_renamed_pending_file_is_visible_at_once(plugin: Plugin, data_dir: Path, mode: str) -> None:
+    """A file renamed before its upload must show under its new name straight away (it was
+    invisible until the upload landed), and arrive on the remote under that name."""
+    mp = mount(plugin, data_dir, f"r-{mode}", **{"vfs-cache-mode": mode, "vfs-write-back": "1h"})
+    try:
+        (mp / "sub").mkdir()
+        (mp / "sub" / "n0").write_bytes(b"pending")
+        os.rename(mp / "sub" / "n0", mp / "sub" / "n1")
+        assert (mp / "sub" / "n1").read_bytes() == b"pending"
+        assert sorted(os.listdir(mp / "sub")) == ["n1"]
+        assert not (data_dir / "sub" / "n1").exists()  # still only in the cache
+        os.rename(mp / "sub" / "n1", mp / "n2")  # and across directories
+        assert (mp / "n2").stat().st_size == 7 and not (mp / "sub" / "n1").exists()
+    finally:
+        unmount(plugin, f"r-{mode}")  # uploads what is pending
+    assert (data_dir / "n2").read_bytes() == b"pending"
+    assert os.listdir(data_dir / "sub") == []
