@@ -165,7 +165,13 @@ class LocalBackend(Backend):
         return LocalReader(fd)
 
     def open_write(self, path: str, size: int = -1, mtime_ns: int | None = None) -> LocalWriter:
-        fd = os.open(self._abs(path), _O_WRITE, 0o666)
+        full = self._abs(path)
+        try:
+            fd = os.open(full, _O_WRITE, 0o666)
+        except FileNotFoundError:
+            # as rclone's local backend: an upload makes the directories it needs
+            os.makedirs(os.path.dirname(full), 0o777, exist_ok=True)
+            fd = os.open(full, _O_WRITE, 0o666)
         return LocalWriter(fd, path, None if self.no_set_modtime else mtime_ns)
 
     def open_random(self, path: str, create: bool = False) -> LocalWriter:

@@ -435,23 +435,35 @@ class Cache:
                 item.remove_files(keep_fd=item.deleted)
 
     def rename(self, old: str, new: str) -> None:
-        """Move a cached item (and everything below a directory) with its pending upload."""
+        """Move a cached item (and everything below a directory) with its pending upload.
+
+        Each item moves whole or not at all: a refused name (ENAMETOOLONG, ...) leaves it
+        where it was, under its old name, instead of losing track of it."""
         with self.lock:
             moves = [(p, new + p[len(old):]) for p in list(self.items) if p == old or p.startswith(old + "/")]
             for src, dst in moves:
-                item = self.items.pop(src)
-                with item.lock:
-                    item._close_fd()
-                    for a, b in ((item.data_path, os.path.join(self.data_root, dst)),
-                                 (item.meta_path, os.path.join(self.meta_root, dst))):
-                        if os.path.exists(a):
-                            _makedirs(os.path.dirname(b))
-                            os.replace(a, b)
+                item = self.items[src]
+                with item.lock:  # an open descriptor follows the file: nothing to reopen
+                    _move_files([(item.data_path, os.path.join(self.data_root, dst)),
+                                 (item.meta_path, os.path.join(self.meta_root, dst))])
                     item.path = dst
-                    if item.opens:
-                        item._open_fd()
+                del self.items[src]
                 self.items[dst] = item
                 self.writeback.rename(src, dst)
+        self.forget_dir(old)
+
+    def has_pending_under(self, directory: str) -> bool:
+        """Whether a file below `directory` is open or not uploaded yet (the remote may show
+        the directory empty while it is not)."""
+        prefix = directory + "/" if directory else ""
+        return any((i.dirty or i.opens) and p.startswith(prefix) for p, i in list(self.items.items()))
+
+    def forget_dir(self, directory: str) -> None:
+        """`directory` is gone or moved: remove what is left of it in the cache (empty
+        directories) so that a file can take its name."""
+        if directory:
+            for root in (self.data_root, self.meta_root):
+                _prune_tree(os.path.join(root, directory))
 
     def used(self) -> int:
         return sum(i.ranges.size() for i in list(self.items.values()))
@@ -692,7 +704,9 @@ class WriteBack:
             while True:
                 dirty = [i for i in list(self.cache.items.values()) if i.dirty and not i.deleted]
                 for item in dirty:
-                    if not item.opens and item.path not in self.busy and self.due.get(item.path) != 0.0:
+                    # failed uploads keep their backoff: retrying one every 50 ms only fills the log
+                    if (not item.opens and item.path not in self.busy and item.path not in self.backoff
+                            and self.due.get(item.path) != 0.0):
                         self._set_due(item.path, 0.0)
                 waiting = [i for i in dirty if not i.opens or time.monotonic() < grace]
                 if not waiting and not self.busy:
@@ -778,6 +792,35 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> int:
 
 
 _made_dirs: set[str] = set()
+
+
+def _move_files(pairs: list[tuple[str, str]]) -> None:
+    """os.replace each (src, dst) that exists; on a failure, put back what was moved."""
+    done: list[tuple[str, str]] = []
+    try:
+        for a, b in pairs:
+            if os.path.exists(a):
+                _makedirs(os.path.dirname(b))
+                os.replace(a, b)
+                done.append((a, b))
+    except OSError:
+        for a, b in reversed(done):
+            os.replace(b, a)
+        raise
+
+
+def _prune_tree(path: str) -> None:
+    """Remove the empty directories of the tree at `path` (files keep theirs)."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        return
+    for dirpath, _dirs, _files in os.walk(path, topdown=False):
+        try:
+            os.rmdir(dirpath)
+        except OSError:
+            continue  # not empty: a cached file still lives there
+    prefix = path + os.sep
+    for made in [d for d in _made_dirs if d == path or d.startswith(prefix)]:
+        _made_dirs.discard(made)
 
 
 def _makedirs(path: str) -> None:

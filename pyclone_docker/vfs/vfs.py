@@ -289,8 +289,13 @@ class VFS:
     def rmdir(self, path: str) -> int:
         p = self._path(path)
         self._check_writable(p)
+        if self.cache is not None and self.cache.has_pending_under(p):
+            # the remote may hold it empty while files in it still wait for their upload
+            raise OSError(errno.ENOTEMPTY, "directory not empty (files not uploaded yet)", p)
         self.backend.rmdir(p)
         self.dircache.remove(p)
+        if self.cache is not None:
+            self.cache.forget_dir(p)
         return 0
 
     # --- names ------------------------------------------------------------------------
@@ -315,6 +320,9 @@ class VFS:
         src, dst = self._path(old), self._path(new, create=True)
         self._check_writable(src)
         entry = self._lookup(src)
+        if entry.is_dir and self.cache is not None and self.cache.has_pending_under(dst):
+            # replacing a directory that looks empty on the remote would orphan those files
+            raise OSError(errno.ENOTEMPTY, "directory not empty (files not uploaded yet)", dst)
         try:
             self.backend.move(src, dst)
         except FileNotFoundError:

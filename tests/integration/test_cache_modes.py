@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -303,3 +304,45 @@ def test_renamed_pending_file_is_visible_at_once(plugin: Plugin, data_dir: Path,
         unmount(plugin, f"r-{mode}")  # uploads what is pending
     assert (data_dir / "n2").read_bytes() == b"pending"
     assert os.listdir(data_dir / "sub") == []
+
+
+@pytest.mark.parametrize("mode", ["writes", "full"])
+def test_directories_holding_pending_files(plugin: Plugin, data_dir: Path, mode: str) -> None:
+    """Found by pjdfstest: the remote shows such a directory empty, so rmdir and rename over it
+    succeeded and orphaned the files; and a removed directory left the cache a directory of
+    that name, so a file could not take it (EISDIR)."""
+    mp = mount(plugin, data_dir, f"d-{mode}", **{"vfs-cache-mode": mode, "vfs-write-back": "1h"})
+    try:
+        (mp / "full").mkdir()
+        (mp / "full" / "f").write_bytes(b"keep me")
+        with pytest.raises(OSError) as ei:
+            os.rmdir(mp / "full")
+        assert ei.value.errno == errno.ENOTEMPTY
+        (mp / "other").mkdir()
+        with pytest.raises(OSError) as ei:
+            os.rename(mp / "other", mp / "full")
+        assert ei.value.errno == errno.ENOTEMPTY
+        # a directory that held cached files, then removed: a file takes its name
+        (mp / "gone").mkdir()
+        (mp / "gone" / "x").write_bytes(b"x")
+        os.unlink(mp / "gone" / "x")
+        os.rmdir(mp / "gone")
+        (mp / "gone").write_bytes(b"now a file")
+        # the same after a directory rename
+        (mp / "moved").mkdir()
+        (mp / "moved" / "y").write_bytes(b"y")
+        os.rename(mp / "moved", mp / "there")
+        (mp / "moved").write_bytes(b"also a file")
+        # a refused name (over NAME_MAX) leaves the pending file where it was
+        (mp / "src").write_bytes(b"source")
+        with pytest.raises(OSError) as ei:
+            os.rename(mp / "src", mp / ("n" * 256))
+        assert ei.value.errno == errno.ENAMETOOLONG
+        assert (mp / "src").read_bytes() == b"source"
+    finally:
+        unmount(plugin, f"d-{mode}")
+    assert (data_dir / "full" / "f").read_bytes() == b"keep me"
+    assert (data_dir / "gone").read_bytes() == b"now a file"
+    assert (data_dir / "moved").read_bytes() == b"also a file"
+    assert (data_dir / "there" / "y").read_bytes() == b"y"
+    assert (data_dir / "src").read_bytes() == b"source"

@@ -142,3 +142,31 @@ def test_upload_hashes_on_the_way_so_the_next_open_reads_nothing_back(tmp_path: 
     assert backend.hash("new", "md5") == digest
     (tmp_path / "remote" / "new").write_bytes(b"other")
     assert backend.hash("new", "md5") == hashlib.md5(b"other").hexdigest()
+
+
+def test_local_upload_makes_missing_parent_directories(tmp_path: Path) -> None:
+    """As rclone's local backend: a pending file whose directory vanished is still uploaded."""
+    backend = LocalBackend("local", str(tmp_path), {})
+    w = backend.open_write("a/b/c.txt", 2, None)
+    w.write(memoryview(b"hi"))
+    w.close()
+    assert (tmp_path / "a" / "b" / "c.txt").read_bytes() == b"hi"
+
+
+def test_cache_rename_is_whole_or_nothing(tmp_path: Path) -> None:
+    _backend, cache, _data = make(tmp_path, 0)
+    item = cache.get("pending")
+    item.open(lambda: None, truncate=True)
+    item.write_from(memoryview(b"data"), 0)
+    item.close()
+    import errno
+
+    import pytest
+
+    with pytest.raises(OSError) as ei:
+        cache.rename("pending", "x" * 300)
+    assert ei.value.errno == errno.ENAMETOOLONG
+    assert cache.peek("pending") is item and item.path == "pending"
+    assert Path(item.data_path).read_bytes() == b"data" and Path(item.meta_path).exists()
+    cache.shutdown(10)
+    assert (tmp_path / "remote" / "pending").read_bytes() == b"data"
