@@ -27,6 +27,7 @@ class Entry:
     uid: int | None = None
     gid: int | None = None
     is_link: bool = False
+    ctime_ns: int | None = None  # the inode change time, where the backend has one (local)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ def _entry(name: str, st: os.stat_result, is_link: bool = False) -> Entry:
         uid=st.st_uid,
         gid=st.st_gid,
         is_link=is_link,
+        ctime_ns=st.st_ctime_ns,
     )
 
 

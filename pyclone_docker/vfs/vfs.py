@@ -125,7 +125,7 @@ class VFS:
             "st_gid": e.gid if self._use_real_gid and e.gid is not None else self._gid,
             "st_mtime": e.mtime_ns,
             "st_atime": e.mtime_ns,
-            "st_ctime": e.mtime_ns,
+            "st_ctime": e.ctime_ns or e.mtime_ns,  # chmod, chown and renames move it (local)
         }
 
     def _lookup(self, path: str) -> Entry:

@@ -211,3 +211,24 @@ def test_utimensat_omit_and_now(plugin: Plugin, data_dir: Path, mode: str) -> No
         c.ok("VolumeDriver.Unmount", {"Name": f"u-{mode}", "ID": "t"})
     assert (data_dir / "a").stat().st_mtime_ns == old
     assert (data_dir / "b").stat().st_mtime_ns >= before - 10**9
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_chmod_and_chown_move_the_ctime(plugin: Plugin, data_dir: Path, mode: str) -> None:
+    (data_dir / "c").write_bytes(b"x")
+    c = plugin.client
+    c.ok("VolumeDriver.Create", {"Name": f"c-{mode}", "Opts": {"type": "local", "path": str(data_dir),
+                                                              "vfs-cache-mode": mode}})
+    mp = Path(c.ok("VolumeDriver.Mount", {"Name": f"c-{mode}", "ID": "t"})["Mountpoint"])
+    try:
+        before = (mp / "c").stat()
+        time.sleep(0.02)
+        os.chmod(mp / "c", 0o600)
+        after_chmod = (mp / "c").stat()
+        assert after_chmod.st_ctime_ns > before.st_ctime_ns
+        assert after_chmod.st_mtime_ns == before.st_mtime_ns  # only the change time moves
+        time.sleep(0.02)
+        os.chown(mp / "c", 1234, 5678)
+        assert (mp / "c").stat().st_ctime_ns > after_chmod.st_ctime_ns
+    finally:
+        c.ok("VolumeDriver.Unmount", {"Name": f"c-{mode}", "ID": "t"})
