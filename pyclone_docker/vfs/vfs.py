@@ -368,6 +368,7 @@ class VFS:
             entry = self._lookup(p)
             for key, value in attrs.items():
                 setattr(entry, key, value)
+            entry.ctime_ns = time.time_ns()  # a metadata change, even before the upload
         except FileNotFoundError:
             pass
         return True

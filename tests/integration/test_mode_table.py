@@ -218,17 +218,19 @@ def test_chmod_and_chown_move_the_ctime(plugin: Plugin, data_dir: Path, mode: st
     (data_dir / "c").write_bytes(b"x")
     c = plugin.client
     c.ok("VolumeDriver.Create", {"Name": f"c-{mode}", "Opts": {"type": "local", "path": str(data_dir),
-                                                              "vfs-cache-mode": mode}})
+                                                              "vfs-cache-mode": mode, "vfs-write-back": "1h"}})
     mp = Path(c.ok("VolumeDriver.Mount", {"Name": f"c-{mode}", "ID": "t"})["Mountpoint"])
     try:
-        before = (mp / "c").stat()
-        time.sleep(0.02)
-        os.chmod(mp / "c", 0o600)
-        after_chmod = (mp / "c").stat()
-        assert after_chmod.st_ctime_ns > before.st_ctime_ns
-        assert after_chmod.st_mtime_ns == before.st_mtime_ns  # only the change time moves
-        time.sleep(0.02)
-        os.chown(mp / "c", 1234, 5678)
-        assert (mp / "c").stat().st_ctime_ns > after_chmod.st_ctime_ns
+        (mp / "new").write_bytes(b"y")  # in the cache modes: not uploaded yet
+        for name in ("c", "new"):
+            before = (mp / name).stat()
+            time.sleep(0.02)
+            os.chmod(mp / name, 0o600)
+            after_chmod = (mp / name).stat()
+            assert after_chmod.st_ctime_ns > before.st_ctime_ns, name
+            assert after_chmod.st_mtime_ns == before.st_mtime_ns  # only the change time moves
+            time.sleep(0.02)
+            os.chown(mp / name, 1234, 5678)
+            assert (mp / name).stat().st_ctime_ns > after_chmod.st_ctime_ns, name
     finally:
         c.ok("VolumeDriver.Unmount", {"Name": f"c-{mode}", "ID": "t"})
