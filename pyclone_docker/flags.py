@@ -69,6 +69,10 @@ def _umask_default() -> int:
     return mask
 
 
+# read once at import, before any thread: os.umask() can only be read by setting it
+PROCESS_UMASK = _umask_default()
+
+
 def _opts(group: str, rows: Iterable[tuple]) -> list[Option]:
     out = []
     for row in rows:
@@ -133,7 +137,7 @@ VFS_OPTIONS = _opts("vfs", [
     ("vfs_disk_space_total_size", "size", -1, "Specify the total space of disk"),
     ("vfs_handle_caching", "duration", 5.0, "Time to cache open file handles"),
     ("vfs_metadata_extension", "string", "", "Set the extension to read metadata from"),
-    ("umask", "filemode", _umask_default(), "Override the permission bits set by the filesystem"),
+    ("umask", "filemode", PROCESS_UMASK, "Override the permission bits set by the filesystem"),
     ("uid", "uint32", os.getuid(), "Override the uid field set by the filesystem"),
     ("gid", "uint32", os.getgid(), "Override the gid field set by the filesystem"),
 ])

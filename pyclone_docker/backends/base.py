@@ -107,7 +107,10 @@ class Backend(ABC):
     def open_read(self, path: str, offset: int = 0, length: int = -1) -> Reader: ...
 
     @abstractmethod
-    def open_write(self, path: str, size: int = -1, mtime_ns: int | None = None) -> Writer: ...
+    def open_write(self, path: str, size: int = -1, mtime_ns: int | None = None,
+                   mode: int | None = None) -> Writer:
+        """A new object, or a replacement; `mode` is the permission bits of a file it creates
+        (backends that store them; the process umask applies, as for open(2))."""
 
     @abstractmethod
     def mkdir(self, path: str) -> None: ...

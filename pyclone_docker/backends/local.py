@@ -165,14 +165,16 @@ class LocalBackend(Backend):
             os.lseek(fd, offset, os.SEEK_SET)
         return LocalReader(fd)
 
-    def open_write(self, path: str, size: int = -1, mtime_ns: int | None = None) -> LocalWriter:
+    def open_write(self, path: str, size: int = -1, mtime_ns: int | None = None,
+                   mode: int | None = None) -> LocalWriter:
         full = self._abs(path)
+        perms = 0o666 if mode is None else mode
         try:
-            fd = os.open(full, _O_WRITE, 0o666)
+            fd = os.open(full, _O_WRITE, perms)
         except FileNotFoundError:
             # as rclone's local backend: an upload makes the directories it needs
             os.makedirs(os.path.dirname(full), 0o777, exist_ok=True)
-            fd = os.open(full, _O_WRITE, 0o666)
+            fd = os.open(full, _O_WRITE, perms)
         return LocalWriter(fd, path, None if self.no_set_modtime else mtime_ns)
 
     def open_random(self, path: str, create: bool = False) -> LocalWriter:

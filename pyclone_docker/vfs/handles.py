@@ -93,11 +93,13 @@ class WriteHandle:
     """An upload that must arrive in order. Size is what has been written so far."""
 
     __slots__ = ("backend", "path", "writer", "pos", "cond", "truncated", "write_wait", "written",
-                 "on_close", "error", "mtime_ns")
+                 "on_close", "error", "mtime_ns", "mode")
 
-    def __init__(self, backend: Backend, path: str, truncated: bool, write_wait: float, on_close) -> None:
+    def __init__(self, backend: Backend, path: str, truncated: bool, write_wait: float, on_close,
+                 mode: int | None = None) -> None:
         self.backend = backend
         self.path = path
+        self.mode = mode  # permission bits of a file this handle creates
         self.writer = None
         self.pos = 0
         self.truncated = truncated
@@ -115,7 +117,7 @@ class WriteHandle:
             # rclone: "Can't open for write without O_TRUNC on existing file without --vfs-cache-mode >= writes"
             raise OSError(errno.EPERM, "can't write to an existing file without O_TRUNC "
                           "unless --vfs-cache-mode >= writes", self.path)
-        self.writer = self.backend.open_write(self.path)
+        self.writer = self.backend.open_write(self.path, mode=self.mode)
 
     @property
     def size(self) -> int:

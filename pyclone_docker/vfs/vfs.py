@@ -26,7 +26,7 @@ from ..backends.base import (
     Backend,
     Entry,
 )
-from ..flags import OptionValues
+from ..flags import PROCESS_UMASK, OptionValues
 from .cache import Cache
 from .dircache import DirCache
 from .handles import CachedHandle, ReadHandle, WriteHandle
@@ -501,8 +501,9 @@ class VFS:
         self._handles[fh] = handle
         return fh
 
-    def _new_writer(self, p: str, truncated: bool) -> WriteHandle:
-        handle = WriteHandle(self.backend, p, truncated, float(self.opts.vfs_write_wait), self._writer_closed)
+    def _new_writer(self, p: str, truncated: bool, mode: int | None = None) -> WriteHandle:
+        handle = WriteHandle(self.backend, p, truncated, float(self.opts.vfs_write_wait), self._writer_closed,
+                             mode)
         with self._lock:
             self._writers[p] = handle
         return handle
@@ -521,9 +522,10 @@ class VFS:
         self._check_writable(p)
         if self._open_kind(p, flags | os.O_CREAT) == "cached":
             return self._open_cached(p, flags | os.O_TRUNC, mode)
-        handle = self._new_writer(p, truncated=True)
-        if self._can_chmod:
-            self.backend.chmod(p, mode & 0o7777)
+        bits = mode & 0o7777
+        handle = self._new_writer(p, truncated=True, mode=bits if self._can_chmod else None)
+        if self._can_chmod and bits & (PROCESS_UMASK | 0o7000):
+            self.backend.chmod(p, bits)  # bits the umask took or open(2) may drop: set them
         self._set_owner(p, False)
         if self._can_chmod or self._can_chown:
             self._refresh(p)  # the backend made the file: show its real metadata

@@ -236,3 +236,22 @@ def test_chmod_and_chown_move_the_ctime(plugin: Plugin, data_dir: Path, mode: st
             assert (mp / name).stat().st_ctime_ns > after_chmod.st_ctime_ns, name
     finally:
         c.ok("VolumeDriver.Unmount", {"Name": f"c-{mode}", "ID": "t"})
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_created_files_get_exactly_the_mode_asked_for(plugin: Plugin, data_dir: Path, mode: str) -> None:
+    """Whether set by open(2) itself or by a chmod after it (bits the plugin's umask would take)."""
+    c = plugin.client
+    c.ok("VolumeDriver.Create", {"Name": f"m-{mode}", "Opts": {"type": "local", "path": str(data_dir),
+                                                              "vfs-cache-mode": mode}})
+    mp = Path(c.ok("VolumeDriver.Mount", {"Name": f"m-{mode}", "ID": "t"})["Mountpoint"])
+    old_umask = os.umask(0)
+    try:
+        for name, bits in (("a", 0o640), ("b", 0o666), ("c", 0o2750)):
+            os.close(os.open(mp / name, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, bits))
+            assert stat.S_IMODE((mp / name).stat().st_mode) == bits, name
+    finally:
+        os.umask(old_umask)
+        c.ok("VolumeDriver.Unmount", {"Name": f"m-{mode}", "ID": "t"})
+    for name, bits in (("a", 0o640), ("b", 0o666), ("c", 0o2750)):
+        assert stat.S_IMODE((data_dir / name).stat().st_mode) == bits, name
