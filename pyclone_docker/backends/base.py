@@ -56,6 +56,18 @@ class Reader(Protocol):
     def close(self) -> None: ...
 
 
+def read_full(reader: Reader, view: memoryview) -> int:
+    """Fill `view` from a stream unless it ends first (streams may return less per call)."""
+    total = len(view)
+    got = reader.readinto(view)
+    while 0 < got < total:
+        n = reader.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
 class Writer(Protocol):
     """A streaming upload: bytes arrive in order; close() commits, abort() discards."""
 

@@ -33,6 +33,7 @@ from ..backends.base import (
     FEATURE_SLOW_MODTIME,
     Backend,
     Entry,
+    read_full,
 )
 from ..docker.state import atomic_write, format_created, parse_created
 from .ranges import RangeSet
@@ -283,7 +284,7 @@ class CacheItem:
                 view = memoryview(buf)
                 while pos < gap_stop:
                     want = min(len(buf), gap_stop - pos)
-                    got = _read_full(reader, view[:want])
+                    got = read_full(reader, view[:want])
                     if got == 0:
                         break  # the remote is shorter than we thought: the rest reads as zeros
                     try:
@@ -310,7 +311,7 @@ class CacheItem:
     def _read_uncached(self, view: memoryview, offset: int, end: int) -> int:
         reader = self.cache.backend.open_read(self.path, offset, end - offset)
         try:
-            return _read_full(reader, view[:end - offset])
+            return read_full(reader, view[:end - offset])
         finally:
             reader.close()
 
@@ -772,16 +773,6 @@ def check_sparse(directory: str) -> bool:
     if not sparse:
         log.error("cache dir %s does not support sparse files: the cache will perform very badly", directory)
     return sparse
-
-
-def _read_full(reader, view: memoryview) -> int:
-    got = 0
-    while got < len(view):
-        n = reader.readinto(view[got:])
-        if not n:
-            break
-        got += n
-    return got
 
 
 def _pwrite_all(fd: int, view: memoryview, offset: int) -> int:

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 
-from ..backends.base import FEATURE_RANDOM_READ, Backend
+from ..backends.base import FEATURE_RANDOM_READ, Backend, read_full
 from .chunked import ChunkedReader
 from .readahead import ReadAhead, buffers_for
 
@@ -65,7 +65,7 @@ class ReadHandle:
                 self.reader.close()
                 self.reader = self._open(offset)
                 self.pos = offset
-            n = _read_full(self.reader, view)
+            n = read_full(self.reader, view)  # FUSE wants the whole request unless at EOF
             self.pos += n
             self.cond.notify_all()
             return n
@@ -75,18 +75,6 @@ class ReadHandle:
 
     def release(self) -> None:
         self.reader.close()
-
-
-def _read_full(reader, view: memoryview) -> int:
-    """FUSE wants the whole request unless at EOF; streams may return less."""
-    total = len(view)
-    got = reader.readinto(view)
-    while 0 < got < total:
-        n = reader.readinto(view[got:])
-        if not n:
-            break
-        got += n
-    return got
 
 
 class WriteHandle:

@@ -14,6 +14,8 @@ import threading
 from collections import deque
 from typing import Protocol
 
+from ..backends.base import read_full
+
 BLOCK = 1 << 20  # rclone's asyncreader.BufferSize
 
 
@@ -61,7 +63,7 @@ class ReadAhead:
                     if self._closed:
                         return
                     buf = self._spare.pop() if self._spare else bytearray(BLOCK)
-                n = _read_block(self._source, memoryview(buf))
+                n = read_full(self._source, memoryview(buf))
                 with self._cond:
                     if n:
                         self._ready.append((buf, n))
@@ -140,14 +142,3 @@ class ReadAhead:
         if not filling:
             self._source.close()
         # else the thread closes the source as soon as its read returns
-
-
-def _read_block(source: Stream, view: memoryview) -> int:
-    """Fill `view` unless the stream ends first."""
-    got = 0
-    while got < len(view):
-        n = source.readinto(view[got:])
-        if not n:
-            break
-        got += n
-    return got
