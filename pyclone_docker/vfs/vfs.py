@@ -582,7 +582,10 @@ class VFS:
     def _open_cached(self, p: str, flags: int, create_mode: int | None) -> int:
         assert self.cache is not None
         item = self.cache.get(p)
-        item.open(lambda: self._remote_entry(p), truncate=bool(flags & os.O_TRUNC))
+        # a create truncates whatever the remote holds: no need to ask it first (one stat and
+        # one exception less per new file)
+        lookup = (lambda: None) if create_mode is not None else (lambda: self._remote_entry(p))
+        item.open(lookup, truncate=bool(flags & os.O_TRUNC))
         if create_mode is not None:
             item.mode = create_mode & 0o7777 if self._can_chmod else None
             if self._can_chown:
