@@ -75,6 +75,12 @@ class VFS:
         self.read_only = bool(opts.read_only)
         self.cache_mode = opts.vfs_cache_mode if cache is not None else "off"
         self.cache = cache
+        if self.cache_mode in ("writes", "full"):
+            # Every write goes to the disk cache here, so FLUSH has nothing to do: without the
+            # callback libfuse answers ENOSYS once and the kernel stops sending FLUSH on every
+            # close (one round trip less per file). Modes off and minimal stream writes and
+            # report upload errors at close, so they keep it.
+            self.flush = None
         self.dircache = DirCache(self._list if cache is not None else backend.list, float(opts.dir_cache_time))
         self._handles: dict[int, Any] = {}
         self._next_fh = itertools.count(1)

@@ -170,3 +170,20 @@ def test_cache_rename_is_whole_or_nothing(tmp_path: Path) -> None:
     assert Path(item.data_path).read_bytes() == b"data" and Path(item.meta_path).exists()
     cache.shutdown(10)
     assert (tmp_path / "remote" / "pending").read_bytes() == b"data"
+
+
+def test_flush_callback_only_where_writes_stream(tmp_path: Path) -> None:
+    """writes/full leave FLUSH unregistered (libfuse answers ENOSYS once, the kernel stops
+    sending it); off and minimal stream writes and report upload errors at close."""
+    from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
+    from pyclone_docker.vfs.vfs import VFS
+
+    backend = LocalBackend("local", str(tmp_path), {})
+    for mode, registered in (("off", True), ("minimal", True), ("writes", False), ("full", False)):
+        opts = OptionValues.defaults(VOLUME_OPTIONS)
+        opts.set("vfs_cache_mode", mode)
+        cache = None if mode == "off" else Cache(backend, str(tmp_path / "cache"), mode)
+        vfs = VFS(backend, opts, cache=cache)
+        assert (getattr(vfs, "flush", None) is not None) == registered, mode
+        if cache is not None:
+            cache.shutdown(1)
