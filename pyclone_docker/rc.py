@@ -509,12 +509,7 @@ class RcServer:
             self._thread.join(5.0)
         if self._thread is None or not self._thread.is_alive():
             self.http.close()
-        self.listener.sock.close()
-        for path in self.listener.cleanup:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        self.listener.close()
 
 
 # --- addresses ------------------------------------------------------------------------------

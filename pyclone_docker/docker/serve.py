@@ -43,6 +43,15 @@ class Listener:
     cleanup: list[str]  # files to remove at exit (socket, spec)
     description: str
 
+    def close(self) -> None:
+        """Remove the socket and spec files, then close the socket."""
+        for path in self.cleanup:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        self.sock.close()
+
 
 def unix_socket_path(addr: str) -> str:
     """rclone's rules: no extension -> '.sock' added; relative -> under /run/docker/plugins."""
@@ -236,10 +245,5 @@ class PluginServer:
             self.rc.close()  # first: no forget may reach a volume being unmounted
         self.http.close()
         self.driver.shutdown()
-        for path in self.listener.cleanup:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-        self.listener.sock.close()
+        self.listener.close()
         log.info("stopped in %.0f ms", (time.monotonic() - started) * 1000)
