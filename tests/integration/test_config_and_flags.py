@@ -173,8 +173,9 @@ def test_buffer_size_reads_a_stream_ahead_in_memory(plugin_factory, data_dir: Pa
                                                        "vfs-read-wait": "2s"}})
     mp = c.ok("VolumeDriver.Mount", {"Name": "b", "ID": "a"})["Mountpoint"]
     try:
+        # counted from before the open: the read-ahead starts with the handle, not the first read
+        before = _plugin_read_bytes(p.proc.pid)
         with open(Path(mp, "big.bin"), "rb", buffering=0) as f:
-            before = _plugin_read_bytes(p.proc.pid)
             head = f.read(1 << 20)
             # the reader is idle now: only a read-ahead thread can read more from the backend
             deadline = time.monotonic() + (10 if buffer_size == "8M" else 1)
