@@ -88,6 +88,7 @@ class CacheItem:
         self.deleted = False  # unlinked while open: the fd lives on, nothing is saved or uploaded
         self.fetched_to = -1  # where the last fetch ended: a read starting there is sequential
         self.dirty_saved = False  # the metadata on disk already says Dirty
+        self.dirty_synced = False  # ... and has been fsynced since (by an fsync(2) of the file)
         self.meta_written = False  # a metadata file exists (from this run or an earlier one)
         # owner and permissions asked for before the first upload (applied after it)
         self.mode: int | None = None
@@ -191,6 +192,7 @@ class CacheItem:
             if self._fetch(start, stop) is None:
                 raise OSError(errno.ENOSPC, "cache disk full", self.path)
         self.dirty = True
+        self.dirty_synced = False
         self.persist(sync=False)
 
     def _open_fd(self) -> None:
@@ -358,10 +360,16 @@ class CacheItem:
                 if opened:
                     self._close_fd()
 
-    def fsync(self) -> None:
+    def fsync(self, datasync: bool = False) -> None:
+        """fsync(2) on an open file: its bytes reach the cache disk, and so does the Dirty
+        record that makes the next start upload them (once per dirty spell, not per call)."""
         with self.lock:
-            if self.fd >= 0:
-                os.fsync(self.fd)
+            if self.fd < 0:
+                return
+            (os.fdatasync if datasync else os.fsync)(self.fd)
+            if self.dirty and not self.dirty_synced:
+                self.persist(sync=True)
+                self.dirty_synced = True
 
 
 class Cache:

@@ -136,10 +136,10 @@ class WriteHandle:
                 return
             raise OSError(errno.EPERM, "can't truncate an open file without --vfs-cache-mode >= writes", self.path)
 
-    def fsync(self) -> None:
+    def fsync(self, datasync: bool = False) -> None:
         fd = getattr(self.writer, "fd", -1)
         if isinstance(fd, int) and fd >= 0:
-            os.fsync(fd)
+            (os.fdatasync if datasync else os.fsync)(fd)
 
     def flush(self) -> None:
         # Commit on the first flush after writing, so that upload errors reach close(2).
@@ -204,8 +204,8 @@ class CachedHandle:
     def flush(self) -> None:
         pass  # uploads happen on the write-back schedule, after the last close
 
-    def fsync(self) -> None:
-        self.item.fsync()
+    def fsync(self, datasync: bool = False) -> None:
+        self.item.fsync(datasync)
 
     def release(self) -> None:
         self.item.close()

@@ -626,9 +626,11 @@ class VFS:
         return 0
 
     def fsync(self, path: str | None, datasync: int, fh: int) -> int:
+        # rclone's mount answers fsync without doing anything; here the bytes reach the disk
+        # they are on (the backend's file in mode off, the cache file in the cache modes)
         handle = self._handles.get(fh)
-        if isinstance(handle, WriteHandle):
-            handle.fsync()
+        if isinstance(handle, (WriteHandle, CachedHandle)):
+            handle.fsync(bool(datasync))
         return 0
 
     def release(self, path: str | None, fh: int) -> int:

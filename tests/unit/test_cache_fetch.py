@@ -187,3 +187,52 @@ def test_flush_callback_only_where_writes_stream(tmp_path: Path) -> None:
         assert (getattr(vfs, "flush", None) is not None) == registered, mode
         if cache is not None:
             cache.shutdown(1)
+
+
+def test_fsync_reaches_the_cache_disk(tmp_path: Path, monkeypatch) -> None:
+    """fsync(2) on a cached file syncs its cache file (fdatasync for datasync) and, once per
+    dirty spell, the metadata that makes the next start upload it. rclone's mount answers
+    fsync with nothing done; an application that asks for durability gets it here."""
+    from pyclone_docker.docker import state
+    from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
+    from pyclone_docker.vfs.vfs import VFS
+
+    calls: list[tuple[str, int]] = []
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(("fsync", fd)), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (calls.append(("fdatasync", fd)), real_fdatasync(fd))[1])
+    synced_meta: list[str] = []
+    real_atomic = state.atomic_write
+
+    def atomic_write(path, data, mode=0o600, sync=True):
+        if sync:
+            synced_meta.append(path)
+        return real_atomic(path, data, mode=mode, sync=sync)
+
+    monkeypatch.setattr("pyclone_docker.vfs.cache.atomic_write", atomic_write)
+    (tmp_path / "remote").mkdir()
+    backend = LocalBackend("local", str(tmp_path / "remote"), {})
+    for mode in ("minimal", "writes", "full"):
+        opts = OptionValues.defaults(VOLUME_OPTIONS)
+        opts.set("vfs_cache_mode", mode)
+        cache = Cache(backend, str(tmp_path / "cache"), mode, write_back=60)
+        vfs = VFS(backend, opts, cache=cache)
+        try:
+            fh = vfs.create(f"/db-{mode}", 0o644, os.O_RDWR)  # minimal caches read-write opens only
+            item = cache.get(f"db-{mode}")
+            vfs.write_from(fh, memoryview(b"page" * 1024), 0)
+            calls.clear()
+            synced_meta.clear()
+            vfs.fsync(f"/db-{mode}", 0, fh)
+            assert [c for c in calls if c[1] == item.fd] == [("fsync", item.fd)], mode
+            assert synced_meta == [item.meta_path], mode
+            assert json.loads(Path(item.meta_path).read_text())["Dirty"] is True
+            calls.clear()
+            vfs.write_from(fh, memoryview(b"more"), 4096)
+            vfs.fsync(f"/db-{mode}", 1, fh)
+            assert calls == [("fdatasync", item.fd)], mode  # and nothing else
+            assert synced_meta == [item.meta_path], mode  # the Dirty record was already durable
+            vfs.release(f"/db-{mode}", fh)
+        finally:
+            cache.shutdown(10)
+        assert (tmp_path / "remote" / f"db-{mode}").read_bytes() == b"page" * 1024 + b"more"
