@@ -236,6 +236,21 @@ def _rc_server(pf: ParsedFlags, driver: Driver) -> RcServer | None:
                     no_auth=bool(v.rc_no_auth))
 
 
+def _exit_if_fuse_still_serving(code: int) -> None:
+    """A mount that would not go (busy, detached lazily) still has libfuse workers: end the
+    process here rather than let the interpreter's teardown run under them."""
+    from . import mount
+
+    if mount.still_serving():
+        import logging
+
+        logging.getLogger("pyclone").warning("a FUSE mount is still being served at exit; ending the process now")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -249,7 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cmd == "serve":
             if len(args) < 2 or args[1] != "docker":
                 raise UsageError("only 'serve docker' is available")
-            return serve_docker(args[2:])
+            code = serve_docker(args[2:])
+            _exit_if_fuse_still_serving(code)
+            return code
         if cmd == "selftest":
             from . import selftest
 

@@ -171,11 +171,12 @@ def fuse_options(opts: OptionValues, devname: str, major: int) -> dict[str, Any]
         if opts.allow_non_empty:
             o["nonempty"] = True
     else:
-        # Idle workers above this exit and free their 1 MiB request buffers: the RSS target
-        # (10 volumes <= 30 MB after I/O). 3 would spare small files a thread start per file or
-        # two (+15-20% files/s) but keeps ~0.5 MiB more per volume (bench: 34.4 vs 29.2 MiB);
-        # zapping the buffer after each big write instead cost 25-35% of write throughput.
-        o["max_idle_threads"] = 2
+        # Workers never end while the volume is mounted (libfuse's max_threads is 10 too):
+        # libfuse starts a thread whenever none is idle, and with fewer idle ones allowed it
+        # ended one again for about every file created, each time with a fresh Python thread
+        # state. A kept worker keeps its state (fuse_workers.py) and gives back its request
+        # buffer's pages after big writes, so RSS stays where ending workers kept it.
+        o["max_idle_threads"] = 10
         if not opts.async_read:
             o["sync_read"] = True
     for raw in opts.option or []:
@@ -183,6 +184,16 @@ def fuse_options(opts: OptionValues, devname: str, major: int) -> dict[str, Any]
         if key:
             o[key.strip()] = value if eq else True
     return o
+
+
+_serving: set[FuseMount] = set()  # mounts whose libfuse loop (and its workers) still runs
+
+
+def still_serving() -> bool:
+    """True while any libfuse loop of this process runs: its worker threads hold Python
+    thread states (fuse_workers.py), which the interpreter's own teardown would free under
+    them, so the process must then end with os._exit."""
+    return bool(_serving)
 
 
 class FuseMount:
@@ -204,11 +215,13 @@ class FuseMount:
         return self._thread is not None and self._thread.is_alive()
 
     def _serve(self, fuse: Any, kwargs: dict[str, Any]) -> None:
+        _serving.add(self)
         try:
             fuse.FUSE(self.ops, self.mountpoint, **kwargs)
         except BaseException as e:
             self.error = e
         finally:
+            _serving.discard(self)
             if not self._stopping and self.on_exit is not None:
                 try:
                     self.on_exit(self)

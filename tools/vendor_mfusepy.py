@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Re-create pyclone_docker/_vendor/mfusepy.py from the mfusepy wheel on PyPI.
 
-The vendored file is mfusepy 3.1.1 (ISC licence) with four changes, applied
+The vendored file is mfusepy 3.1.1 (ISC licence) with these changes, applied
 here as exact text edits so that an upgrade shows where they no longer apply:
 
 1. Library choice: honour FUSE_LIBRARY_PATH / FUSE_LIBRARY_NAME, else probe the
@@ -17,6 +17,10 @@ here as exact text edits so that an upgrade shows where they no longer apply:
    bytes (one copy less per request on the hot path).
 4. No DeprecationWarning noise: our operations always use nanoseconds.
 5. readdirplus on libfuse3: entries carry full attributes when the kernel asks for them.
+6. create's arity is looked up once, not with inspect.signature() per created file.
+7. utimensat's UTIME_NOW / UTIME_OMIT mean now / leave it.
+8. libfuse workers keep their Python thread state and give back big-write buffer pages
+   (pyclone_docker/fuse_workers.py); splice reads are turned off.
 
 Usage: python3 tools/vendor_mfusepy.py [path/to/mfusepy.py]
 """
@@ -209,6 +213,46 @@ EDITS: list[tuple[str, str]] = [
         "            fi.fh = self.operations.create(decoded_path, mode)\n",
         "        if not self._create_takes_flags:\n"
         "            fi.fh = self.operations.create(decoded_path, mode)\n",
+    ),
+    # 8. libfuse workers (pyclone_docker/fuse_workers.py): each keeps its Python thread state
+    #    for its life instead of one created and destroyed per request, and gives back the
+    #    pages of its request buffer after big writes; splice reads off so that write data is
+    #    in that buffer.
+    (
+        "from signal import SIG_DFL, SIGINT, SIGTERM, signal\n",
+        "from signal import SIG_DFL, SIGINT, SIGTERM, signal\n"
+        "\n"
+        "from .. import fuse_workers as _workers  # pyclone\n",
+    ),
+    (
+        "    def _wrapper(self, func, *args, **kwargs):\n"
+        "        'Decorator for the methods that follow'\n",
+        "    def _wrapper(self, func, *args, **kwargs):\n"
+        "        'Decorator for the methods that follow'\n"
+        "        worker = _workers.worker\n"
+        "        if not worker.done or worker.big_write is not None:\n"
+        "            _workers.enter(self._worker_states, func.__name__)\n",
+    ),
+    (
+        "            # pyclone: hand over libfuse's buffer without copying it into bytes\n"
+        "            view = (ctypes.c_char * size).from_address(ctypes.addressof(buf.contents))\n",
+        "            # pyclone: hand over libfuse's buffer without copying it into bytes\n"
+        "            address = ctypes.addressof(buf.contents)\n"
+        "            _workers.note_write(address, size)\n"
+        "            view = (ctypes.c_char * size).from_address(address)\n",
+    ),
+    (
+        "        err = fuse_main_real(len(argsb), argv, ctypes.pointer(fuse_ops), ctypes.sizeof(fuse_ops), None)\n",
+        "        self._worker_states = []\n"
+        "        try:\n"
+        "            err = fuse_main_real(len(argsb), argv, ctypes.pointer(fuse_ops), ctypes.sizeof(fuse_ops), None)\n"
+        "        finally:\n"
+        "            _workers.release(self._worker_states)  # every worker has been joined\n",
+    ),
+    (
+        "    def _init(self, conn: FuseConnInfoPointer, config: Optional[FuseConfigPointer]) -> None:\n",
+        "    def _init(self, conn: FuseConnInfoPointer, config: Optional[FuseConfigPointer]) -> None:\n"
+        "        _workers.init(None if conn is None else conn.contents)\n",
     ),
 ]
 

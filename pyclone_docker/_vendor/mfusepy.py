@@ -33,6 +33,8 @@ from collections.abc import Iterable, Sequence
 from ctypes import CFUNCTYPE, POINTER, c_char_p, c_int, c_size_t, c_ssize_t, c_uint, c_void_p
 from ctypes.util import find_library
 from signal import SIG_DFL, SIGINT, SIGTERM, signal
+
+from .. import fuse_workers as _workers  # pyclone
 from stat import S_IFDIR
 from typing import TYPE_CHECKING, Any, Optional, Union, get_type_hints
 
@@ -1518,7 +1520,11 @@ class FUSE:
         except ValueError:
             old_handler = SIG_DFL
 
-        err = fuse_main_real(len(argsb), argv, ctypes.pointer(fuse_ops), ctypes.sizeof(fuse_ops), None)
+        self._worker_states = []
+        try:
+            err = fuse_main_real(len(argsb), argv, ctypes.pointer(fuse_ops), ctypes.sizeof(fuse_ops), None)
+        finally:
+            _workers.release(self._worker_states)  # every worker has been joined
 
         try:
             signal(SIGINT, old_handler)
@@ -1553,6 +1559,9 @@ class FUSE:
 
     def _wrapper(self, func, *args, **kwargs):
         'Decorator for the methods that follow'
+        worker = _workers.worker
+        if not worker.done or worker.big_write is not None:
+            _workers.enter(self._worker_states, func.__name__)
 
         # Catch exceptions generically so that the whole filesystem does not crash on each fusepy user
         # error. 'init' must not fail because its return code is just stored as private_data field of
@@ -1710,7 +1719,9 @@ class FUSE:
         fh = fip.contents if self.raw_fi else fip.contents.fh
         if self._write_from is not None:
             # pyclone: hand over libfuse's buffer without copying it into bytes
-            view = (ctypes.c_char * size).from_address(ctypes.addressof(buf.contents))
+            address = ctypes.addressof(buf.contents)
+            _workers.note_write(address, size)
+            view = (ctypes.c_char * size).from_address(address)
             return self._write_from(fh, memoryview(view).cast('B'), offset)
         data = ctypes.string_at(buf, size)
         return self.operations.write(
@@ -1950,6 +1961,7 @@ class FUSE:
         )
 
     def _init(self, conn: FuseConnInfoPointer, config: Optional[FuseConfigPointer]) -> None:
+        _workers.init(None if conn is None else conn.contents)
         if hasattr(self.operations, "init_with_config") and not getattr(
             self.operations.init_with_config, "libfuse_ignore", False
         ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -272,6 +273,28 @@ def test_sigterm_unmounts_everything_and_forgets_mount_ids(plugin_factory, data_
     assert p.mounts() == []
     recs = json.loads((p.cache / "docker-plugin.state").read_text())
     assert all(r["mounts"] == [] for r in recs)
+
+
+def test_sigterm_with_a_busy_mount_exits_cleanly(plugin_factory, data_dir: Path) -> None:
+    """A file held open keeps the mount busy: it is detached lazily and its libfuse workers
+    still run at exit, holding Python thread states; the process must end without the
+    interpreter's teardown freeing those under them (a crash there is SIGSEGV or SIGABRT)."""
+    p = plugin_factory()
+    c = p.client
+    c.ok("VolumeDriver.Create", {"Name": "busy", "Opts": local(data_dir)})
+    mp = c.ok("VolumeDriver.Mount", {"Name": "busy", "ID": "b"})["Mountpoint"]
+    for i in range(50):
+        Path(mp, f"f{i}").write_bytes(b"x" * 4096)  # workers serve (and keep their states)
+    held = open(Path(mp, "f0"), "rb")
+    try:
+        started = time.monotonic()
+        assert p.stop() == 0
+        assert time.monotonic() - started < 10
+        assert "still being served at exit" in p.log_text()
+        assert p.mounts() == []  # detached
+    finally:
+        with contextlib.suppress(OSError):  # ENOTCONN: the connection ended with the process
+            held.close()
 
 
 def test_sigkill_then_restart_remounts_live_ids(plugin_factory, data_dir: Path) -> None:
