@@ -28,6 +28,8 @@ class Entry:
     gid: int | None = None
     is_link: bool = False
     ctime_ns: int | None = None  # the inode change time, where the backend has one (local)
+    special: int = 0  # S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK: a node kept by the VFS (vfs/special.py)
+    rdev: int = 0  # a device node's device number
 
 
 @dataclass(frozen=True)

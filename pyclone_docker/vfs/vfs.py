@@ -30,6 +30,7 @@ from ..flags import PROCESS_UMASK, OptionValues
 from .cache import Cache
 from .dircache import DirCache
 from .handles import CachedHandle, ReadHandle, WriteHandle
+from .special import SpecialNodes
 
 log = logging.getLogger("pyclone.vfs")
 
@@ -81,7 +82,9 @@ class VFS:
             # close (one round trip less per file). Modes off and minimal stream writes and
             # report upload errors at close, so they keep it.
             self.flush = None
-        self.dircache = DirCache(self._list if cache is not None else backend.list, float(opts.dir_cache_time))
+        self._list_backend = self._list if cache is not None else backend.list
+        self.specials = SpecialNodes()
+        self.dircache = DirCache(self._list_with_specials, float(opts.dir_cache_time))
         self._handles: dict[int, Any] = {}
         self._next_fh = itertools.count(1)
         self._writers: dict[str, WriteHandle] = {}
@@ -112,6 +115,8 @@ class VFS:
     # --- attributes -------------------------------------------------------------------
 
     def _attrs(self, e: Entry) -> dict[str, int]:
+        if e.special:
+            return self._special_attrs(e)
         if e.is_dir:
             mode = self._dir_mode
             if self._use_real_mode and e.mode is not None:
@@ -132,6 +137,21 @@ class VFS:
             "st_mtime": e.mtime_ns,
             "st_atime": e.mtime_ns,
             "st_ctime": e.ctime_ns or e.mtime_ns,  # chmod, chown and renames move it (local)
+        }
+
+    def _special_attrs(self, e: Entry) -> dict[str, int]:
+        return {
+            "st_mode": e.special | (e.mode or 0),
+            "st_nlink": 1,
+            "st_size": 0,
+            "st_blocks": 0,
+            "st_blksize": _BLOCK,
+            "st_rdev": e.rdev,
+            "st_uid": e.uid if e.uid is not None else self._uid,
+            "st_gid": e.gid if e.gid is not None else self._gid,
+            "st_mtime": e.mtime_ns,
+            "st_atime": e.mtime_ns,
+            "st_ctime": e.ctime_ns or e.mtime_ns,
         }
 
     def _lookup(self, path: str) -> Entry:
@@ -173,6 +193,15 @@ class VFS:
                     name = matches[0]
             fixed.append(name)
         return "/".join(fixed)
+
+    def _list_with_specials(self, path: str) -> list[Entry]:
+        entries = self._list_backend(path)
+        if self.specials:
+            nodes = self.specials.children(path)
+            if nodes:
+                names = {e.name for e in nodes}
+                entries = [e for e in entries if e.name not in names] + nodes
+        return entries
 
     def _list(self, path: str) -> list[Entry]:
         """A backend listing plus the files written here and not uploaded yet."""
@@ -275,12 +304,35 @@ class VFS:
                 log.debug("chown %s: %s", path, e)
 
     def mknod(self, path: str, mode: int, dev: int) -> int:
-        """Regular files only (`mknod` and NFS servers create files this way). A remote has no
-        place for FIFOs, sockets or devices: EPERM, as filesystems without them answer."""
-        if not stat.S_ISREG(mode):
-            raise OSError(errno.EPERM, "only regular files can be stored on the remote", path)
-        self.release(None, self.create(path, mode, os.O_WRONLY | os.O_EXCL))
+        """A regular file (`mknod` and NFS servers create files this way) is created on the
+        remote; a FIFO, socket or device node is kept in memory while mounted (special.py)."""
+        kind = stat.S_IFMT(mode)
+        if kind == stat.S_IFREG:
+            self.release(None, self.create(path, mode, os.O_WRONLY | os.O_EXCL))
+            return 0
+        if kind not in (stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK):
+            raise OSError(errno.EINVAL, "not a file type mknod can create", path)
+        p = self._path(path, create=True)
+        self._check_writable(p)
+        try:
+            self._lookup(p)
+        except FileNotFoundError:
+            pass  # and a missing parent raised ENOENT, a file as parent ENOTDIR
+        else:
+            raise FileExistsError(errno.EEXIST, "file exists", p)
+        from .._vendor.mfusepy import fuse_get_context
+
+        uid, gid, _pid = fuse_get_context()
+        now = time.time_ns()
+        node = Entry(p.rpartition("/")[2], False, 0, now, mode & 0o7777, uid, gid, ctime_ns=now, special=kind,
+                     rdev=dev if kind in (stat.S_IFCHR, stat.S_IFBLK) else 0)
+        self.specials.add(p, node)
+        self.dircache.put(p, dataclasses.replace(node))
         return 0
+
+    def symlink(self, target: str, source: str) -> int:
+        # symlink(2): "EPERM: the filesystem does not support the creation of symbolic links"
+        raise OSError(errno.EPERM, "symbolic links cannot be stored on the remote", target)
 
     def mkdir(self, path: str, mode: int) -> int:
         p = self._path(path)
@@ -295,6 +347,8 @@ class VFS:
     def rmdir(self, path: str) -> int:
         p = self._path(path)
         self._check_writable(p)
+        if self.specials.has_under(p):
+            raise OSError(errno.ENOTEMPTY, "directory not empty", p)
         if self.cache is not None and self.cache.has_pending_under(p):
             # the remote may hold it empty while files in it still wait for their upload
             raise OSError(errno.ENOTEMPTY, "directory not empty (files not uploaded yet)", p)
@@ -309,6 +363,9 @@ class VFS:
     def unlink(self, path: str) -> int:
         p = self._path(path)
         self._check_writable(p)
+        if self.specials.remove(p) is not None:
+            self.dircache.remove(p)
+            return 0
         pending = False
         if self.cache is not None:
             item = self.cache.peek(p)
@@ -326,6 +383,10 @@ class VFS:
         src, dst = self._path(old), self._path(new, create=True)
         self._check_writable(src)
         entry = self._lookup(src)
+        if self.specials.has_under(dst):
+            raise OSError(errno.ENOTEMPTY, "directory not empty", dst)
+        if entry.special:
+            return self._rename_special(src, dst)
         if entry.is_dir and self.cache is not None and self.cache.has_pending_under(dst):
             # replacing a directory that looks empty on the remote would orphan those files
             raise OSError(errno.ENOTEMPTY, "directory not empty (files not uploaded yet)", dst)
@@ -337,10 +398,12 @@ class VFS:
                 raise  # else: not uploaded yet; it will be uploaded under its new name
         if self.cache is not None:
             self.cache.rename(src, dst)
+        self.specials.remove(dst)  # a file or directory moved over a special node
         self.dircache.remove(src)
         self.dircache.remove(dst)
         if entry.is_dir:
             self.dircache.forget_tree(src)
+            self.specials.move(src, dst)
         with self._lock:
             writer = self._writers.pop(src, None)
             if writer is not None:
@@ -353,6 +416,36 @@ class VFS:
             # not when the upload lands or the listing expires
             self.dircache.put(dst, dataclasses.replace(entry))
         return 0
+
+    def _rename_special(self, src: str, dst: str) -> int:
+        try:
+            target = self._lookup(dst)
+        except FileNotFoundError:
+            target = None
+        if target is not None and not target.special:
+            if target.is_dir:
+                raise IsADirectoryError(errno.EISDIR, "is a directory", dst)
+            self.unlink("/" + dst)  # a regular file replaced by the node
+        self.specials.remove(dst)
+        self.specials.move(src, dst)
+        node = self.specials.get(dst)
+        assert node is not None
+        node.ctime_ns = time.time_ns()
+        self.dircache.remove(src)
+        self.dircache.put(dst, dataclasses.replace(node))
+        return 0
+
+    def _special_meta(self, p: str, **attrs: int | None) -> bool:
+        """chmod/chown/utimens of a special node: kept with it (False: not one)."""
+        node = self.specials.get(p)
+        if node is None:
+            return False
+        for key, value in attrs.items():
+            if value is not None:
+                setattr(node, key, value)
+        node.ctime_ns = time.time_ns()
+        self.dircache.put(p, dataclasses.replace(node))
+        return True
 
     # --- metadata ---------------------------------------------------------------------
 
@@ -382,6 +475,8 @@ class VFS:
     def chmod(self, path: str | None, mode: int) -> int:
         p = self._path(path)
         self._check_writable(p)
+        if self._special_meta(p, mode=mode & 0o7777):
+            return 0
         if self._can_chmod:
             pending = self._pending_meta(p, mode=mode & 0o7777)
             try:
@@ -395,6 +490,10 @@ class VFS:
     def chown(self, path: str | None, uid: int, gid: int) -> int:
         p = self._path(path)
         self._check_writable(p)
+        if self.specials.get(p) is not None:
+            keep = (-1, 0xFFFFFFFF, None)
+            self._special_meta(p, uid=None if uid in keep else uid, gid=None if gid in keep else gid)
+            return 0
         if self._can_chown:
             e = self._lookup(p)
             uid = e.uid if uid in (-1, 0xFFFFFFFF) or uid is None else uid
@@ -412,6 +511,8 @@ class VFS:
         p = self._path(path)
         self._check_writable(p)
         mtime = times[1] if times else time.time_ns()
+        if self._special_meta(p, mtime_ns=mtime):
+            return 0
         if mtime is None:
             return 0  # UTIME_OMIT: only the access time changes, and that is not stored (as rclone)
         if self.cache is not None:
