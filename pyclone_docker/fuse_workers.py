@@ -26,6 +26,7 @@ name) lies before it.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from typing import Any
 
@@ -34,8 +35,8 @@ BIG_WRITE = 64 * 1024  # smaller writes leave too few pages to be worth a syscal
 SMALL_REQUESTS = frozenset({"getattr", "getattr_fuse_3", "read", "release", "flush", "open", "opendir", "readdir",
                             "readdir_fuse_3", "releasedir", "statfs", "access"})
 FUSE_CAP_SPLICE_READ = 1 << 9  # the same bit in libfuse 2 and 3
-MADV_DONTNEED = 4
-PAGE = 4096
+MADV_DONTNEED = 4  # the same on x86 and ARM
+PAGE = os.sysconf("SC_PAGE_SIZE")  # 16 KiB on some arm64 kernels (Raspberry Pi 5)
 
 
 class _Worker(threading.local):
