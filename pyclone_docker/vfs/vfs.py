@@ -100,6 +100,7 @@ class VFS:
         self._use_real_mode = self._can_chmod and not explicit & {"umask", "dir_perms", "file_perms"}
         self._uid = int(opts.uid)
         self._gid = int(opts.gid)
+        self._uid_explicit, self._gid_explicit = "uid" in explicit, "gid" in explicit
         self._use_real_uid = self._can_chown and "uid" not in explicit
         self._use_real_gid = self._can_chown and "gid" not in explicit
         self._root = Entry("", True, mtime_ns=time.time_ns())
@@ -147,8 +148,9 @@ class VFS:
             "st_blocks": 0,
             "st_blksize": _BLOCK,
             "st_rdev": e.rdev,
-            "st_uid": e.uid if e.uid is not None else self._uid,
-            "st_gid": e.gid if e.gid is not None else self._gid,
+            # the owner it was made or chowned to, unless --uid/--gid say otherwise
+            "st_uid": self._uid if self._uid_explicit or e.uid is None else e.uid,
+            "st_gid": self._gid if self._gid_explicit or e.gid is None else e.gid,
             "st_mtime": e.mtime_ns,
             "st_atime": e.mtime_ns,
             "st_ctime": e.ctime_ns or e.mtime_ns,

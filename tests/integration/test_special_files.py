@@ -95,3 +95,11 @@ def test_read_only_volume_refuses_nodes(plugin: Plugin, data_dir: Path) -> None:
         os.mkfifo(mp / "fifo")
     assert e.value.errno == errno.EROFS
     unmount(plugin, "sp-ro")
+
+
+def test_uid_and_gid_options_apply_to_nodes_too(plugin: Plugin, data_dir: Path) -> None:
+    mp = mount(plugin, data_dir, "sp-uid", uid="1234", gid="4321")
+    os.mkfifo(mp / "fifo")
+    st = os.stat(mp / "fifo")
+    assert (st.st_uid, st.st_gid) == (1234, 4321)
+    unmount(plugin, "sp-uid")
