@@ -111,6 +111,10 @@ class WriteHandle:
     def size(self) -> int:
         return self.pos
 
+    def read_into(self, view: memoryview, offset: int) -> int:
+        # a read+write open in cache mode off is write only (rclone's WriteFileHandle.Read)
+        raise OSError(errno.EPERM, "can't read and write a file without --vfs-cache-mode >= minimal", self.path)
+
     def write_from(self, view: memoryview, offset: int) -> int:
         with self.cond:
             if not _wait_for(self.cond, lambda: self.pos == offset, self.write_wait):

@@ -658,8 +658,11 @@ class VFS:
             if item is not None and (item.opens or item.dirty):
                 return "cached"  # local changes not uploaded yet: read them, not the remote
         if read and write:
-            if flags & os.O_TRUNC:
-                return "write"  # off mode: O_TRUNC turns read+write into write only
+            # off mode, as rclone: read+write of a file being created or truncated opens it write
+            # only ("hope the user doesn't want to read": reads get EPERM); O_CREAT reaches here
+            # only from create(), the kernel strips it from opens of existing files
+            if flags & (os.O_TRUNC | os.O_CREAT):
+                return "write"
             raise OSError(errno.EPERM, "can't open for read and write without --vfs-cache-mode >= minimal", p)
         return "write" if write else "read"
 

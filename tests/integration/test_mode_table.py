@@ -61,6 +61,21 @@ def rw_open(p: Path) -> bytes:
         os.close(fd)
 
 
+def rw_create_new(p: Path) -> bytes:
+    """`open(name, "w+")` of a new file: written, then read back through the same descriptor."""
+    new = p.with_name(p.name + "-new")
+    fd = os.open(new, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+    try:
+        os.write(fd, b"new")
+        try:
+            back = os.pread(fd, 3, 0).decode()
+        except OSError as e:
+            back = errno.errorcode.get(e.errno or 0, str(e.errno))
+    finally:
+        os.close(fd)
+    return f"{back}|{new.read_text()}".encode()
+
+
 def write_only_seek(p: Path) -> None:
     fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
     try:
@@ -107,6 +122,9 @@ TABLE: dict[str, tuple[Callable[[Path], bytes | None], dict[str, str]]] = {
     # off: "Files can't be opened for both read AND write"; minimal and up cache such opens
     "open O_RDWR, write, read back": (rw_open, {"off": "EPERM", "minimal": "01AB456789",
                                                 "writes": "01AB456789", "full": "01AB456789"}),
+    # off opens a new file's read+write as write only ("hope the user doesn't want to read")
+    "O_CREAT|O_RDWR of a new file, write, read back": (rw_create_new, {"off": "EPERM|new", "minimal": "new|new",
+                                                                       "writes": "new|new", "full": "new|new"}),
     # off and minimal: "Files opened for write (only) can't be seeked"
     "O_WRONLY|O_TRUNC, then a seek": (write_only_seek, {"off": "ESPIPE", "minimal": "ESPIPE",
                                                         "writes": "abcd\0\0\0\0Z", "full": "abcd\0\0\0\0Z"}),
