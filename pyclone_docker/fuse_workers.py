@@ -35,6 +35,10 @@ BIG_WRITE = 64 * 1024  # smaller writes leave too few pages to be worth a syscal
 SMALL_REQUESTS = frozenset({"getattr", "getattr_fuse_3", "read", "release", "flush", "open", "opendir", "readdir",
                             "readdir_fuse_3", "releasedir", "statfs", "access"})
 FUSE_CAP_SPLICE_READ = 1 << 9  # the same bit in libfuse 2 and 3
+# libfuse >= 3.12 never runs more than 10 workers per mount, and mount.py lets none of them end
+# early; libfuse 2 and older 3.x start more under load and end those above 10 idle, whose kept
+# states then wait for the unmount. This bounds them; later workers go without.
+MAX_KEPT_STATES = 16
 MADV_DONTNEED = 4  # the same on x86 and ARM
 PAGE = os.sysconf("SC_PAGE_SIZE")  # 16 KiB on some arm64 kernels (Raspberry Pi 5)
 
@@ -95,7 +99,7 @@ def _keep_state(w: _Worker, states: list[int], callback: str) -> None:
     if callback == "destroy" or _python_threads is None or threading.get_ident() in _python_threads:
         w.done = True  # a thread Python started (libfuse calls destroy on the mount thread)
         return
-    if not _setup():
+    if len(states) >= MAX_KEPT_STATES or not _setup():
         return
     w.done = True
     held = _api.PyGILState_Ensure()
