@@ -260,14 +260,16 @@ class VFS:
         if not isinstance(handle, _DirHandle):
             raise OSError(errno.EBADF, "not a directory handle")
         if handle.entries is None or offset == 0:
-            attrs = self._attrs
-            children = self.dircache.children(handle.path)
-            handle.entries = [".", "..", *((name, attrs(self._live(handle.path, name, e)))
-                                           for name, e in children.items())]
-        entries = handle.entries
+            # names and entries only: attributes are made as libfuse takes them, so a huge
+            # directory costs one small tuple per name here, not a dict of attributes each
+            handle.entries = [".", "..", *self.dircache.children(handle.path).items()]
+        entries, directory, attrs, live = handle.entries, handle.path, self._attrs, self._live
         for i in range(offset, len(entries)):
             item = entries[i]
-            yield (item, {"st_mode": stat.S_IFDIR}, i + 1) if isinstance(item, str) else (*item, i + 1)
+            if isinstance(item, str):
+                yield item, {"st_mode": stat.S_IFDIR}, i + 1
+            else:
+                yield item[0], attrs(live(directory, item[0], item[1])), i + 1
 
     def _live(self, directory: str, name: str, entry: Entry) -> Entry:
         """A listed entry, with the size of a file being written here (the kernel keeps
