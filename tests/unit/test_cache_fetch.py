@@ -210,6 +210,8 @@ def test_fsync_reaches_the_cache_disk(tmp_path: Path, monkeypatch) -> None:
         return real_atomic(path, data, mode=mode, sync=sync)
 
     monkeypatch.setattr("pyclone_docker.vfs.cache.atomic_write", atomic_write)
+    # no FUSE request is being served here: libfuse has no caller to report
+    monkeypatch.setattr("pyclone_docker._vendor.mfusepy.fuse_get_context", lambda: (0, 0, 0))
     (tmp_path / "remote").mkdir()
     backend = LocalBackend("local", str(tmp_path / "remote"), {})
     for mode in ("minimal", "writes", "full"):
