@@ -22,7 +22,7 @@ def test_fifo_socket_and_device_nodes(plugin: Plugin, data_dir: Path, mode: str)
     # a FIFO carries data between two openers
     os.mkfifo(mp / "fifo", 0o640)
     got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append((mp / "fifo").read_bytes()))
+    reader = threading.Thread(target=lambda: got.append((mp / "fifo").read_bytes()), daemon=True)
     reader.start()
     (mp / "fifo").write_bytes(b"through the pipe")
     reader.join(10)
