@@ -47,7 +47,7 @@ def fuse_binding() -> Any:
         return _fuse_module
 
 
-def _libc_handle() -> Any:
+def libc_handle() -> Any:
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)  # the C library already loaded (glibc or musl)
@@ -61,7 +61,7 @@ def tune_malloc() -> None:
     is freed glibc raises its mmap threshold so later buffers stay resident. A fixed
     threshold and two arenas keep the process near its idle size after heavy I/O.
     """
-    libc = _libc_handle()
+    libc = libc_handle()
     mallopt = getattr(libc, "mallopt", None)
     if mallopt is None:  # musl: nothing to tune
         return
@@ -75,7 +75,7 @@ def trim_malloc() -> None:
     """Give the C heap's free pages back to the kernel (glibc's malloc_trim), after a mount's
     workers are gone: what a big listing or burst left free inside the arenas stays resident
     otherwise. A few milliseconds, once per unmount; nothing on musl."""
-    trim = getattr(_libc_handle(), "malloc_trim", None)
+    trim = getattr(libc_handle(), "malloc_trim", None)
     if trim is not None:
         trim(0)
 
@@ -83,7 +83,7 @@ def trim_malloc() -> None:
 def umount(path: str, lazy: bool = False) -> None:
     """umount2(2) directly when root; fusermount otherwise. Raises OSError."""
     if os.geteuid() == 0:
-        libc = _libc_handle()
+        libc = libc_handle()
         if libc.umount2(os.fsencode(path), MNT_DETACH if lazy else 0) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), path)

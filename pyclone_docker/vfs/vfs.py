@@ -430,8 +430,7 @@ class VFS:
             if target.is_dir:
                 raise IsADirectoryError(errno.EISDIR, "is a directory", dst)
             self.unlink("/" + dst)  # a regular file replaced by the node
-        self.specials.remove(dst)
-        self.specials.move(src, dst)
+        self.specials.move(src, dst)  # over a node of that name too
         node = self.specials.get(dst)
         assert node is not None
         node.ctime_ns = time.time_ns()
@@ -494,9 +493,8 @@ class VFS:
     def chown(self, path: str | None, uid: int, gid: int) -> int:
         p = self._path(path)
         self._check_writable(p)
-        if self.specials.get(p) is not None:
-            keep = (-1, 0xFFFFFFFF, None)
-            self._special_meta(p, uid=None if uid in keep else uid, gid=None if gid in keep else gid)
+        keep = (-1, 0xFFFFFFFF, None)  # chown(2)'s "leave this one as it is"
+        if self._special_meta(p, uid=None if uid in keep else uid, gid=None if gid in keep else gid):
             return 0
         if self._can_chown:
             e = self._lookup(p)
