@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .flags import OptionValues
+from .fuse_passthrough import Passthrough
 
 log = logging.getLogger("pyclone.mount")
 
@@ -231,6 +232,9 @@ class FuseMount:
             self.error = e
         finally:
             _serving.discard(self)
+            passthrough = getattr(self.ops, "passthrough", None)
+            if passthrough is not None:
+                passthrough.uninstall()  # libfuse has closed its descriptor
             trim_malloc()
             if not self._stopping and self.on_exit is not None:
                 try:
@@ -243,6 +247,8 @@ class FuseMount:
         if not self.opts.allow_non_empty and os.listdir(self.mountpoint):
             raise MountError(f"directory {self.mountpoint} is not empty (use allow-non-empty to mount anyway)")
         kwargs = fuse_options(self.opts, self.devname, fuse.fuse_version_major)
+        if hasattr(self.ops, "passthrough"):
+            self.ops.passthrough = self._passthrough(fuse)
         before = os.stat(self.mountpoint).st_dev
         self._thread = threading.Thread(target=self._serve, args=(fuse, kwargs),
                                         name=f"fuse:{os.path.basename(self.mountpoint)}", daemon=True)
@@ -255,6 +261,16 @@ class FuseMount:
             if self._thread.is_alive():
                 self.unmount(lazy=True)  # never leave a half-started mount behind
             raise
+
+    def _passthrough(self, fuse: Any) -> Passthrough | None:
+        """Kernel passthrough for wholly cached files: cache mode full on libfuse >= 3.14, as
+        root, unless --direct-io asks for no page cache or PYCLONE_NO_PASSTHROUGH=1 is set
+        (whether the kernel can is learnt at the first file)."""
+        if (getattr(self.ops, "cache_mode", "") != "full" or self.opts.direct_io or os.geteuid() != 0
+                or fuse.fuse_version_major != 3 or not Passthrough.supported(fuse._libfuse)
+                or os.environ.get("PYCLONE_NO_PASSTHROUGH", "") not in ("", "0")):
+            return None
+        return Passthrough(fuse._libfuse)
 
     def _set_read_ahead(self, size: int) -> None:
         """--max-read-ahead on libfuse3 is the mount's bdi read_ahead_kb (its option was removed).

@@ -90,6 +90,12 @@ class CacheItem:
         self.dirty_saved = False  # the metadata on disk already says Dirty
         self.dirty_synced = False  # ... and has been fsynced since (by an fsync(2) of the file)
         self.meta_written = False  # a metadata file exists (from this run or an earlier one)
+        # FUSE passthrough (fuse_passthrough.py): the kernel's backing id while opens of this
+        # file are served by the kernel from its cache file, how many, and how many may write
+        self.passthrough_id = 0
+        self.passthrough_opens = 0
+        self.passthrough_writers = 0
+        self.disk_stamp: tuple[int, int] = (-1, -1)  # the data file's (size, mtime) last seen
         # owner and permissions asked for before the first upload (applied after it)
         self.mode: int | None = None
         self.uid: int | None = None
@@ -256,6 +262,53 @@ class CacheItem:
                     self._close_fd()
                     if self.dirty and not self.deleted:
                         self.cache.writeback.schedule(self.path)
+
+    # --- FUSE passthrough ---------------------------------------------------------------
+
+    def open_passthrough(self, passthrough, writable: bool) -> int:
+        """After open(): the backing id to hand this open to the kernel with, or 0 to serve it
+        here. A read-only open of a wholly cached file nobody else has open starts it. Once a
+        file is open in passthrough the kernel requires it of every open of that file (any
+        other is EIO), writers too: their writes then reach the data file without us, so the
+        item is dirty from the open on and learns size and mtime from the data file."""
+        with self.lock:
+            if not self.passthrough_id:
+                if writable or self.opens != 1 or self.deleted or not self.ranges.contains(0, self.size):
+                    return 0
+                backing_id = passthrough.open_backing(self.fd)
+                if not backing_id:
+                    return 0
+                self.passthrough_id = backing_id
+            if writable:
+                self._mark_dirty()
+                if not self.passthrough_writers:
+                    st = os.fstat(self.fd)
+                    self.disk_stamp = (st.st_size, st.st_mtime_ns)
+                self.passthrough_writers += 1
+            self.passthrough_opens += 1
+            return self.passthrough_id
+
+    def close_passthrough(self, passthrough, writable: bool) -> None:
+        with self.lock:
+            if writable:
+                self.sync_from_disk()
+                self.passthrough_writers -= 1
+            self.passthrough_opens -= 1
+            if self.passthrough_opens == 0:
+                passthrough.close_backing(self.passthrough_id)
+                self.passthrough_id = 0
+
+    def sync_from_disk(self) -> None:
+        """Size and mtime of a file the kernel writes in passthrough, from its data file."""
+        with self.lock:
+            if not self.passthrough_writers or self.fd < 0:
+                return
+            st = os.fstat(self.fd)
+            stamp = (st.st_size, st.st_mtime_ns)
+            if stamp != self.disk_stamp:  # written since: a utime since the last write stays
+                self.disk_stamp = stamp
+                self.size, self.modtime_ns = st.st_size, st.st_mtime_ns
+                self.ranges = RangeSet([(0, self.size)])
 
     # --- data -------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import errno
 import os
 import threading
 import time
+from typing import Any
 
 from ..backends.base import FEATURE_RANDOM_READ, Backend, read_full
 from .chunked import ChunkedReader
@@ -172,12 +173,14 @@ class WriteHandle:
 class CachedHandle:
     """An open file backed by the disk cache: random reads and writes, seeks, truncation."""
 
-    __slots__ = ("item", "readable", "append")
+    __slots__ = ("item", "readable", "append", "passthrough", "writable")
 
     def __init__(self, item, readable: bool, append: bool) -> None:
         self.item = item
         self.readable = readable
         self.append = append
+        self.passthrough: Any = None  # the mount's Passthrough when the kernel serves this open
+        self.writable = False
 
     @property
     def path(self) -> str:
@@ -212,4 +215,8 @@ class CachedHandle:
         self.item.fsync(datasync)
 
     def release(self) -> None:
-        self.item.close()
+        try:
+            if self.passthrough is not None:
+                self.item.close_passthrough(self.passthrough, self.writable)
+        finally:
+            self.item.close()

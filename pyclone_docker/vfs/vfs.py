@@ -27,6 +27,7 @@ from ..backends.base import (
     Entry,
 )
 from ..flags import PROCESS_UMASK, OptionValues
+from ..fuse_passthrough import Passthrough, grant
 from .cache import Cache
 from .dircache import DirCache
 from .handles import CachedHandle, ReadHandle, WriteHandle
@@ -83,6 +84,8 @@ class VFS:
             # report upload errors at close, so they keep it.
             self.flush = None
         self._list_backend = self._list if cache is not None else backend.list
+        # set by the mount where the kernel may serve wholly cached files (fuse_passthrough.py)
+        self.passthrough: Passthrough | None = None
         self.specials = SpecialNodes()
         self.dircache = DirCache(self._list_with_specials, float(opts.dir_cache_time))
         self._handles: dict[int, Any] = {}
@@ -108,6 +111,11 @@ class VFS:
         if FEATURE_CHANGE_NOTIFY in backend.features and float(opts.poll_interval) > 0:
             # --poll-interval: the backend reports changed paths; their directories are re-listed
             backend.change_notify(self._changed, float(opts.poll_interval))
+
+    def init_with_config(self, conn: Any, config: Any) -> None:
+        """FUSE init: take over libfuse's reply path, where the mount offers passthrough."""
+        if self.passthrough is not None and not self.passthrough.install():
+            self.passthrough = None
 
     def _changed(self, path: str) -> None:
         self.dircache.forget_tree(path)
@@ -283,6 +291,8 @@ class VFS:
         if self.cache is not None:
             item = self.cache.peek(path)
             if item is not None and (item.opens or item.dirty):
+                if item.passthrough_writers:
+                    item.sync_from_disk()  # the kernel writes it without telling us
                 entry.size, entry.mtime_ns = item.size, item.modtime_ns
         return entry
 
@@ -708,6 +718,18 @@ class VFS:
         handle = CachedHandle(item, readable, bool(flags & os.O_APPEND))
         if create_mode is not None or flags & os.O_TRUNC:
             self.dircache.put(p, Entry(p, False, item.size, item.modtime_ns, item.mode, item.uid, item.gid))
+        if self.passthrough is not None:
+            handle.writable = flags & _ACCMODE != os.O_RDONLY
+            try:
+                backing_id = item.open_passthrough(self.passthrough, handle.writable)
+            except BaseException:
+                item.close()
+                raise
+            if backing_id:
+                handle.passthrough = self.passthrough
+                fh = self._register(handle)
+                grant(backing_id)  # last: the reply on this thread carries it
+                return fh
         return self._register(handle)
 
     def read_into(self, fh: int, view: memoryview, offset: int) -> int:

@@ -1,0 +1,185 @@
+"""FUSE passthrough: the kernel serves a fully cached file from its cache file.
+
+In cache mode full, a file whose bytes are all in the cache can be handed to the kernel
+(Linux >= 6.9): reads of that open file go straight to the cache file, through its own page
+cache, and no request reaches the plugin. Re-reads then run at the speed of the disk's page
+cache instead of the FUSE page cache's (4 KiB folios, an LRU activation each).
+
+libfuse learned passthrough in 3.16; Debian 12 ships 3.14. The kernel needs only fields that
+older libfuse leaves zero: FUSE_PASSTHROUGH and max_stack_depth in the INIT reply, and
+FOPEN_PASSTHROUGH and a backing id in an OPEN or CREATE reply. libfuse >= 3.14 lets a
+filesystem write its replies itself (fuse_session_custom_io), so `install` takes over the
+reply path and sets those fields on the way out; requests are still read by libfuse with
+read(2) itself. Backing ids come from the FUSE_DEV_IOC_BACKING_OPEN ioctl on /dev/fuse,
+which only root may use. Wherever a piece is missing (libfuse 2 or < 3.14, an older kernel,
+no CAP_SYS_ADMIN) the first ioctl fails and every file is served the usual way.
+
+An open in passthrough is marked by `grant` on the worker thread that will send its reply:
+libfuse sends the reply on that thread right after the open callback returns.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import threading
+from typing import Any
+
+log = logging.getLogger("pyclone.fuse")
+
+# include/uapi/linux/fuse.h (protocol 7.40)
+FUSE_INIT_EXT = 1 << 30
+FUSE_PASSTHROUGH_FLAGS2 = 1 << (37 - 32)  # FUSE_PASSTHROUGH is bit 37: bit 5 of flags2
+FOPEN_DIRECT_IO = 1 << 0
+FOPEN_NOFLUSH = 1 << 5
+FOPEN_PARALLEL_DIRECT_WRITES = 1 << 6
+FOPEN_PASSTHROUGH = 1 << 7
+# the only open flags the kernel accepts beside FOPEN_PASSTHROUGH (else the open is EIO);
+# FOPEN_KEEP_CACHE, which libfuse's auto_cache sets, is not among them
+PASSTHROUGH_OPEN_FLAGS = FOPEN_DIRECT_IO | FOPEN_NOFLUSH | FOPEN_PARALLEL_DIRECT_WRITES
+INIT_OUT_SIZE = 64  # struct fuse_init_out: flags at 12, flags2 at 32, max_stack_depth at 36
+OPEN_OUT_SIZE = 16  # struct fuse_open_out: fh, open_flags at 8, backing_id at 12
+ENTRY_OUT_SIZE = 128  # a CREATE reply is fuse_entry_out then fuse_open_out
+HEADER_ERROR = 4  # struct fuse_out_header: len, error, unique
+# _IOW(229, 1, struct fuse_backing_map) and _IOW(229, 2, uint32_t): the same on x86 and ARM
+FUSE_DEV_IOC_BACKING_OPEN = 0x4010E501
+FUSE_DEV_IOC_BACKING_CLOSE = 0x4004E502
+# the cache file may itself sit on a stacked filesystem (overlayfs) no deeper than this
+MAX_STACK_DEPTH = 1
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class _CustomIo(ctypes.Structure):
+    _fields_ = [("writev", ctypes.c_void_p), ("read", ctypes.c_void_p),
+                ("splice_receive", ctypes.c_void_p), ("splice_send", ctypes.c_void_p)]
+
+
+class _BackingMap(ctypes.Structure):
+    _fields_ = [("fd", ctypes.c_int32), ("flags", ctypes.c_uint32), ("padding", ctypes.c_uint64)]
+
+
+_WRITEV = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_int, ctypes.POINTER(_IoVec), ctypes.c_int,
+                           ctypes.c_void_p)
+
+
+class _Grant(threading.local):
+    backing_id = 0  # the backing id the next reply on this thread (an open's) must carry
+
+
+_grant = _Grant()
+
+
+def grant(backing_id: int) -> None:
+    """The open being answered on this thread goes to the kernel with this backing id."""
+    _grant.backing_id = backing_id
+
+
+class Passthrough:
+    """One mount's passthrough: the reply hook and its backing ids."""
+
+    def __init__(self, libfuse: Any) -> None:
+        self.libfuse = libfuse
+        self.fd = -1  # the mount's /dev/fuse descriptor, while its loop runs
+        self.usable = True  # False once the kernel has refused a backing file outright
+        self._init_reply_due = False
+        self._writev_cb = _WRITEV(self._writev)  # referenced here for as long as libfuse may call it
+        # replies keep errno as writev(2) left it: libfuse tells an interrupted request by ENOENT
+        self._sys_writev = ctypes.CDLL(None).writev
+        self._sys_writev.restype = ctypes.c_ssize_t
+        self._sys_writev.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+        self._ioctl = ctypes.CDLL(None, use_errno=True).ioctl
+
+    @staticmethod
+    def supported(libfuse: Any) -> bool:
+        return hasattr(libfuse, "fuse_session_custom_io") and hasattr(libfuse, "fuse_get_session")
+
+    def install(self) -> bool:
+        """From the FUSE init callback, before libfuse sends the INIT reply."""
+        lib = self.libfuse
+        fuse_ptr = lib.fuse_get_context().contents.fuse
+        lib.fuse_get_session.restype = ctypes.c_void_p
+        lib.fuse_get_session.argtypes = [ctypes.c_void_p]
+        lib.fuse_session_fd.argtypes = [ctypes.c_void_p]
+        lib.fuse_session_custom_io.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+        session = lib.fuse_get_session(fuse_ptr)
+        if not session:
+            return False
+        fd = lib.fuse_session_fd(session)
+        libc_read = ctypes.cast(ctypes.CDLL(None).read, ctypes.c_void_p).value
+        io = _CustomIo(ctypes.cast(self._writev_cb, ctypes.c_void_p).value, libc_read, None, None)
+        if fd < 0 or lib.fuse_session_custom_io(session, ctypes.byref(io), fd) != 0:  # libfuse copies io
+            return False
+        self.fd = fd
+        self._init_reply_due = True
+        return True
+
+    def uninstall(self) -> None:
+        """The mount's loop has ended: its descriptor is closed (and its number may be reused)."""
+        self.fd = -1
+
+    def open_backing(self, fd: int) -> int:
+        """Register an open cache file with the kernel; its backing id, or 0 (serve it here)."""
+        if self.fd < 0 or not self.usable:
+            return 0
+        arg = _BackingMap(fd, 0, 0)
+        backing_id = self._ioctl(self.fd, FUSE_DEV_IOC_BACKING_OPEN, ctypes.byref(arg))
+        if backing_id > 0:
+            return backing_id
+        err = ctypes.get_errno()
+        if err in (errno.ELOOP, errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+            log.debug("FUSE passthrough not used for this file: %s", errno.errorcode.get(err, err))
+        else:  # EPERM/EOPNOTSUPP/ENOTTY/EINVAL: this kernel or process cannot do it at all
+            self.usable = False
+            log.info("FUSE passthrough unavailable (%s): files are served through the plugin",
+                     errno.errorcode.get(err, err))
+        return 0
+
+    def close_backing(self, backing_id: int) -> None:
+        """Forget a backing id; files the kernel opened with it keep working until closed."""
+        if self.fd >= 0 and backing_id > 0:
+            self._ioctl(self.fd, FUSE_DEV_IOC_BACKING_CLOSE, ctypes.byref(ctypes.c_uint32(backing_id)))
+
+    def _writev(self, fd: int, iov: Any, count: int, _userdata: Any) -> int:
+        # every reply of the mount passes here: as little work as possible
+        backing_id = _grant.backing_id
+        if backing_id:
+            _grant.backing_id = 0
+            try:
+                _mark_open_reply(iov, count, backing_id)
+            except Exception:  # a reply must never be lost over this
+                log.exception("FUSE passthrough: cannot mark an open reply")
+        elif self._init_reply_due:
+            self._init_reply_due = False
+            try:
+                _mark_init_reply(iov, count)
+            except Exception:
+                log.exception("FUSE passthrough: cannot mark the INIT reply")
+        return self._sys_writev(fd, iov, count)
+
+
+def _mark_init_reply(iov: Any, count: int) -> None:
+    if count != 2 or iov[1].len < INIT_OUT_SIZE:
+        return  # an older protocol's short reply: that kernel has no passthrough
+    base = iov[1].base
+    if not ctypes.c_uint32.from_address(base + 12).value & FUSE_INIT_EXT:
+        return  # the kernel offered no second flags word
+    ctypes.c_uint32.from_address(base + 32).value |= FUSE_PASSTHROUGH_FLAGS2
+    depth = ctypes.c_uint32.from_address(base + 36)
+    if depth.value == 0:
+        depth.value = MAX_STACK_DEPTH
+
+
+def _mark_open_reply(iov: Any, count: int, backing_id: int) -> None:
+    if count != 2 or ctypes.c_int32.from_address(iov[0].base + HEADER_ERROR).value != 0:
+        return  # an error reply: nothing was opened
+    size = iov[1].len
+    if size not in (OPEN_OUT_SIZE, ENTRY_OUT_SIZE + OPEN_OUT_SIZE):
+        return
+    out = iov[1].base + size - OPEN_OUT_SIZE
+    flags = ctypes.c_uint32.from_address(out + 8)
+    flags.value = (flags.value & PASSTHROUGH_OPEN_FLAGS) | FOPEN_PASSTHROUGH
+    ctypes.c_int32.from_address(out + 12).value = backing_id
