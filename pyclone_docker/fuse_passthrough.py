@@ -130,12 +130,13 @@ class Passthrough:
         if backing_id > 0:
             return backing_id
         err = ctypes.get_errno()
-        if err in (errno.ELOOP, errno.EMFILE, errno.ENFILE, errno.ENOMEM):
-            log.debug("FUSE passthrough not used for this file: %s", errno.errorcode.get(err, err))
-        else:  # EPERM/EOPNOTSUPP/ENOTTY/EINVAL: this kernel or process cannot do it at all
-            self.usable = False
-            log.info("FUSE passthrough unavailable (%s): files are served through the plugin",
-                     errno.errorcode.get(err, err))
+        if err in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+            return 0  # short of resources now: this file the usual way
+        # the kernel, the process (no CAP_SYS_ADMIN) or the cache directory's filesystem
+        # (ELOOP: overlayfs) cannot do it, for any file: stop asking
+        self.usable = False
+        why = "the cache directory is on a stacked filesystem" if err == errno.ELOOP else errno.errorcode.get(err, err)
+        log.info("FUSE passthrough unavailable (%s): files are served through the plugin", why)
         return 0
 
     def close_backing(self, backing_id: int) -> None:

@@ -1,0 +1,197 @@
+"""FUSE passthrough in cache mode full (fuse_passthrough.py) on real mounts.
+
+A wholly cached file opened read-only is served by the kernel straight from its cache file.
+Shown by changing the cache file under the plugin: only a kernel reading that file sees it
+(the plugin's own path would answer from the FUSE page cache the first read filled).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import gzip
+import hashlib
+import mmap
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from .conftest import Plugin
+from .test_cache_modes import mount, unmount, wait_for
+
+
+def _passthrough_here() -> str:
+    """'' when this kernel and libfuse can do passthrough, else why not."""
+    release = os.uname().release.split("-")[0].split(".")
+    if tuple(int(x) for x in release[:2] if x.isdigit()) < (6, 9):
+        return "kernel older than 6.9"
+    try:
+        with gzip.open("/proc/config.gz", "rt") as f:
+            if "CONFIG_FUSE_PASSTHROUGH=y" not in f.read():
+                return "kernel built without CONFIG_FUSE_PASSTHROUGH"
+    except OSError:
+        pass  # no config to read: the kernel version decides
+    for name in ("libfuse.so.3", "libfuse3.so.3"):
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        return "" if hasattr(lib, "fuse_session_custom_io") else "libfuse3 older than 3.14"
+    return "no libfuse3"
+
+
+pytestmark = pytest.mark.skipif(bool(_passthrough_here()), reason=_passthrough_here() or "n/a")
+
+
+def _full(plugin: Plugin, data: Path, name: str) -> Path:
+    return mount(plugin, data, name, **{"vfs-cache-mode": "full", "vfs-write-back": "0.2s"})
+
+
+def _cache_file(plugin: Plugin, volume: str, name: str) -> Path:
+    return plugin.cache / "vfs" / volume / name
+
+
+def _served_by_kernel(plugin: Plugin, mp: Path, volume: str, name: str) -> bool:
+    """Read through one open file, change the cache file behind the plugin's back, read
+    again: the kernel reading the cache file sees the change, the FUSE page cache does not."""
+    cache_file = _cache_file(plugin, volume, name)
+    fd = os.open(mp / name, os.O_RDONLY)
+    try:
+        first = os.pread(fd, 4096, 0)
+        raw = os.open(cache_file, os.O_WRONLY)
+        try:
+            os.pwrite(raw, bytes(b ^ 0xFF for b in first[:4]), 0)
+            again = os.pread(fd, 4096, 0)
+            os.pwrite(raw, first[:4], 0)  # put it back
+        finally:
+            os.close(raw)
+    finally:
+        os.close(fd)
+    return again != first
+
+
+def test_a_cached_file_is_read_by_the_kernel(plugin: Plugin, data_dir: Path) -> None:
+    mp = _full(plugin, data_dir, "pt")
+    try:
+        blob = os.urandom(1 << 20)
+        (mp / "f").write_bytes(blob)  # written here: every byte is in the cache
+        assert _served_by_kernel(plugin, mp, "pt", "f")
+        assert (mp / "f").read_bytes() == blob
+        with open(mp / "f", "rb") as f:  # mmap of a passthrough file maps the cache file
+            m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+            try:
+                assert m[:] == blob
+            finally:
+                m.close()
+        assert "passthrough unavailable" not in plugin.log_text()
+    finally:
+        unmount(plugin, "pt")
+
+
+def test_without_passthrough_the_plugin_serves_it(plugin_factory, data_dir: Path) -> None:
+    p = plugin_factory(env={"PYCLONE_NO_PASSTHROUGH": "1"})
+    mp = _full(p, data_dir, "nopt")
+    try:
+        (mp / "f").write_bytes(os.urandom(1 << 20))
+        assert not _served_by_kernel(p, mp, "nopt", "f")  # the probe tells the two apart
+    finally:
+        unmount(p, "nopt")
+
+
+def test_a_file_partly_cached_is_served_here_and_mixed_opens_work(plugin: Plugin, data_dir: Path) -> None:
+    blob = os.urandom(3 << 20)
+    (data_dir / "cold").write_bytes(blob)
+    mp = _full(plugin, data_dir, "mix")
+    try:
+        with open(mp / "cold", "rb") as a:  # not cached yet: served by the plugin
+            assert a.read(10) == blob[:10]
+            with open(mp / "cold", "rb") as b:  # while a is open the kernel forbids passthrough: no EIO
+                assert b.read() == blob
+        assert _served_by_kernel(plugin, mp, "mix", "cold")  # whole now: the kernel's
+        # a plugin-served open held while others come and go, and the other way round
+        with open(mp / "cold", "rb") as held:
+            with open(mp / "cold", "r+b") as w:
+                w.seek(0, os.SEEK_END)
+                w.write(b"tail")
+            assert held.read() == blob + b"tail"
+    finally:
+        unmount(plugin, "mix")
+    assert (data_dir / "cold").read_bytes() == blob + b"tail"
+
+
+def test_a_writer_joining_kernel_readers_is_tracked(plugin: Plugin, data_dir: Path) -> None:
+    mp = _full(plugin, data_dir, "wr")
+    try:
+        blob = os.urandom(1 << 20)
+        (mp / "f").write_bytes(blob)
+        assert wait_for(lambda: (data_dir / "f").exists() and (data_dir / "f").stat().st_size == len(blob))
+        with open(mp / "f", "rb") as reader:  # the kernel's now, so the writer must be too
+            assert reader.read(4) == blob[:4]
+            with open(mp / "f", "r+b") as w:
+                w.seek(0, os.SEEK_END)
+                w.write(b"appended")
+                w.flush()
+                # the kernel wrote the cache file without the plugin: stat must still be right
+                assert os.stat(mp / "f").st_size == len(blob) + 8
+                os.fsync(w.fileno())
+            reader.seek(0)
+            assert reader.read() == blob + b"appended"
+        assert os.stat(mp / "f").st_size == len(blob) + 8
+        assert wait_for(lambda: (data_dir / "f").read_bytes() == blob + b"appended")
+        # a utime after the writes stays
+        with open(mp / "f", "rb"), open(mp / "f", "r+b") as w:
+            w.write(b"X")
+            w.flush()
+            os.utime(mp / "f", ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+        assert os.stat(mp / "f").st_mtime_ns == 1_600_000_000_000_000_000
+        assert wait_for(lambda: (data_dir / "f").read_bytes()[:1] == b"X"
+                        and (data_dir / "f").stat().st_mtime_ns == 1_600_000_000_000_000_000)
+    finally:
+        unmount(plugin, "wr")
+
+
+def test_truncating_open_and_unlink_of_a_kernel_served_file(plugin: Plugin, data_dir: Path) -> None:
+    mp = _full(plugin, data_dir, "tr")
+    try:
+        (mp / "f").write_bytes(b"old contents")
+        with open(mp / "f", "rb") as reader:
+            assert reader.read() == b"old contents"
+            with open(mp / "f", "wb") as w:  # O_TRUNC while the kernel serves the reader
+                w.write(b"new")
+            reader.seek(0)
+            assert reader.read() == b"new"
+            os.unlink(mp / "f")
+            reader.seek(0)
+            assert reader.read() == b"new"  # an unlinked open file stays readable
+            with pytest.raises(OSError) as e:
+                os.stat(mp / "f")
+            assert e.value.errno == errno.ENOENT
+        assert wait_for(lambda: not (data_dir / "f").exists())
+    finally:
+        unmount(plugin, "tr")
+
+
+def test_sigkill_with_a_kernel_written_file_loses_nothing(plugin_factory, data_dir: Path) -> None:
+    p = plugin_factory()
+    c = p.client
+    c.ok("VolumeDriver.Create", {"Name": "ptcrash", "Opts": {"type": "local", "path": str(data_dir),
+                                                             "vfs-cache-mode": "full", "vfs-write-back": "1h"}})
+    mp = Path(c.ok("VolumeDriver.Mount", {"Name": "ptcrash", "ID": "live"})["Mountpoint"])
+    blob = os.urandom(1 << 20)
+    (mp / "f").write_bytes(blob)
+    reader = os.open(mp / "f", os.O_RDONLY)
+    writer = os.open(mp / "f", os.O_RDWR)
+    try:
+        os.pwrite(writer, b"late", len(blob))  # written by the kernel, the plugin never sees it
+    finally:
+        os.close(writer)
+    p.stop(signal.SIGKILL)
+    os.close(reader)
+    assert not (data_dir / "f").exists()  # nothing uploaded yet (write-back 1h)
+    p.start()  # same flags: remounts for the live ID and uploads what the cache holds
+    want = hashlib.sha256(blob + b"late").hexdigest()
+    assert wait_for(lambda: (data_dir / "f").exists()
+                    and hashlib.sha256((data_dir / "f").read_bytes()).hexdigest() == want, timeout=30)
+    c.ok("VolumeDriver.Unmount", {"Name": "ptcrash", "ID": "live"})
