@@ -62,8 +62,8 @@ class _BackingMap(ctypes.Structure):
     _fields_ = [("fd", ctypes.c_int32), ("flags", ctypes.c_uint32), ("padding", ctypes.c_uint64)]
 
 
-_WRITEV = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_int, ctypes.POINTER(_IoVec), ctypes.c_int,
-                           ctypes.c_void_p)
+# the iovec array comes in as a bare address: cheaper per call than a ctypes pointer object
+_WRITEV = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
 
 
 class _Grant(threading.local):
@@ -73,13 +73,15 @@ class _Grant(threading.local):
 _grant = _Grant()
 
 
-def grant(backing_id: int) -> None:
-    """The open being answered on this thread goes to the kernel with this backing id."""
-    _grant.backing_id = backing_id
-
-
 class Passthrough:
-    """One mount's passthrough: the reply hook and its backing ids."""
+    """One mount's passthrough: the reply hook and its backing ids.
+
+    A Python callback per reply would cost every request of the mount a few microseconds
+    (about 10% of a small file's CPU time). So the hook is on libfuse's reply path only while
+    a reply needs marking, the INIT reply or a granted open's, and libc's own writev is there
+    the rest of the time. libfuse keeps the custom io in a struct the session points to; the
+    pointer's place is checked before it is used (else the hook simply stays on).
+    """
 
     def __init__(self, libfuse: Any) -> None:
         self.libfuse = libfuse
@@ -87,11 +89,19 @@ class Passthrough:
         self.usable = True  # False once the kernel has refused a backing file outright
         self._init_reply_due = False
         self._writev_cb = _WRITEV(self._writev)  # referenced here for as long as libfuse may call it
-        # replies keep errno as writev(2) left it: libfuse tells an interrupted request by ENOENT
-        self._sys_writev = ctypes.CDLL(None).writev
+        self._hook = ctypes.cast(self._writev_cb, ctypes.c_void_p).value
+        libc = ctypes.CDLL(None)
+        self._libc_writev = ctypes.cast(libc.writev, ctypes.c_void_p).value
+        self._libc_read = ctypes.cast(libc.read, ctypes.c_void_p).value
+        # errno stays as writev(2) left it (no use_errno swap): libfuse tells an interrupted
+        # request by ENOENT
+        self._sys_writev = libc.writev
         self._sys_writev.restype = ctypes.c_ssize_t
         self._sys_writev.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
         self._ioctl = ctypes.CDLL(None, use_errno=True).ioctl
+        self._io: _CustomIo | None = None  # libfuse's copy of the custom io, when found
+        self._granted = 0  # granted opens whose reply has not passed yet
+        self._lock = threading.Lock()
 
     @staticmethod
     def supported(libfuse: Any) -> bool:
@@ -109,13 +119,36 @@ class Passthrough:
         if not session:
             return False
         fd = lib.fuse_session_fd(session)
-        libc_read = ctypes.cast(ctypes.CDLL(None).read, ctypes.c_void_p).value
-        io = _CustomIo(ctypes.cast(self._writev_cb, ctypes.c_void_p).value, libc_read, None, None)
+        # struct fuse_session (3.14 to 3.17) starts: char *mountpoint; int exited; int fd;
+        # struct fuse_custom_io *io
+        word = ctypes.sizeof(ctypes.c_void_p)
+        fd_field = ctypes.c_int.from_address(session + word + 4)
+        io_field = ctypes.c_void_p.from_address(session + word + 8)
+        layout_known = fd_field.value == fd and not io_field.value
+        io = _CustomIo(self._hook, self._libc_read, None, None)
         if fd < 0 or lib.fuse_session_custom_io(session, ctypes.byref(io), fd) != 0:  # libfuse copies io
             return False
+        if layout_known and io_field.value:
+            copy = _CustomIo.from_address(io_field.value)
+            if copy.writev == self._hook and copy.read == self._libc_read:
+                self._io = copy
         self.fd = fd
         self._init_reply_due = True
         return True
+
+    def grant(self, backing_id: int) -> None:
+        """The open being answered on this thread goes to the kernel with this backing id."""
+        _grant.backing_id = backing_id
+        with self._lock:
+            self._granted += 1
+            if self._io is not None:
+                self._io.writev = self._hook  # before this thread's reply reads it
+
+    def _replied(self, granted: int) -> None:
+        with self._lock:
+            self._granted -= granted
+            if not self._granted and self._io is not None:
+                self._io.writev = self._libc_writev
 
     def uninstall(self) -> None:
         """The mount's loop has ended: its descriptor is closed (and its number may be reused)."""
@@ -144,22 +177,25 @@ class Passthrough:
         if self.fd >= 0 and backing_id > 0:
             self._ioctl(self.fd, FUSE_DEV_IOC_BACKING_CLOSE, ctypes.byref(ctypes.c_uint32(backing_id)))
 
-    def _writev(self, fd: int, iov: Any, count: int, _userdata: Any) -> int:
-        # every reply of the mount passes here: as little work as possible
+    def _writev(self, fd: int, iov_address: int, count: int, _userdata: Any) -> int:
+        # replies pass here while one needs marking (all of them where _io is unknown); the
+        # writev comes last, so libfuse reads its errno
         backing_id = _grant.backing_id
         if backing_id:
             _grant.backing_id = 0
             try:
-                _mark_open_reply(iov, count, backing_id)
+                _mark_open_reply((_IoVec * count).from_address(iov_address), count, backing_id)
             except Exception:  # a reply must never be lost over this
                 log.exception("FUSE passthrough: cannot mark an open reply")
+            self._replied(1)
         elif self._init_reply_due:
             self._init_reply_due = False
             try:
-                _mark_init_reply(iov, count)
+                _mark_init_reply((_IoVec * count).from_address(iov_address), count)
             except Exception:
                 log.exception("FUSE passthrough: cannot mark the INIT reply")
-        return self._sys_writev(fd, iov, count)
+            self._replied(0)
+        return self._sys_writev(fd, iov_address, count)
 
 
 def _mark_init_reply(iov: Any, count: int) -> None:

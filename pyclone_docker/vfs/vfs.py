@@ -27,7 +27,7 @@ from ..backends.base import (
     Entry,
 )
 from ..flags import PROCESS_UMASK, OptionValues
-from ..fuse_passthrough import Passthrough, grant
+from ..fuse_passthrough import Passthrough
 from .cache import Cache
 from .dircache import DirCache
 from .handles import CachedHandle, ReadHandle, WriteHandle
@@ -729,7 +729,7 @@ class VFS:
             if backing_id:
                 handle.passthrough = self.passthrough
                 fh = self._register(handle)
-                grant(backing_id)  # last: the reply on this thread carries it
+                self.passthrough.grant(backing_id)  # last: the reply on this thread carries it
                 return fh
         return self._register(handle)
 

@@ -18,6 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from pyclone_docker import backends
+from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
+from pyclone_docker.mount import FuseMount
+from pyclone_docker.vfs.cache import Cache
+from pyclone_docker.vfs.vfs import VFS
+
 from .conftest import Plugin
 from .test_cache_modes import mount, unmount, wait_for
 
@@ -54,10 +60,13 @@ def _cache_file(plugin: Plugin, volume: str, name: str) -> Path:
 
 
 def _served_by_kernel(plugin: Plugin, mp: Path, volume: str, name: str) -> bool:
+    return _kernel_reads(mp / name, _cache_file(plugin, volume, name))
+
+
+def _kernel_reads(path: Path, cache_file: Path) -> bool:
     """Read through one open file, change the cache file behind the plugin's back, read
     again: the kernel reading the cache file sees the change, the FUSE page cache does not."""
-    cache_file = _cache_file(plugin, volume, name)
-    fd = os.open(mp / name, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY)
     try:
         first = os.pread(fd, 4096, 0)
         raw = os.open(cache_file, os.O_WRONLY)
@@ -197,3 +206,34 @@ def test_sigkill_with_a_kernel_written_file_loses_nothing(plugin_factory, data_d
     assert wait_for(lambda: (data_dir / "f").exists()
                     and hashlib.sha256((data_dir / "f").read_bytes()).hexdigest() == want, timeout=30)
     c.ok("VolumeDriver.Unmount", {"Name": "ptcrash", "ID": "live"})
+
+
+def test_the_reply_hook_is_off_the_path_between_opens(tmp_path: Path) -> None:
+    """In-process mount: libfuse's writev is its own between granted opens, so the other
+    replies of the mount cost no Python callback."""
+    remote, mountpoint, cache_dir = tmp_path / "remote", tmp_path / "mnt", tmp_path / "cache"
+    for d in (remote, mountpoint, cache_dir):
+        d.mkdir()
+    values = OptionValues.defaults(VOLUME_OPTIONS)
+    values.vfs_cache_mode = "full"
+    info = backends.find("local")
+    assert info.factory is not None
+    backend = info.factory(":local", str(remote), {})
+    cache = Cache(backend, str(cache_dir), "inproc")
+    cache.start()
+    vfs = VFS(backend, values, cache=cache)
+    mount = FuseMount(str(mountpoint), vfs, values, "test")
+    mount.start()
+    try:
+        passthrough = vfs.passthrough
+        assert passthrough is not None and passthrough._io is not None  # libfuse's io struct found
+        blob = os.urandom(256 << 10)
+        (mountpoint / "f").write_bytes(blob)
+        assert wait_for(lambda: _kernel_reads(mountpoint / "f", cache_dir / "vfs" / "inproc" / "f"), timeout=5)
+        assert (mountpoint / "f").read_bytes() == blob
+        assert passthrough._io.writev == passthrough._libc_writev
+        assert passthrough._granted == 0
+    finally:
+        mount.unmount()
+    assert passthrough.fd == -1
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+import threading
 
 from pyclone_docker import fuse_passthrough as pt
 
@@ -73,13 +74,19 @@ def test_an_init_reply_without_the_second_flags_word_is_left_alone() -> None:
 
 def test_a_grant_applies_to_the_next_reply_on_its_thread_only() -> None:
     p = pt.Passthrough.__new__(pt.Passthrough)
-    p._init_reply_due = False
+    p._init_reply_due, p._io, p._granted, p._lock = False, None, 0, threading.Lock()
     sent: list[bytes] = []
-    p._sys_writev = lambda fd, iov, count: sent.append(ctypes.string_at(iov[1].base, iov[1].len)) or 0
-    pt.grant(4)
+
+    def fake_writev(fd: int, address: int, count: int) -> int:
+        iov = (pt._IoVec * count).from_address(address)
+        sent.append(ctypes.string_at(iov[1].base, iov[1].len))
+        return 0
+
+    p._sys_writev = fake_writev
+    p.grant(4)
     iov, _ = _iov(_header(), _open_out(0))
-    p._writev(1, iov, 2, None)
+    p._writev(1, ctypes.addressof(iov), 2, None)
     iov2, _ = _iov(_header(), _open_out(0))
-    p._writev(1, iov2, 2, None)
+    p._writev(1, ctypes.addressof(iov2), 2, None)
     assert struct.unpack("<QIi", sent[0]) == (42, pt.FOPEN_PASSTHROUGH, 4)
     assert struct.unpack("<QIi", sent[1]) == (42, 0, 0)
