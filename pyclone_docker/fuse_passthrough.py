@@ -105,7 +105,7 @@ class Passthrough:
 
     @staticmethod
     def supported(libfuse: Any) -> bool:
-        return hasattr(libfuse, "fuse_session_custom_io") and hasattr(libfuse, "fuse_get_session")
+        return _custom_io_function(libfuse) is not None and hasattr(libfuse, "fuse_get_session")
 
     def install(self) -> bool:
         """From the FUSE init callback, before libfuse sends the INIT reply."""
@@ -114,21 +114,17 @@ class Passthrough:
         lib.fuse_get_session.restype = ctypes.c_void_p
         lib.fuse_get_session.argtypes = [ctypes.c_void_p]
         lib.fuse_session_fd.argtypes = [ctypes.c_void_p]
-        lib.fuse_session_custom_io.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+        custom_io = _custom_io_function(lib)
+        custom_io.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
         session = lib.fuse_get_session(fuse_ptr)
         if not session:
             return False
         fd = lib.fuse_session_fd(session)
-        # struct fuse_session (3.14 to 3.17) starts: char *mountpoint; int exited; int fd;
-        # struct fuse_custom_io *io
-        word = ctypes.sizeof(ctypes.c_void_p)
-        fd_field = ctypes.c_int.from_address(session + word + 4)
-        io_field = ctypes.c_void_p.from_address(session + word + 8)
-        layout_known = fd_field.value == fd and not io_field.value
+        io_field = _io_pointer_field(session, fd)
         io = _CustomIo(self._hook, self._libc_read, None, None)
-        if fd < 0 or lib.fuse_session_custom_io(session, ctypes.byref(io), fd) != 0:  # libfuse copies io
+        if fd < 0 or custom_io(session, ctypes.byref(io), fd) != 0:  # libfuse copies io
             return False
-        if layout_known and io_field.value:
+        if io_field is not None and io_field.value:
             copy = _CustomIo.from_address(io_field.value)
             if copy.writev == self._hook and copy.read == self._libc_read:
                 self._io = copy
@@ -196,6 +192,30 @@ class Passthrough:
                 log.exception("FUSE passthrough: cannot mark the INIT reply")
             self._replied(0)
         return self._sys_writev(fd, iov_address, count)
+
+
+def _custom_io_function(libfuse: Any) -> Any:
+    """fuse_session_custom_io with its 3.14 signature (se, io, fd), or None. libfuse 3.17 gave
+    the plain name a struct-size argument and kept the old one as fuse_session_custom_io_30."""
+    for name in ("fuse_session_custom_io_30", "fuse_session_custom_io"):
+        try:
+            return getattr(libfuse, name)
+        except AttributeError:
+            continue
+    return None
+
+
+def _io_pointer_field(session: int, fd: int) -> Any:
+    """struct fuse_session's `io` pointer, still NULL before custom io is set, or None when
+    the layout is not one known. 3.14-3.17 begin: char *mountpoint; int exited; int fd;
+    struct fuse_custom_io *io. Later ones drop `exited`. The descriptor's place confirms it."""
+    word = ctypes.sizeof(ctypes.c_void_p)
+    for fd_offset in (word + 4, word):
+        io_offset = (fd_offset + 4 + word - 1) & ~(word - 1)
+        io_field = ctypes.c_void_p.from_address(session + io_offset)
+        if ctypes.c_int.from_address(session + fd_offset).value == fd and not io_field.value:
+            return io_field
+    return None
 
 
 def _mark_init_reply(iov: Any, count: int) -> None:

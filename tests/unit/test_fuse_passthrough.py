@@ -90,3 +90,18 @@ def test_a_grant_applies_to_the_next_reply_on_its_thread_only() -> None:
     p._writev(1, ctypes.addressof(iov2), 2, None)
     assert struct.unpack("<QIi", sent[0]) == (42, pt.FOPEN_PASSTHROUGH, 4)
     assert struct.unpack("<QIi", sent[1]) == (42, 0, 0)
+
+
+def test_the_io_pointer_is_found_in_both_session_layouts() -> None:
+    word = ctypes.sizeof(ctypes.c_void_p)
+    # 3.14-3.17: mountpoint, exited, fd, io; later: mountpoint, fd, io (aligned)
+    for fd_offset, io_offset in ((word + 4, word + 8), (word, 2 * word)):
+        session = ctypes.create_string_buffer(64)
+        struct.pack_into("<i", session, fd_offset, 7)
+        field = pt._io_pointer_field(ctypes.addressof(session), 7)
+        assert field is not None and ctypes.addressof(field) == ctypes.addressof(session) + io_offset
+    session = ctypes.create_string_buffer(64)  # no descriptor where one is expected: unknown
+    assert pt._io_pointer_field(ctypes.addressof(session), 7) is None
+    struct.pack_into("<i", session, word + 4, 7)
+    struct.pack_into("<Q" if word == 8 else "<I", session, 2 * word, 0xDEAD)  # io already set
+    assert pt._io_pointer_field(ctypes.addressof(session), 7) is None
