@@ -147,8 +147,11 @@ class Passthrough:
                 self._io.writev = self._libc_writev
 
     def uninstall(self) -> None:
-        """The mount's loop has ended: its descriptor is closed (and its number may be reused)."""
-        self.fd = -1
+        """The mount's loop has ended: its descriptor is closed (and its number may be reused)
+        and libfuse has freed its copy of the custom io."""
+        with self._lock:
+            self.fd = -1
+            self._io = None
 
     def open_backing(self, fd: int) -> int:
         """Register an open cache file with the kernel; its backing id, or 0 (serve it here)."""

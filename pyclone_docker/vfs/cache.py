@@ -43,6 +43,8 @@ log = logging.getLogger("pyclone.vfs.cache")
 _ATOMIC_TMP = re.compile(r"\..+\.[0-9a-f]{12}\Z")  # docker.state.atomic_write's temp files
 FETCH_BLOCK = 1 << 20  # download granularity for on-demand reads
 UPLOAD_BLOCK = 1 << 20
+PASSTHROUGH_WRITE_ROOM = 1 << 30  # free cache disk below which writers stay on the plugin's path
+KERNEL_WRITE_SENTINEL_NS = 1  # a data file's mtime while the kernel may write it (see _start_kernel_writes)
 
 
 def fingerprint(entry: Entry, backend: Backend, fast: bool, path: str) -> str:
@@ -96,6 +98,8 @@ class CacheItem:
         self.passthrough_opens = 0
         self.passthrough_writers = 0
         self.disk_stamp: tuple[int, int] = (-1, -1)  # the data file's (size, mtime) last seen
+        self.kernel_wrote = False  # the data file changed (or a utime came) since writers opened
+        self.clean_before: int | None = None  # the modtime of an item clean before they did
         # owner and permissions asked for before the first upload (applied after it)
         self.mode: int | None = None
         self.uid: int | None = None
@@ -126,7 +130,9 @@ class CacheItem:
                 # a dirty item is whole on disk (see _mark_dirty); writes after the metadata
                 # was saved may have grown it, so the data file's size is the truth
                 st = os.stat(self.data_path)
-                self.size, self.modtime_ns = st.st_size, st.st_mtime_ns
+                self.size = st.st_size
+                if st.st_mtime_ns != KERNEL_WRITE_SENTINEL_NS:  # else opened by the kernel, not written
+                    self.modtime_ns = st.st_mtime_ns
                 self.ranges = RangeSet([(0, self.size)])
         except (OSError, ValueError, KeyError, TypeError):
             return False
@@ -267,32 +273,48 @@ class CacheItem:
 
     def open_passthrough(self, passthrough, writable: bool) -> int:
         """After open(): the backing id to hand this open to the kernel with, or 0 to serve it
-        here. A read-only open of a wholly cached file nobody else has open starts it. Once a
-        file is open in passthrough the kernel requires it of every open of that file (any
-        other is EIO), writers too: their writes then reach the data file without us, so the
-        item is dirty from the open on and learns size and mtime from the data file."""
+        here. An open of a wholly cached file that nothing else has open starts it (a writer
+        only while the cache disk has room: a nearly full one keeps the evict-and-retry write
+        path). Once a file is open in passthrough the kernel requires it of every open of that
+        file (any other is EIO), writers too."""
         with self.lock:
             if not self.passthrough_id:
-                if writable or self.opens != 1 or self.deleted or not self.ranges.contains(0, self.size):
+                if (self.opens != 1 or self.deleted or not self.ranges.contains(0, self.size)
+                        or (writable and not self.cache.has_room())):
                     return 0
                 backing_id = passthrough.open_backing(self.fd)
                 if not backing_id:
                     return 0
                 self.passthrough_id = backing_id
             if writable:
-                self._mark_dirty()
                 if not self.passthrough_writers:
-                    st = os.fstat(self.fd)
-                    self.disk_stamp = (st.st_size, st.st_mtime_ns)
+                    self._start_kernel_writes()
                 self.passthrough_writers += 1
             self.passthrough_opens += 1
             return self.passthrough_id
+
+    def _start_kernel_writes(self) -> None:
+        """The kernel is about to write the data file without telling us. The item is dirty on
+        disk from now on (a SIGKILL then loses nothing), and the data file's mtime is set to a
+        time no write can give it: any write moves it, which is how the last close tells a
+        writer that wrote from one that did not (the item then goes back to clean, no upload).
+        The modtime shown stays the file's own until a write shows."""
+        modtime = self.modtime_ns
+        self.clean_before = None if self.dirty else modtime
+        self._mark_dirty()
+        self.modtime_ns = modtime
+        os.utime(self.fd, ns=(KERNEL_WRITE_SENTINEL_NS, KERNEL_WRITE_SENTINEL_NS))
+        self.disk_stamp = (self.size, KERNEL_WRITE_SENTINEL_NS)
+        self.kernel_wrote = False
 
     def close_passthrough(self, passthrough, writable: bool) -> None:
         with self.lock:
             if writable:
                 self.sync_from_disk()
                 self.passthrough_writers -= 1
+                if not self.passthrough_writers and not self.kernel_wrote and self.clean_before is not None:
+                    self.dirty, self.modtime_ns = False, self.clean_before  # opened for writing, not written
+                    self.persist()
             self.passthrough_opens -= 1
             if self.passthrough_opens == 0:
                 passthrough.close_backing(self.passthrough_id)
@@ -309,6 +331,11 @@ class CacheItem:
                 self.disk_stamp = stamp
                 self.size, self.modtime_ns = st.st_size, st.st_mtime_ns
                 self.ranges = RangeSet([(0, self.size)])
+                self.kernel_wrote = True
+
+    def touched(self) -> None:
+        """A change made here (a utime) while the kernel writes: the item stays dirty."""
+        self.kernel_wrote = True
 
     # --- data -------------------------------------------------------------------------
 
@@ -582,6 +609,15 @@ class Cache:
             return held
         finally:
             item.lock.release()
+
+    def has_room(self) -> bool:
+        """Room on the cache disk for a file the kernel writes (at least 1 GiB and 5% free)."""
+        try:
+            st = os.statvfs(self.data_root)
+        except OSError:
+            return False
+        free = st.f_bavail * st.f_frsize
+        return free >= PASSTHROUGH_WRITE_ROOM and st.f_bavail * 20 >= st.f_blocks
 
     def free_space(self) -> int:
         """The cache disk is full: evict every closed, clean item, oldest first."""

@@ -531,7 +531,9 @@ class VFS:
             item = self.cache.peek(p)
             if item is not None and (item.opens or item.dirty):
                 with item.lock:
-                    item.sync_from_disk()  # a write by the kernel before it must not win over it
+                    if item.passthrough_writers:
+                        item.sync_from_disk()  # a write by the kernel before it must not win over it
+                        item.touched()
                     item.modtime_ns = mtime  # the upload carries it
                     if not item.opens:
                         item.persist()

@@ -14,6 +14,7 @@ import hashlib
 import mmap
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -63,10 +64,10 @@ def _served_by_kernel(plugin: Plugin, mp: Path, volume: str, name: str) -> bool:
     return _kernel_reads(mp / name, _cache_file(plugin, volume, name))
 
 
-def _kernel_reads(path: Path, cache_file: Path) -> bool:
+def _kernel_reads(path: Path, cache_file: Path, flags: int = os.O_RDONLY) -> bool:
     """Read through one open file, change the cache file behind the plugin's back, read
     again: the kernel reading the cache file sees the change, the FUSE page cache does not."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, flags)
     try:
         first = os.pread(fd, 4096, 0)
         raw = os.open(cache_file, os.O_WRONLY)
@@ -237,3 +238,42 @@ def test_the_reply_hook_is_off_the_path_between_opens(tmp_path: Path) -> None:
         mount.unmount()
     assert passthrough.fd == -1
 
+
+
+def test_new_files_are_written_by_the_kernel(plugin: Plugin, data_dir: Path) -> None:
+    mp = _full(plugin, data_dir, "nw")
+    try:
+        fd = os.open(mp / "new", os.O_RDWR | os.O_CREAT, 0o644)  # wholly cached: it is empty
+        try:
+            os.write(fd, b"0123456789")
+            assert os.stat(mp / "new").st_size == 10  # stat learns the size from the cache file
+            os.pwrite(fd, b"abc", 20)
+            assert os.stat(mp / "new").st_size == 23
+        finally:
+            os.close(fd)
+        assert wait_for(lambda: (data_dir / "new").exists()
+                        and (data_dir / "new").read_bytes() == b"0123456789" + bytes(10) + b"abc")
+        # an existing file opened for writing: the kernel's too (shown as for readers)
+        assert wait_for(lambda: _kernel_reads(mp / "new", _cache_file(plugin, "nw", "new"), os.O_RDWR), timeout=5)
+    finally:
+        unmount(plugin, "nw")
+
+
+def test_a_writer_that_writes_nothing_uploads_nothing(plugin: Plugin, data_dir: Path) -> None:
+    (data_dir / "f").write_bytes(b"remote bytes")
+    os.utime(data_dir / "f", ns=(1_500_000_000_000_000_000, 1_500_000_000_000_000_000))
+    mp = _full(plugin, data_dir, "nothing")
+    try:
+        assert (mp / "f").read_bytes() == b"remote bytes"  # cached whole now
+        assert wait_for(lambda: _served_by_kernel(plugin, mp, "nothing", "f"), timeout=5)
+        with open(mp / "f", "r+b") as f:  # as sqlite opens a database it only reads
+            assert f.read() == b"remote bytes"
+        time.sleep(1.0)  # write-back is 0.2 s
+        assert os.stat(mp / "f").st_mtime_ns == 1_500_000_000_000_000_000
+        assert (data_dir / "f").stat().st_mtime_ns == 1_500_000_000_000_000_000  # no upload
+        # and one that writes at once, same size, is uploaded
+        with open(mp / "f", "r+b") as f:
+            f.write(b"R")
+        assert wait_for(lambda: (data_dir / "f").read_bytes() == b"Remote bytes")
+    finally:
+        unmount(plugin, "nothing")
