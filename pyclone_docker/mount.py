@@ -263,10 +263,10 @@ class FuseMount:
             raise
 
     def _passthrough(self, fuse: Any) -> Passthrough | None:
-        """Kernel passthrough for wholly cached files: cache mode full on libfuse >= 3.14, as
-        root, unless --direct-io asks for no page cache or PYCLONE_NO_PASSTHROUGH=1 is set
-        (whether the kernel can is learnt at the first file)."""
-        if (getattr(self.ops, "cache_mode", "") != "full" or self.opts.direct_io or os.geteuid() != 0
+        """Kernel passthrough for wholly cached files: cache modes writes and full on libfuse
+        >= 3.14, as root, unless --direct-io asks for no page cache or PYCLONE_NO_PASSTHROUGH=1
+        is set (whether the kernel can is learnt at the first file)."""
+        if (getattr(self.ops, "cache_mode", "") not in ("writes", "full") or self.opts.direct_io or os.geteuid() != 0
                 or fuse.fuse_version_major != 3 or not Passthrough.supported(fuse._libfuse)
                 or os.environ.get("PYCLONE_NO_PASSTHROUGH", "") not in ("", "0")):
             return None

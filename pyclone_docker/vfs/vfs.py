@@ -91,6 +91,7 @@ class VFS:
         self._handles: dict[int, Any] = {}
         self._next_fh = itertools.count(1)
         self._writers: dict[str, WriteHandle] = {}
+        self._streams: dict[str, int] = {}  # writes mode with passthrough: read-only opens streamed
         self._lock = threading.Lock()
         feats = backend.features
         self._can_chmod = FEATURE_CHMOD in feats
@@ -423,6 +424,7 @@ class VFS:
             if writer is not None:
                 writer.path = dst
                 self._writers[dst] = writer
+            self._move_streams(src, dst)
         try:
             self._refresh(dst)
         except FileNotFoundError:
@@ -681,7 +683,21 @@ class VFS:
 
     def open(self, path: str, flags: int) -> int:
         p = self._path(path)
-        kind = self._open_kind(p, flags)
+        if self.passthrough is not None and self.cache_mode == "writes" and not flags & _ACCMODE:
+            # a read-only open streamed from the remote is an open the kernel serves through
+            # the plugin: while one lasts, no open of that file may start passthrough
+            with self._lock:
+                kind = self._open_kind(p, flags)
+                if kind == "read":
+                    self._streams[p] = self._streams.get(p, 0) + 1
+            if kind == "read":
+                try:
+                    return self._open_stream(p)
+                except BaseException:
+                    self._stream_closed(p)
+                    raise
+        else:
+            kind = self._open_kind(p, flags)
         if kind == "cached":
             if flags & _ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
                 self._check_writable(p)
@@ -690,19 +706,43 @@ class VFS:
                 raise OSError(errno.EISDIR, "is a directory", p)
             return self._open_cached(p, flags, None)
         if kind == "read":
-            entry = self._lookup(p)
-            if entry.is_dir:
-                raise OSError(errno.EISDIR, "is a directory", p)
-            return self._register(ReadHandle(self.backend, p, float(self.opts.vfs_read_wait),
-                                             bool(self.opts.no_seek), int(self.opts.vfs_read_chunk_size),
-                                             int(self.opts.vfs_read_chunk_size_limit), entry.size,
-                                             self.buffer_size))
+            return self._open_stream(p)
         self._check_writable(p)
         try:
             exists = self._lookup(p) is not None
         except FileNotFoundError:
             exists = False
         return self._register(self._new_writer(p, truncated=bool(flags & os.O_TRUNC) or not exists))
+
+    def _open_stream(self, p: str) -> int:
+        entry = self._lookup(p)
+        if entry.is_dir:
+            raise OSError(errno.EISDIR, "is a directory", p)
+        return self._register(ReadHandle(self.backend, p, float(self.opts.vfs_read_wait),
+                                         bool(self.opts.no_seek), int(self.opts.vfs_read_chunk_size),
+                                         int(self.opts.vfs_read_chunk_size_limit), entry.size,
+                                         self.buffer_size))
+
+    def _move_streams(self, src: str, dst: str) -> None:
+        """Files streamed from the remote follow a rename (of the file or a directory above
+        it): later reads reopen the remote under the new name, and the count of streamed
+        opens, which decides passthrough (open()), stays with the file. Under self._lock."""
+        prefix = src + "/"
+        for handle in list(self._handles.values()):
+            if isinstance(handle, ReadHandle) and (handle.path == src or handle.path.startswith(prefix)):
+                old = handle.path
+                handle.path = dst + old[len(src):]
+                n = self._streams.pop(old, 0)
+                if n:
+                    self._streams[handle.path] = self._streams.get(handle.path, 0) + n
+
+    def _stream_closed(self, p: str) -> None:
+        with self._lock:
+            n = self._streams.get(p, 0) - 1
+            if n > 0:
+                self._streams[p] = n
+            else:
+                self._streams.pop(p, None)
 
     def _open_cached(self, p: str, flags: int, create_mode: int | None) -> int:
         assert self.cache is not None
@@ -724,7 +764,9 @@ class VFS:
         if self.passthrough is not None:
             handle.writable = flags & _ACCMODE != os.O_RDONLY
             try:
-                backing_id = item.open_passthrough(self.passthrough, handle.writable)
+                with self._lock:  # no read-only open may turn into a stream meanwhile (open())
+                    streamed = p in self._streams
+                    backing_id = 0 if streamed else item.open_passthrough(self.passthrough, handle.writable)
             except BaseException:
                 item.close()
                 raise
@@ -767,7 +809,11 @@ class VFS:
     def release(self, path: str | None, fh: int) -> int:
         handle = self._handles.pop(fh, None)
         if handle is not None:
-            handle.release()
+            try:
+                handle.release()
+            finally:
+                if self._streams and isinstance(handle, ReadHandle):
+                    self._stream_closed(handle.path)
         return 0
 
     # --- lifecycle --------------------------------------------------------------------

@@ -277,3 +277,33 @@ def test_a_writer_that_writes_nothing_uploads_nothing(plugin: Plugin, data_dir: 
         assert wait_for(lambda: (data_dir / "f").read_bytes() == b"Remote bytes")
     finally:
         unmount(plugin, "nothing")
+
+
+def test_writes_mode_new_files_go_to_the_kernel_and_streams_keep_it_away(plugin: Plugin, data_dir: Path) -> None:
+    (data_dir / "remote.txt").write_bytes(b"streamed from the remote")
+    mp = mount(plugin, data_dir, "wm", **{"vfs-cache-mode": "writes", "vfs-write-back": "0.2s"})
+    try:
+        fd = os.open(mp / "new", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, b"kernel")
+            assert os.stat(mp / "new").st_size == 6
+        finally:
+            os.close(fd)
+        # while it is not uploaded yet, the cached copy is what opens get: the kernel's
+        assert wait_for(lambda: _kernel_reads(mp / "new", _cache_file(plugin, "wm", "new"), os.O_RDWR), timeout=5)
+        assert wait_for(lambda: (data_dir / "new").exists() and (data_dir / "new").read_bytes() == b"kernel")
+        # a read-only open of a clean file streams it from the remote through the plugin; a
+        # writer meanwhile must not start passthrough (the kernel would refuse it: EIO)
+        with open(mp / "remote.txt", "rb") as stream:
+            assert stream.read(8) == b"streamed"
+            with open(mp / "remote.txt", "wb") as w:
+                w.write(b"rewritten")
+            os.rename(mp / "remote.txt", mp / "moved.txt")
+            with open(mp / "moved.txt", "ab") as w:  # the stream moved with the file
+                w.write(b"+")
+            stream.seek(0)
+            assert stream.read(1)  # reads after a rename reopen the remote under its new name
+        assert wait_for(lambda: (data_dir / "moved.txt").exists()
+                        and (data_dir / "moved.txt").read_bytes() == b"rewritten+")
+    finally:
+        unmount(plugin, "wm")
