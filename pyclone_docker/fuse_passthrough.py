@@ -1,9 +1,11 @@
-"""FUSE passthrough: the kernel serves a fully cached file from its cache file.
+"""FUSE passthrough: the kernel serves a wholly cached file from its cache file.
 
-In cache mode full, a file whose bytes are all in the cache can be handed to the kernel
-(Linux >= 6.9): reads of that open file go straight to the cache file, through its own page
-cache, and no request reaches the plugin. Re-reads then run at the speed of the disk's page
-cache instead of the FUSE page cache's (4 KiB folios, an LRU activation each).
+In cache modes writes and full, an open of a file whose bytes are all in the cache can be
+handed to the kernel (Linux >= 6.9): its reads and writes go straight to the cache file,
+through that file's own page cache, and no request reaches the plugin. Re-reads then run at
+the speed of the disk's page cache instead of the FUSE page cache's (4 KiB folios, an LRU
+activation each), and writes cost the plugin nothing. Which opens qualify, and what the cache
+does about writes it does not see, is CacheItem.open_passthrough's business.
 
 libfuse learned passthrough in 3.16; Debian 12 ships 3.14. The kernel needs only fields that
 older libfuse leaves zero: FUSE_PASSTHROUGH and max_stack_depth in the INIT reply, and

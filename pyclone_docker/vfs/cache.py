@@ -288,7 +288,13 @@ class CacheItem:
                 self.passthrough_id = backing_id
             if writable:
                 if not self.passthrough_writers:
-                    self._start_kernel_writes()
+                    try:
+                        self._start_kernel_writes()
+                    except BaseException:
+                        if not self.passthrough_opens:
+                            passthrough.close_backing(self.passthrough_id)
+                            self.passthrough_id = 0
+                        raise
                 self.passthrough_writers += 1
             self.passthrough_opens += 1
             return self.passthrough_id

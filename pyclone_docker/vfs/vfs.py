@@ -764,9 +764,12 @@ class VFS:
         if self.passthrough is not None:
             handle.writable = flags & _ACCMODE != os.O_RDONLY
             try:
-                with self._lock:  # no read-only open may turn into a stream meanwhile (open())
-                    streamed = p in self._streams
-                    backing_id = 0 if streamed else item.open_passthrough(self.passthrough, handle.writable)
+                if self.cache_mode == "writes":
+                    with self._lock:  # no read-only open may turn into a stream meanwhile (open())
+                        streamed = p in self._streams
+                        backing_id = 0 if streamed else item.open_passthrough(self.passthrough, handle.writable)
+                else:  # mode full streams nothing
+                    backing_id = item.open_passthrough(self.passthrough, handle.writable)
             except BaseException:
                 item.close()
                 raise

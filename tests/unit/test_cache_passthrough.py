@@ -1,0 +1,110 @@
+"""A cache item's passthrough bookkeeping (CacheItem.open_passthrough and friends), with the
+kernel's part played by writes to the data file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pyclone_docker.backends.local import LocalBackend
+from pyclone_docker.vfs.cache import KERNEL_WRITE_SENTINEL_NS, Cache
+
+
+class FakePassthrough:
+    def __init__(self) -> None:
+        self.opened: list[int] = []
+        self.closed: list[int] = []
+
+    def open_backing(self, fd: int) -> int:
+        self.opened.append(fd)
+        return 7
+
+    def close_backing(self, backing_id: int) -> None:
+        self.closed.append(backing_id)
+
+
+def setup(tmp_path: Path, content: bytes = b"remote data") -> tuple[LocalBackend, Cache]:
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    (remote / "f").write_bytes(content)
+    os.utime(remote / "f", ns=(10**18, 10**18))
+    backend = LocalBackend("local", str(remote), {})
+    return backend, Cache(backend, str(tmp_path / "cache"), "vol")
+
+
+def cached_whole(backend: LocalBackend, cache: Cache):
+    item = cache.get("f")
+    item.open(lambda: backend.stat("f"), truncate=False)
+    buf = bytearray(64)
+    item.read_into(memoryview(buf), 0)  # fetches it all
+    return item
+
+
+def meta(cache: Cache) -> dict:
+    return json.loads(Path(cache.meta_root, "f").read_text())
+
+
+def test_only_a_wholly_cached_file_nobody_else_has_open_starts_it(tmp_path: Path) -> None:
+    backend, cache = setup(tmp_path)
+    pt = FakePassthrough()
+    item = cache.get("f")
+    item.open(lambda: backend.stat("f"), truncate=False)
+    assert item.open_passthrough(pt, writable=False) == 0  # nothing cached yet
+    buf = bytearray(64)
+    item.read_into(memoryview(buf), 0)
+    item.open(lambda: backend.stat("f"), truncate=False)  # a second open, served here
+    assert item.open_passthrough(pt, writable=False) == 0
+    item.close()
+    assert item.open_passthrough(pt, writable=False) == 7
+    item.open(lambda: backend.stat("f"), truncate=False)
+    assert item.open_passthrough(pt, writable=False) == 7  # then every open joins it
+    item.close_passthrough(pt, writable=False)
+    item.close()
+    assert pt.closed == []
+    item.close_passthrough(pt, writable=False)
+    item.close()
+    assert pt.closed == [7] and item.passthrough_id == 0
+
+
+def test_a_writer_that_wrote_nothing_leaves_the_item_clean(tmp_path: Path) -> None:
+    backend, cache = setup(tmp_path)
+    pt = FakePassthrough()
+    item = cached_whole(backend, cache)
+    assert item.open_passthrough(pt, writable=True) == 7
+    assert item.dirty and meta(cache)["Dirty"]  # on disk before the kernel may write
+    assert os.stat(item.data_path).st_mtime_ns == KERNEL_WRITE_SENTINEL_NS
+    item.sync_from_disk()  # a stat meanwhile
+    assert item.modtime_ns == 10**18
+    item.close_passthrough(pt, writable=True)
+    item.close()
+    assert not item.dirty and not meta(cache)["Dirty"] and item.modtime_ns == 10**18
+    assert cache.writeback.pending() == 0
+
+
+def test_a_writer_that_wrote_is_uploaded_with_the_data_file_size_and_mtime(tmp_path: Path) -> None:
+    backend, cache = setup(tmp_path)
+    pt = FakePassthrough()
+    item = cached_whole(backend, cache)
+    item.open_passthrough(pt, writable=True)
+    fd = os.open(item.data_path, os.O_WRONLY)  # the kernel's write, as passthrough makes it
+    os.pwrite(fd, b"!", 20)
+    os.close(fd)
+    mtime = os.stat(item.data_path).st_mtime_ns
+    item.sync_from_disk()
+    assert (item.size, item.modtime_ns) == (21, mtime)
+    item.close_passthrough(pt, writable=True)
+    item.close()
+    assert item.dirty and item.ranges.contains(0, 21)
+    assert cache.writeback.flush(10)
+    assert (tmp_path / "remote" / "f").read_bytes() == b"remote data" + bytes(9) + b"!"
+
+
+def test_a_restart_after_a_kill_mid_open_keeps_the_metadata_modtime(tmp_path: Path) -> None:
+    backend, cache = setup(tmp_path)
+    item = cached_whole(backend, cache)
+    item.open_passthrough(FakePassthrough(), writable=True)
+    # SIGKILL here: the next start finds a dirty item whose data file has the sentinel mtime
+    again = Cache(backend, str(tmp_path / "cache"), "vol").get("f")
+    assert again.load() and again.dirty
+    assert again.modtime_ns > 10**18  # the metadata's (the open's), not 1 ns after 1970
