@@ -144,6 +144,21 @@ def prove_plugin(root: Path, pyz_in: str, fuse_name: str) -> None:
               == 1641092645_500000000)
         call(host_sock, "VolumeDriver.Unmount", {"Name": "v", "ID": "proof2"})
         call(host_sock, "VolumeDriver.Remove", {"Name": "v"})
+        # cache mode full: the disk cache, and on libfuse3 the passthrough reply hook (INIT and
+        # OPEN replies; qemu-user refuses the passthrough ioctl, so files stay on the plugin)
+        r = call(host_sock, "VolumeDriver.Create", {"Name": "vf", "Opts": {
+            "type": "local", "path": "/tmp/proof/data", "vfs-cache-mode": "full"}})
+        r = call(host_sock, "VolumeDriver.Mount", {"Name": "vf", "ID": "proof3"})
+        if check(f"[{fuse_name}] Mount in cache mode full", bool(r.get("Mountpoint")), str(r)):
+            mpf = root / r["Mountpoint"].lstrip("/")
+            blob = os.urandom(300_001)
+            (mpf / "cached.bin").write_bytes(blob)
+            check(f"[{fuse_name}] cache mode full: written, then read back",
+                  (mpf / "cached.bin").read_bytes() == blob and os.stat(mpf / "cached.bin").st_size == len(blob))
+            call(host_sock, "VolumeDriver.Unmount", {"Name": "vf", "ID": "proof3"})
+            check(f"[{fuse_name}] cache mode full: uploaded by the unmount",
+                  (work / "data" / "cached.bin").read_bytes() == blob)
+        call(host_sock, "VolumeDriver.Remove", {"Name": "vf"})
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -152,6 +167,8 @@ def prove_plugin(root: Path, pyz_in: str, fuse_name: str) -> None:
             proc.kill()
             out, _ = proc.communicate()
         check(f"[{fuse_name}] plugin stops on SIGTERM", proc.returncode == 0, out[-1500:])
+        check(f"[{fuse_name}] no traceback or ERROR in the plugin's output",
+              "Traceback" not in out and " ERROR " not in out, out[-1500:])
         left = [line for line in open("/proc/self/mountinfo") if str(work) in line]
         check(f"[{fuse_name}] no mount left behind", not left, "".join(left))
         for line in left:
