@@ -64,15 +64,11 @@ class _BackingMap(ctypes.Structure):
     _fields_ = [("fd", ctypes.c_int32), ("flags", ctypes.c_uint32), ("padding", ctypes.c_uint64)]
 
 
-# the iovec array comes in as a bare address: cheaper per call than a ctypes pointer object
-_WRITEV = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
-
-
-class _Grant(threading.local):
-    backing_id = 0  # the backing id the next reply on this thread (an open's) must carry
-
-
-_grant = _Grant()
+# The iovec array comes in as a bare address: cheaper per call than a ctypes pointer object.
+# use_errno: libfuse reads errno after the reply (ENOENT: the request was interrupted, and an
+# open must then be released); ctypes carries writev's errno out of the callback.
+_WRITEV = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                           use_errno=True)
 
 
 class Passthrough:
@@ -95,14 +91,16 @@ class Passthrough:
         libc = ctypes.CDLL(None)
         self._libc_writev = ctypes.cast(libc.writev, ctypes.c_void_p).value
         self._libc_read = ctypes.cast(libc.read, ctypes.c_void_p).value
-        # errno stays as writev(2) left it (no use_errno swap): libfuse tells an interrupted
-        # request by ENOENT
-        self._sys_writev = libc.writev
+        self._sys_writev = ctypes.CDLL(None, use_errno=True).writev
         self._sys_writev.restype = ctypes.c_ssize_t
         self._sys_writev.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
         self._ioctl = ctypes.CDLL(None, use_errno=True).ioctl
         self._io: _CustomIo | None = None  # libfuse's copy of the custom io, when found
         self._granted = 0  # granted opens whose reply has not passed yet
+        # backing id by native thread id: the reply follows the open callback on its thread, but
+        # a thread-local would not survive between the two on a worker without a kept Python
+        # thread state (fuse_workers.py)
+        self._grants: dict[int, int] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -136,8 +134,8 @@ class Passthrough:
 
     def grant(self, backing_id: int) -> None:
         """The open being answered on this thread goes to the kernel with this backing id."""
-        _grant.backing_id = backing_id
         with self._lock:
+            self._grants[threading.get_native_id()] = backing_id
             self._granted += 1
             if self._io is not None:
                 self._io.writev = self._hook  # before this thread's reply reads it
@@ -180,22 +178,21 @@ class Passthrough:
 
     def _writev(self, fd: int, iov_address: int, count: int, _userdata: Any) -> int:
         # replies pass here while one needs marking (all of them where _io is unknown); the
-        # writev comes last, so libfuse reads its errno
-        backing_id = _grant.backing_id
-        if backing_id:
-            _grant.backing_id = 0
-            try:
-                _mark_open_reply((_IoVec * count).from_address(iov_address), count, backing_id)
-            except Exception:  # a reply must never be lost over this
-                log.exception("FUSE passthrough: cannot mark an open reply")
-            self._replied(1)
-        elif self._init_reply_due:
-            self._init_reply_due = False
-            try:
+        # writev comes last, so libfuse reads its errno, and nothing may keep it from running:
+        # an exception here would make ctypes answer 0 and the reply would be lost
+        try:
+            if self._grants:
+                with self._lock:
+                    backing_id = self._grants.pop(threading.get_native_id(), 0)
+                if backing_id:
+                    _mark_open_reply((_IoVec * count).from_address(iov_address), count, backing_id)
+                    self._replied(1)
+            if self._init_reply_due:
+                self._init_reply_due = False
                 _mark_init_reply((_IoVec * count).from_address(iov_address), count)
-            except Exception:
-                log.exception("FUSE passthrough: cannot mark the INIT reply")
-            self._replied(0)
+                self._replied(0)
+        except BaseException:
+            log.exception("FUSE passthrough: cannot mark a reply")
         return self._sys_writev(fd, iov_address, count)
 
 

@@ -100,6 +100,10 @@ class CacheItem:
         self.disk_stamp: tuple[int, int] = (-1, -1)  # the data file's (size, mtime) last seen
         self.kernel_wrote = False  # the data file changed (or a utime came) since writers opened
         self.clean_before: int | None = None  # the modtime of an item clean before they did
+        # a writer that could map the file joined a kernel-served file: a shared mapping may
+        # write the data file after the last close, so the cache keeps checking it (Cache.watch)
+        self.maybe_mapped = False
+        self.meta_modtime = -1  # the modtime the metadata on disk holds
         # owner and permissions asked for before the first upload (applied after it)
         self.mode: int | None = None
         self.uid: int | None = None
@@ -168,6 +172,7 @@ class CacheItem:
             return
         self.dirty_saved = self.dirty
         self.meta_written = True
+        self.meta_modtime = self.modtime_ns
 
     def _write_new_meta(self, data: bytes) -> None:
         """A first save needs no temp file and rename: there is nothing to replace, and one
@@ -194,10 +199,12 @@ class CacheItem:
         finally:
             os.close(fd)
 
-    def _mark_dirty(self) -> None:
+    def _mark_dirty(self, touch: bool = True) -> None:
         """Before the first change: fetch the whole object and record Dirty on disk, so a
-        SIGKILL at any later moment leaves a complete file the next start uploads."""
-        self.modtime_ns = time.time_ns()
+        SIGKILL at any later moment leaves a complete file the next start uploads. `touch`:
+        the change happens now (a write; not a passthrough open, which may write nothing)."""
+        if touch:
+            self.modtime_ns = time.time_ns()
         if self.dirty_saved and self.dirty:
             return
         for start, stop in self.ranges.missing(0, self.size):
@@ -237,6 +244,8 @@ class CacheItem:
         The lookup runs under the item's lock: a stat taken before an upload finished would
         describe a half-written object and get the fresh copy dropped as stale."""
         with self.lock:
+            if self.maybe_mapped:
+                self.check_mapped_writes()
             remote = remote_lookup()
             if self.opens == 0 and not self.dirty:
                 fp = fingerprint(remote, self.cache.backend, self.cache.fast_fingerprint, self.path) if remote else ""
@@ -271,60 +280,96 @@ class CacheItem:
 
     # --- FUSE passthrough ---------------------------------------------------------------
 
-    def open_passthrough(self, passthrough, writable: bool) -> int:
+    def open_passthrough(self, passthrough, writable: bool, readable: bool) -> int:
         """After open(): the backing id to hand this open to the kernel with, or 0 to serve it
-        here. An open of a wholly cached file that nothing else has open starts it (a writer
-        only while the cache disk has room: a nearly full one keeps the evict-and-retry write
-        path). Once a file is open in passthrough the kernel requires it of every open of that
-        file (any other is EIO), writers too."""
+        here. Starting it takes an open of a wholly cached file that nothing else has open,
+        read-only or write-only: a writer that can read could map the file shared and write it
+        after close(2) (the mapping then holds the cache file, not the FUSE file, so the last
+        close reaches us too early), and a writer needs room on the cache disk (a nearly full
+        one keeps the plugin's evict-and-retry write path). Once a file is open in passthrough
+        the kernel requires it of every open of that file (any other is EIO), so those join
+        whatever they are."""
         with self.lock:
-            if not self.passthrough_id:
+            starting = not self.passthrough_id
+            if starting:
                 if (self.opens != 1 or self.deleted or not self.ranges.contains(0, self.size)
-                        or (writable and not self.cache.has_room())):
+                        or (writable and (readable or not self.cache.has_room()))):
                     return 0
                 backing_id = passthrough.open_backing(self.fd)
                 if not backing_id:
                     return 0
                 self.passthrough_id = backing_id
             if writable:
-                if not self.passthrough_writers:
-                    try:
-                        self._start_kernel_writes()
-                    except BaseException:
-                        if not self.passthrough_opens:
-                            passthrough.close_backing(self.passthrough_id)
-                            self.passthrough_id = 0
-                        raise
+                if not self.passthrough_writers and not self._start_kernel_writes() and starting:
+                    self._undo_kernel_writes()  # Dirty did not reach the disk: write here instead
+                    passthrough.close_backing(self.passthrough_id)
+                    self.passthrough_id = 0
+                    return 0
+                if readable:
+                    self.maybe_mapped = True
                 self.passthrough_writers += 1
             self.passthrough_opens += 1
             return self.passthrough_id
 
-    def _start_kernel_writes(self) -> None:
+    def _start_kernel_writes(self) -> bool:
         """The kernel is about to write the data file without telling us. The item is dirty on
         disk from now on (a SIGKILL then loses nothing), and the data file's mtime is set to a
         time no write can give it: any write moves it, which is how the last close tells a
         writer that wrote from one that did not (the item then goes back to clean, no upload).
-        The modtime shown stays the file's own until a write shows."""
-        modtime = self.modtime_ns
-        self.clean_before = None if self.dirty else modtime
-        self._mark_dirty()
-        self.modtime_ns = modtime
+        The modtime shown stays the file's own until a write shows. False if Dirty could not
+        be saved."""
+        self.clean_before = None if self.dirty else self.modtime_ns
+        self._mark_dirty(touch=False)
+        if self.dirty and self.meta_modtime != self.modtime_ns:
+            self.persist()  # a restart takes the modtime from here while the data file has none
         os.utime(self.fd, ns=(KERNEL_WRITE_SENTINEL_NS, KERNEL_WRITE_SENTINEL_NS))
         self.disk_stamp = (self.size, KERNEL_WRITE_SENTINEL_NS)
         self.kernel_wrote = False
+        return self.dirty_saved
+
+    def _undo_kernel_writes(self) -> None:
+        os.utime(self.fd, ns=(self.modtime_ns, self.modtime_ns))
+        if self.clean_before is not None:
+            self.dirty = False
+            self.persist()
 
     def close_passthrough(self, passthrough, writable: bool) -> None:
         with self.lock:
             if writable:
                 self.sync_from_disk()
                 self.passthrough_writers -= 1
-                if not self.passthrough_writers and not self.kernel_wrote and self.clean_before is not None:
-                    self.dirty, self.modtime_ns = False, self.clean_before  # opened for writing, not written
-                    self.persist()
+                if not self.passthrough_writers:
+                    if not self.kernel_wrote and self.clean_before is not None:
+                        self.dirty, self.modtime_ns = False, self.clean_before  # opened for writing, not written
+                        self.persist()
+                    if self.maybe_mapped:
+                        self.cache.watch(self)
             self.passthrough_opens -= 1
             if self.passthrough_opens == 0:
                 passthrough.close_backing(self.passthrough_id)
                 self.passthrough_id = 0
+
+    def check_mapped_writes(self) -> None:
+        """A watched item (maybe_mapped): a shared mapping wrote the data file after the last
+        close if its size or mtime moved since. Then it is dirty and uploaded like any other."""
+        with self.lock:
+            if self.opens or self.deleted:
+                return
+            try:
+                st = os.stat(self.data_path)
+            except OSError:
+                return
+            stamp = (st.st_size, st.st_mtime_ns)
+            if stamp == self.disk_stamp:
+                return
+            self.disk_stamp = stamp
+            self.size, self.modtime_ns = st.st_size, st.st_mtime_ns
+            self.ranges = RangeSet([(0, self.size)])
+            self.dirty = True
+            self.dirty_synced = False
+            self.persist()
+            log.info("%s: written through a mapping after its last close: uploading it", self.path)
+            self.cache.writeback.schedule(self.path)
 
     def sync_from_disk(self) -> None:
         """Size and mtime of a file the kernel writes in passthrough, from its data file."""
@@ -420,6 +465,7 @@ class CacheItem:
 
     def truncate(self, size: int) -> None:
         with self.lock:
+            self.sync_from_disk()  # the kernel may have grown it since we last looked
             self._mark_dirty()
             if size == self.size:
                 pass  # the data file is already this size (_open_fd): skip the syscall
@@ -476,6 +522,7 @@ class Cache:
         self.fast_fingerprint = fast_fingerprint
         self.set_modtime = set_modtime  # --no-modtime: uploads keep the time of the upload
         self.items: dict[str, CacheItem] = {}
+        self.watched: set[CacheItem] = set()  # items a shared mapping may still write (CacheItem.maybe_mapped)
         self.lock = threading.Lock()
         self.full_warned = False
         self.writeback = WriteBack(self, write_back, max(1, transfers), on_uploaded)
@@ -604,17 +651,35 @@ class Cache:
         if not item.lock.acquire(blocking=False):
             return 0  # in use right now: never wait for another item's lock here
         try:
-            if item.opens or item.dirty:
+            if item.opens or item.dirty or item.maybe_mapped:
                 return 0
-            with self.lock:
+            # nor for the cache's: rename holds it while it waits for this item's lock
+            if not self.lock.acquire(blocking=False):
+                return 0
+            try:
                 if self.items.get(item.path) is item:
                     del self.items[item.path]
+            finally:
+                self.lock.release()
             held = item.ranges.size()
             item.remove_files()
             log.debug("cache: evicted %s", item.path)
             return held
         finally:
             item.lock.release()
+
+    def watch(self, item: CacheItem) -> None:
+        """Keep checking an item a shared mapping may still write (CacheItem.maybe_mapped)."""
+        with self.lock:
+            self.watched.add(item)
+
+    def check_watched(self) -> None:
+        for item in list(self.watched):
+            if item.deleted or self.items.get(item.path) is not item:
+                with self.lock:
+                    self.watched.discard(item)
+                continue
+            item.check_mapped_writes()
 
     def has_room(self) -> bool:
         """Room on the cache disk for a file the kernel writes (at least 1 GiB and 5% free)."""

@@ -36,7 +36,7 @@ class ReadHandle:
     """A download. Backends with cheap random reads are read in place with no lock at all."""
 
     __slots__ = ("backend", "path", "reader", "pos", "cond", "direct", "read_wait", "no_seek", "chunk", "limit",
-                 "buffers")
+                 "buffers", "stream")
 
     def __init__(self, backend: Backend, path: str, read_wait: float, no_seek: bool,
                  chunk: int = 128 << 20, limit: int = -1, size: int = -1, buffer_size: int = 0) -> None:
@@ -51,6 +51,7 @@ class ReadHandle:
         self.direct = FEATURE_RANDOM_READ in backend.features and not no_seek
         self.reader = backend.open_read(path) if self.direct else self._open(0)
         self.cond = threading.Condition()
+        self.stream: Any = None  # the VFS's record of it, where passthrough needs one
 
     def _open(self, offset: int) -> ChunkedReader | ReadAhead:
         stream = ChunkedReader(self.backend, self.path, offset, self.chunk, self.limit)

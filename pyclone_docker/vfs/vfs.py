@@ -61,6 +61,16 @@ def _internal(path: str | None) -> str:
     return path.strip("/")
 
 
+class _Stream:
+    """A read-only open streamed from the remote (writes mode with passthrough): the name of
+    the file it reads, None once that file was replaced or the open closed."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path: str | None = path
+
+
 class VFS:
     """fusepy-style operations. Attribute names below are looked up by the FUSE binding."""
 
@@ -91,7 +101,9 @@ class VFS:
         self._handles: dict[int, Any] = {}
         self._next_fh = itertools.count(1)
         self._writers: dict[str, WriteHandle] = {}
-        self._streams: dict[str, int] = {}  # writes mode with passthrough: read-only opens streamed
+        # writes mode with passthrough: the read-only opens streamed from the remote, by the
+        # name of the file they read (open(), _move_streams)
+        self._streams: dict[str, list[_Stream]] = {}
         self._lock = threading.Lock()
         feats = backend.features
         self._can_chmod = FEATURE_CHMOD in feats
@@ -533,13 +545,21 @@ class VFS:
             item = self.cache.peek(p)
             if item is not None and (item.opens or item.dirty):
                 with item.lock:
+                    opened_only = False
                     if item.passthrough_writers:
                         item.sync_from_disk()  # a write by the kernel before it must not win over it
-                        item.touched()
+                        # dirty only because a writer is open (as `touch` opens the file): the
+                        # remote takes the time now, as for a clean file, not a whole upload
+                        opened_only = not item.kernel_wrote and item.clean_before is not None
+                        if opened_only:
+                            item.clean_before = mtime
+                        else:
+                            item.touched()
                     item.modtime_ns = mtime  # the upload carries it
                     if not item.opens:
                         item.persist()
-                if item.dirty:
+                    pending = item.dirty and not opened_only
+                if pending:
                     self.dircache.put(p, Entry(p, False, item.size, mtime))
                     return 0
         writer = self._writers.get(p)
@@ -689,13 +709,16 @@ class VFS:
             with self._lock:
                 kind = self._open_kind(p, flags)
                 if kind == "read":
-                    self._streams[p] = self._streams.get(p, 0) + 1
+                    stream = _Stream(p)
+                    self._streams.setdefault(p, []).append(stream)
             if kind == "read":
                 try:
-                    return self._open_stream(p)
+                    fh = self._open_stream(p)
                 except BaseException:
-                    self._stream_closed(p)
+                    self._stream_closed(stream)
                     raise
+                self._handles[fh].stream = stream
+                return fh
         else:
             kind = self._open_kind(p, flags)
         if kind == "cached":
@@ -724,25 +747,36 @@ class VFS:
                                          self.buffer_size))
 
     def _move_streams(self, src: str, dst: str) -> None:
-        """Files streamed from the remote follow a rename (of the file or a directory above
-        it): later reads reopen the remote under the new name, and the count of streamed
-        opens, which decides passthrough (open()), stays with the file. Under self._lock."""
+        """A rename, under self._lock. Files streamed from the remote follow it (later reads
+        reopen the remote under the new name), and so do their entries in _streams, which
+        decide passthrough (open()); the streams of files it replaced no longer stand for the
+        file of that name."""
         prefix = src + "/"
         for handle in list(self._handles.values()):
             if isinstance(handle, ReadHandle) and (handle.path == src or handle.path.startswith(prefix)):
-                old = handle.path
-                handle.path = dst + old[len(src):]
-                n = self._streams.pop(old, 0)
-                if n:
-                    self._streams[handle.path] = self._streams.get(handle.path, 0) + n
+                handle.path = dst + handle.path[len(src):]
+        if not self._streams:
+            return
+        for path in [q for q in self._streams if q == dst or q.startswith(dst + "/")]:
+            for stream in self._streams.pop(path):
+                stream.path = None
+        for path in [q for q in self._streams if q == src or q.startswith(prefix)]:
+            moved = dst + path[len(src):]
+            streams = self._streams.pop(path)
+            for stream in streams:
+                stream.path = moved
+            self._streams.setdefault(moved, []).extend(streams)
 
-    def _stream_closed(self, p: str) -> None:
+    def _stream_closed(self, stream: _Stream) -> None:
         with self._lock:
-            n = self._streams.get(p, 0) - 1
-            if n > 0:
-                self._streams[p] = n
-            else:
-                self._streams.pop(p, None)
+            if stream.path is None:
+                return
+            streams = self._streams.get(stream.path, [])
+            if stream in streams:
+                streams.remove(stream)
+            if not streams:
+                self._streams.pop(stream.path, None)
+            stream.path = None
 
     def _open_cached(self, p: str, flags: int, create_mode: int | None) -> int:
         assert self.cache is not None
@@ -765,11 +799,14 @@ class VFS:
             handle.writable = flags & _ACCMODE != os.O_RDONLY
             try:
                 if self.cache_mode == "writes":
-                    with self._lock:  # no read-only open may turn into a stream meanwhile (open())
+                    # the item's lock first (a fetch may hold it a while), then no read-only
+                    # open may turn into a stream meanwhile (open())
+                    with item.lock, self._lock:
                         streamed = p in self._streams
-                        backing_id = 0 if streamed else item.open_passthrough(self.passthrough, handle.writable)
+                        backing_id = 0 if streamed else item.open_passthrough(
+                            self.passthrough, handle.writable, readable)
                 else:  # mode full streams nothing
-                    backing_id = item.open_passthrough(self.passthrough, handle.writable)
+                    backing_id = item.open_passthrough(self.passthrough, handle.writable, readable)
             except BaseException:
                 item.close()
                 raise
@@ -815,8 +852,8 @@ class VFS:
             try:
                 handle.release()
             finally:
-                if self._streams and isinstance(handle, ReadHandle):
-                    self._stream_closed(handle.path)
+                if isinstance(handle, ReadHandle) and handle.stream is not None:
+                    self._stream_closed(handle.stream)
         return 0
 
     # --- lifecycle --------------------------------------------------------------------
@@ -842,6 +879,11 @@ class VFS:
             handle = self._handles.pop(fh, None)
             if handle is None:
                 continue
+            if isinstance(handle, CachedHandle) and handle.passthrough is not None and handle.writable:
+                # the kernel writes such a file without us: what it writes from now on stays in
+                # the cache file (through the plugin such writes would fail instead)
+                log.warning("%s is still open for writing at unmount: later writes are not uploaded",
+                            handle.path)
             try:
                 handle.release()
             except OSError as e:

@@ -14,6 +14,7 @@ import hashlib
 import mmap
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import pytest
 from pyclone_docker import backends
 from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
 from pyclone_docker.mount import FuseMount
-from pyclone_docker.vfs.cache import Cache
+from pyclone_docker.vfs.cache import KERNEL_WRITE_SENTINEL_NS, Cache
 from pyclone_docker.vfs.vfs import VFS
 
 from .conftest import Plugin
@@ -242,9 +243,13 @@ def test_the_reply_hook_is_off_the_path_between_opens(tmp_path: Path) -> None:
 
 def test_new_files_are_written_by_the_kernel(plugin: Plugin, data_dir: Path) -> None:
     mp = _full(plugin, data_dir, "nw")
+    cache_file = _cache_file(plugin, "nw", "new")
     try:
-        fd = os.open(mp / "new", os.O_RDWR | os.O_CREAT, 0o644)  # wholly cached: it is empty
+        fd = os.open(mp / "new", os.O_WRONLY | os.O_CREAT, 0o644)  # wholly cached: it is empty
         try:
+            # the kernel's writer: the data file carries the mark no write can leave
+            # (CacheItem._start_kernel_writes)
+            assert os.stat(cache_file).st_mtime_ns == KERNEL_WRITE_SENTINEL_NS
             os.write(fd, b"0123456789")
             assert os.stat(mp / "new").st_size == 10  # stat learns the size from the cache file
             os.pwrite(fd, b"abc", 20)
@@ -253,8 +258,15 @@ def test_new_files_are_written_by_the_kernel(plugin: Plugin, data_dir: Path) -> 
             os.close(fd)
         assert wait_for(lambda: (data_dir / "new").exists()
                         and (data_dir / "new").read_bytes() == b"0123456789" + bytes(10) + b"abc")
-        # an existing file opened for writing: the kernel's too (shown as for readers)
-        assert wait_for(lambda: _kernel_reads(mp / "new", _cache_file(plugin, "nw", "new"), os.O_RDWR), timeout=5)
+        # a writer that can read could map the file shared and write it after close: it
+        # starts on the plugin's path
+        fd = os.open(mp / "new", os.O_RDWR)
+        try:
+            assert os.stat(cache_file).st_mtime_ns != KERNEL_WRITE_SENTINEL_NS
+            os.pwrite(fd, b"9", 0)
+        finally:
+            os.close(fd)
+        assert wait_for(lambda: (data_dir / "new").read_bytes()[:2] == b"91")
     finally:
         unmount(plugin, "nw")
 
@@ -281,16 +293,17 @@ def test_a_writer_that_writes_nothing_uploads_nothing(plugin: Plugin, data_dir: 
 
 def test_writes_mode_new_files_go_to_the_kernel_and_streams_keep_it_away(plugin: Plugin, data_dir: Path) -> None:
     (data_dir / "remote.txt").write_bytes(b"streamed from the remote")
-    mp = mount(plugin, data_dir, "wm", **{"vfs-cache-mode": "writes", "vfs-write-back": "0.2s"})
+    mp = mount(plugin, data_dir, "wm", **{"vfs-cache-mode": "writes", "vfs-write-back": "3s"})
     try:
-        fd = os.open(mp / "new", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(mp / "new", os.O_WRONLY | os.O_CREAT, 0o644)
         try:
+            assert os.stat(_cache_file(plugin, "wm", "new")).st_mtime_ns == KERNEL_WRITE_SENTINEL_NS
             os.write(fd, b"kernel")
             assert os.stat(mp / "new").st_size == 6
         finally:
             os.close(fd)
         # while it is not uploaded yet, the cached copy is what opens get: the kernel's
-        assert wait_for(lambda: _kernel_reads(mp / "new", _cache_file(plugin, "wm", "new"), os.O_RDWR), timeout=5)
+        assert wait_for(lambda: _kernel_reads(mp / "new", _cache_file(plugin, "wm", "new")), timeout=2)
         assert wait_for(lambda: (data_dir / "new").exists() and (data_dir / "new").read_bytes() == b"kernel")
         # a read-only open of a clean file streams it from the remote through the plugin; a
         # writer meanwhile must not start passthrough (the kernel would refuse it: EIO)
@@ -307,3 +320,71 @@ def test_writes_mode_new_files_go_to_the_kernel_and_streams_keep_it_away(plugin:
                         and (data_dir / "moved.txt").read_bytes() == b"rewritten+")
     finally:
         unmount(plugin, "wm")
+
+
+def test_writes_mode_a_rename_over_a_streamed_name(plugin: Plugin, data_dir: Path) -> None:
+    """The streams of a file a rename replaces no longer stand for the file of that name."""
+    (data_dir / "a").write_bytes(b"old a, streamed")
+    mp = mount(plugin, data_dir, "ro", **{"vfs-cache-mode": "writes", "vfs-write-back": "0.2s"})
+    try:
+        with open(mp / "a", "rb") as stream:
+            assert stream.read(3) == b"old"
+            with open(mp / "b", "wb") as w:  # new: written by the kernel
+                w.write(b"new b")
+                w.flush()
+                os.rename(mp / "b", mp / "a")
+                with open(mp / "a", "rb") as r:  # b's file, open in passthrough: must join (no EIO)
+                    assert r.read() == b"new b"
+        assert wait_for(lambda: (data_dir / "a").read_bytes() == b"new b")
+    finally:
+        unmount(plugin, "ro")
+
+
+def test_ftruncate_and_touch_of_kernel_written_files(plugin: Plugin, data_dir: Path) -> None:
+    mp = _full(plugin, data_dir, "ft")
+    try:
+        fd = os.open(mp / "log", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, b"x" * 4096)
+            os.ftruncate(fd, 0)  # as logrotate's copytruncate: the plugin must see the 4 KiB first
+            assert os.fstat(fd).st_size == 0
+            os.write(fd, b"after")
+        finally:
+            os.close(fd)
+        assert wait_for(lambda: (data_dir / "log").exists()
+                        and (data_dir / "log").read_bytes() == bytes(4096) + b"after")
+        # touch opens the file for writing and sets its times: a time change, not an upload
+        uploads = plugin.log_text().count("uploaded log ")
+        subprocess.run(["touch", "-d", "2020-01-01 00:00:00 UTC", str(mp / "log")], check=True)
+        assert wait_for(lambda: (data_dir / "log").stat().st_mtime_ns == 1_577_836_800_000_000_000)
+        time.sleep(0.6)  # write-back is 0.2 s
+        assert plugin.log_text().count("uploaded log ") == uploads
+        assert os.stat(mp / "log").st_mtime_ns == 1_577_836_800_000_000_000
+    finally:
+        unmount(plugin, "ft")
+
+
+def test_a_shared_mapping_written_after_close_is_uploaded(plugin: Plugin, data_dir: Path) -> None:
+    """The kernel serves a file; a writer that can read joins (it must), maps it shared, closes
+    it and keeps writing through the mapping. Where the mapping holds the cache file instead
+    of the FUSE file, the plugin hears of the close at once and must keep checking the file
+    (CacheItem.maybe_mapped; unit-tested in tests/unit/test_cache_passthrough.py); Linux 6.18
+    sends it at the munmap. Either way the bytes must reach the remote."""
+    mp = _full(plugin, data_dir, "mm")
+    blob = os.urandom(64 << 10)
+    (mp / "f").write_bytes(blob)
+    assert wait_for(lambda: (data_dir / "f").exists() and (data_dir / "f").read_bytes() == blob)
+    reader = os.open(mp / "f", os.O_RDONLY)
+    try:
+        assert wait_for(lambda: _served_by_kernel(plugin, mp, "mm", "f"), timeout=5)
+        fd = os.open(mp / "f", os.O_RDWR)
+        m = mmap.mmap(fd, 0)
+        os.close(fd)
+    finally:
+        os.close(reader)
+    time.sleep(0.5)  # both RELEASEs reach the plugin
+    m[:4] = b"MMAP"
+    m.flush()
+    m.close()
+    unmount(plugin, "mm")
+    assert (data_dir / "f").read_bytes() == b"MMAP" + blob[4:]

@@ -50,15 +50,15 @@ def test_only_a_wholly_cached_file_nobody_else_has_open_starts_it(tmp_path: Path
     pt = FakePassthrough()
     item = cache.get("f")
     item.open(lambda: backend.stat("f"), truncate=False)
-    assert item.open_passthrough(pt, writable=False) == 0  # nothing cached yet
+    assert item.open_passthrough(pt, writable=False, readable=True) == 0  # nothing cached yet
     buf = bytearray(64)
     item.read_into(memoryview(buf), 0)
     item.open(lambda: backend.stat("f"), truncate=False)  # a second open, served here
-    assert item.open_passthrough(pt, writable=False) == 0
+    assert item.open_passthrough(pt, writable=False, readable=True) == 0
     item.close()
-    assert item.open_passthrough(pt, writable=False) == 7
+    assert item.open_passthrough(pt, writable=False, readable=True) == 7
     item.open(lambda: backend.stat("f"), truncate=False)
-    assert item.open_passthrough(pt, writable=False) == 7  # then every open joins it
+    assert item.open_passthrough(pt, writable=False, readable=True) == 7  # then every open joins it
     item.close_passthrough(pt, writable=False)
     item.close()
     assert pt.closed == []
@@ -71,7 +71,7 @@ def test_a_writer_that_wrote_nothing_leaves_the_item_clean(tmp_path: Path) -> No
     backend, cache = setup(tmp_path)
     pt = FakePassthrough()
     item = cached_whole(backend, cache)
-    assert item.open_passthrough(pt, writable=True) == 7
+    assert item.open_passthrough(pt, writable=True, readable=False) == 7
     assert item.dirty and meta(cache)["Dirty"]  # on disk before the kernel may write
     assert os.stat(item.data_path).st_mtime_ns == KERNEL_WRITE_SENTINEL_NS
     item.sync_from_disk()  # a stat meanwhile
@@ -86,7 +86,7 @@ def test_a_writer_that_wrote_is_uploaded_with_the_data_file_size_and_mtime(tmp_p
     backend, cache = setup(tmp_path)
     pt = FakePassthrough()
     item = cached_whole(backend, cache)
-    item.open_passthrough(pt, writable=True)
+    item.open_passthrough(pt, writable=True, readable=False)
     fd = os.open(item.data_path, os.O_WRONLY)  # the kernel's write, as passthrough makes it
     os.pwrite(fd, b"!", 20)
     os.close(fd)
@@ -103,8 +103,49 @@ def test_a_writer_that_wrote_is_uploaded_with_the_data_file_size_and_mtime(tmp_p
 def test_a_restart_after_a_kill_mid_open_keeps_the_metadata_modtime(tmp_path: Path) -> None:
     backend, cache = setup(tmp_path)
     item = cached_whole(backend, cache)
-    item.open_passthrough(FakePassthrough(), writable=True)
+    item.open_passthrough(FakePassthrough(), writable=True, readable=False)
     # SIGKILL here: the next start finds a dirty item whose data file has the sentinel mtime
     again = Cache(backend, str(tmp_path / "cache"), "vol").get("f")
     assert again.load() and again.dirty
-    assert again.modtime_ns > 10**18  # the metadata's (the open's), not 1 ns after 1970
+    assert again.modtime_ns == 10**18  # the file's own, not the open's, nor 1 ns after 1970
+
+
+def test_a_writer_that_can_read_joins_but_never_starts_it_and_is_watched(tmp_path: Path) -> None:
+    backend, cache = setup(tmp_path)
+    pt = FakePassthrough()
+    item = cached_whole(backend, cache)
+    assert item.open_passthrough(pt, writable=True, readable=True) == 0  # O_RDWR could mmap it
+    item.close()
+    item.open(lambda: backend.stat("f"), truncate=False)
+    assert item.open_passthrough(pt, writable=False, readable=True) == 7  # a reader starts it
+    item.open(lambda: backend.stat("f"), truncate=False)
+    assert item.open_passthrough(pt, writable=True, readable=True) == 7  # O_RDWR must join
+    item.close_passthrough(pt, writable=True)
+    item.close()
+    item.close_passthrough(pt, writable=False)
+    item.close()
+    assert item in cache.watched and not item.dirty
+    assert cache._evict(item) == 0  # a mapping may still write it: never evicted
+    # a shared mapping writes the data file after the last close
+    fd = os.open(item.data_path, os.O_WRONLY)
+    os.pwrite(fd, b"M", 0)
+    os.close(fd)
+    cache.check_watched()
+    assert item.dirty and cache.writeback.pending() == 1
+    assert cache.writeback.flush(10)
+    assert (tmp_path / "remote" / "f").read_bytes() == b"Memote data"
+
+
+def test_a_truncate_sees_what_the_kernel_wrote(tmp_path: Path) -> None:
+    _backend, cache = setup(tmp_path)
+    pt = FakePassthrough()
+    item = cache.get("new")
+    item.open(lambda: None, truncate=True)
+    assert item.open_passthrough(pt, writable=True, readable=False) == 7
+    fd = os.open(item.data_path, os.O_WRONLY)
+    os.pwrite(fd, b"x" * 4096, 0)  # the kernel's write; item.size still says 0
+    os.close(fd)
+    item.truncate(0)  # as ftruncate(fd, 0) or another open with O_TRUNC
+    assert os.stat(item.data_path).st_size == 0 and item.size == 0
+    item.close_passthrough(pt, writable=True)
+    item.close()

@@ -74,7 +74,7 @@ def test_an_init_reply_without_the_second_flags_word_is_left_alone() -> None:
 
 def test_a_grant_applies_to_the_next_reply_on_its_thread_only() -> None:
     p = pt.Passthrough.__new__(pt.Passthrough)
-    p._init_reply_due, p._io, p._granted, p._lock = False, None, 0, threading.Lock()
+    p._init_reply_due, p._io, p._granted, p._lock, p._grants = False, None, 0, threading.Lock(), {}
     sent: list[bytes] = []
 
     def fake_writev(fd: int, address: int, count: int) -> int:
