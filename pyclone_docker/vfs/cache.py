@@ -581,6 +581,8 @@ class Cache:
 
         Each item moves whole or not at all: a refused name (ENAMETOOLONG, ...) leaves it
         where it was, under its old name, instead of losing track of it."""
+        if new != old and new in self.items:
+            self.remove(new)  # the file renamed over is gone, as if unlinked (an open one lives on)
         with self.lock:
             moves = [(p, new + p[len(old):]) for p in list(self.items) if p == old or p.startswith(old + "/")]
             for src, dst in moves:

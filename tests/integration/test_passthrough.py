@@ -388,3 +388,22 @@ def test_a_shared_mapping_written_after_close_is_uploaded(plugin: Plugin, data_d
     m.close()
     unmount(plugin, "mm")
     assert (data_dir / "f").read_bytes() == b"MMAP" + blob[4:]
+
+
+def test_a_rename_over_a_cached_open_file(plugin: Plugin, data_dir: Path) -> None:
+    """The cached copy of a file renamed over is the replaced file's, not the new one's."""
+    (data_dir / "b").write_bytes(b"b, never cached")
+    mp = _full(plugin, data_dir, "rn")
+    try:
+        (mp / "a").write_bytes(b"a, cached here")
+        assert wait_for(lambda: (data_dir / "a").exists())
+        with open(mp / "a", "rb") as old_a:  # the kernel serves it from a's cache file
+            assert old_a.read() == b"a, cached here"
+            os.rename(mp / "b", mp / "a")
+            assert (mp / "a").read_bytes() == b"b, never cached"
+            old_a.seek(0)
+            assert old_a.read() == b"a, cached here"  # as an unlinked open file
+        assert (mp / "a").read_bytes() == b"b, never cached"
+    finally:
+        unmount(plugin, "rn")
+    assert (data_dir / "a").read_bytes() == b"b, never cached"
