@@ -130,6 +130,8 @@ class Passthrough:
                 self._io = copy
         self.fd = fd
         self._init_reply_due = True
+        log.debug("FUSE passthrough: reply hook installed (%s)",
+                  "switched off between replies" if self._io is not None else "on every reply: libfuse's io not found")
         return True
 
     def grant(self, backing_id: int) -> None:
