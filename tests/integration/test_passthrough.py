@@ -142,7 +142,9 @@ def test_a_writer_joining_kernel_readers_is_tracked(plugin: Plugin, data_dir: Pa
         assert wait_for(lambda: (data_dir / "f").exists() and (data_dir / "f").stat().st_size == len(blob))
         with open(mp / "f", "rb") as reader:  # the kernel's now, so the writer must be too
             assert reader.read(4) == blob[:4]
+            assert wait_for(lambda: _served_by_kernel(plugin, mp, "wr", "f"), timeout=5)
             with open(mp / "f", "r+b") as w:
+                assert os.stat(_cache_file(plugin, "wr", "f")).st_mtime_ns == KERNEL_WRITE_SENTINEL_NS
                 w.seek(0, os.SEEK_END)
                 w.write(b"appended")
                 w.flush()
@@ -171,6 +173,7 @@ def test_truncating_open_and_unlink_of_a_kernel_served_file(plugin: Plugin, data
         (mp / "f").write_bytes(b"old contents")
         with open(mp / "f", "rb") as reader:
             assert reader.read() == b"old contents"
+            assert wait_for(lambda: _served_by_kernel(plugin, mp, "tr", "f"), timeout=5)
             with open(mp / "f", "wb") as w:  # O_TRUNC while the kernel serves the reader
                 w.write(b"new")
             reader.seek(0)
@@ -195,8 +198,10 @@ def test_sigkill_with_a_kernel_written_file_loses_nothing(plugin_factory, data_d
     blob = os.urandom(1 << 20)
     (mp / "f").write_bytes(blob)
     reader = os.open(mp / "f", os.O_RDONLY)
-    writer = os.open(mp / "f", os.O_RDWR)
+    assert wait_for(lambda: _served_by_kernel(p, mp, "ptcrash", "f"), timeout=5)
+    writer = os.open(mp / "f", os.O_RDWR)  # must join the kernel's reader
     try:
+        assert os.stat(_cache_file(p, "ptcrash", "f")).st_mtime_ns == KERNEL_WRITE_SENTINEL_NS
         os.pwrite(writer, b"late", len(blob))  # written by the kernel, the plugin never sees it
     finally:
         os.close(writer)
@@ -354,6 +359,7 @@ def test_ftruncate_and_touch_of_kernel_written_files(plugin: Plugin, data_dir: P
         assert wait_for(lambda: (data_dir / "log").exists()
                         and (data_dir / "log").read_bytes() == bytes(4096) + b"after")
         # touch opens the file for writing and sets its times: a time change, not an upload
+        assert wait_for(lambda: "uploaded log " in plugin.log_text())  # logged after the bytes land
         uploads = plugin.log_text().count("uploaded log ")
         subprocess.run(["touch", "-d", "2020-01-01 00:00:00 UTC", str(mp / "log")], check=True)
         assert wait_for(lambda: (data_dir / "log").stat().st_mtime_ns == 1_577_836_800_000_000_000)
