@@ -244,8 +244,12 @@ class CacheItem:
         The lookup runs under the item's lock: a stat taken before an upload finished would
         describe a half-written object and get the fresh copy dropped as stale."""
         with self.lock:
-            if self.maybe_mapped:
+            if self.maybe_mapped and self.opens == 0:
+                # checked while closed (nothing else writes the data file then), so it ends
+                # here: from now on the data file changes through opens we see
                 self.check_mapped_writes()
+                self.maybe_mapped = False
+                self.cache.watch(self, on=False)
             remote = remote_lookup()
             if self.opens == 0 and not self.dirty:
                 fp = fingerprint(remote, self.cache.backend, self.cache.fast_fingerprint, self.path) if remote else ""
@@ -300,8 +304,11 @@ class CacheItem:
                     return 0
                 self.passthrough_id = backing_id
             if writable:
-                if not self.passthrough_writers and not self._start_kernel_writes() and starting:
-                    self._undo_kernel_writes()  # Dirty did not reach the disk: write here instead
+                if not self.passthrough_writers and not self._start_kernel_writes():
+                    # Dirty did not reach the disk: a SIGKILL would lose what the kernel writes
+                    self._undo_kernel_writes()
+                    if not starting:  # the kernel would have to write it: refuse the open
+                        raise OSError(errno.ENOSPC, "cannot record the change on the cache disk", self.path)
                     passthrough.close_backing(self.passthrough_id)
                     self.passthrough_id = 0
                     return 0
@@ -523,6 +530,7 @@ class Cache:
         self.set_modtime = set_modtime  # --no-modtime: uploads keep the time of the upload
         self.items: dict[str, CacheItem] = {}
         self.watched: set[CacheItem] = set()  # items a shared mapping may still write (CacheItem.maybe_mapped)
+        self._watch_lock = threading.Lock()
         self.lock = threading.Lock()
         self.full_warned = False
         self.writeback = WriteBack(self, write_back, max(1, transfers), on_uploaded)
@@ -629,6 +637,7 @@ class Cache:
     def clean(self) -> int:
         """Evict items not open and not dirty: older than --vfs-cache-max-age, then least
         recently accessed first until under --vfs-cache-max-size. Returns items removed."""
+        self.check_watched()
         now = time.time_ns()
         removed = 0
         candidates = sorted((i for i in list(self.items.values()) if i.opens == 0 and not i.dirty),
@@ -670,16 +679,21 @@ class Cache:
         finally:
             item.lock.release()
 
-    def watch(self, item: CacheItem) -> None:
-        """Keep checking an item a shared mapping may still write (CacheItem.maybe_mapped)."""
-        with self.lock:
-            self.watched.add(item)
+    def watch(self, item: CacheItem, on: bool = True) -> None:
+        """Keep checking (or stop) an item a shared mapping may still write (maybe_mapped).
+        Its own lock: callers hold the item's, which Cache.lock must never wait behind."""
+        with self._watch_lock:
+            if on:
+                self.watched.add(item)
+            else:
+                self.watched.discard(item)
 
     def check_watched(self) -> None:
-        for item in list(self.watched):
+        with self._watch_lock:
+            items = list(self.watched)
+        for item in items:
             if item.deleted or self.items.get(item.path) is not item:
-                with self.lock:
-                    self.watched.discard(item)
+                self.watch(item, on=False)
                 continue
             item.check_mapped_writes()
 
@@ -703,6 +717,7 @@ class Cache:
 
     def shutdown(self, flush_timeout: float = 50.0) -> bool:
         """Upload everything dirty (bounded), stop the threads. True if nothing is left."""
+        self.check_watched()
         done = self.writeback.flush(flush_timeout)
         self._stop.set()
         self._kick.set()

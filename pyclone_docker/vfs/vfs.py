@@ -398,6 +398,9 @@ class VFS:
             item = self.cache.peek(p)
             pending = item is not None and item.dirty
             self.cache.remove(p)
+        if self._streams:
+            with self._lock:
+                self._drop_streams(p)  # they read a file that is gone: a new one may take the name
         try:
             self.backend.delete(p)
         except FileNotFoundError:
@@ -757,15 +760,20 @@ class VFS:
                 handle.path = dst + handle.path[len(src):]
         if not self._streams:
             return
-        for path in [q for q in self._streams if q == dst or q.startswith(dst + "/")]:
-            for stream in self._streams.pop(path):
-                stream.path = None
+        self._drop_streams(dst)
         for path in [q for q in self._streams if q == src or q.startswith(prefix)]:
             moved = dst + path[len(src):]
             streams = self._streams.pop(path)
             for stream in streams:
                 stream.path = moved
             self._streams.setdefault(moved, []).extend(streams)
+
+    def _drop_streams(self, path: str) -> None:
+        """The file (or directory) at `path` is gone: its streams stand for no file of that
+        name any more. Under self._lock."""
+        for name in [q for q in self._streams if q == path or q.startswith(path + "/")]:
+            for stream in self._streams.pop(name):
+                stream.path = None
 
     def _stream_closed(self, stream: _Stream) -> None:
         with self._lock:
@@ -879,11 +887,16 @@ class VFS:
             handle = self._handles.pop(fh, None)
             if handle is None:
                 continue
-            if isinstance(handle, CachedHandle) and handle.passthrough is not None and handle.writable:
-                # the kernel writes such a file without us: what it writes from now on stays in
-                # the cache file (through the plugin such writes would fail instead)
-                log.warning("%s is still open for writing at unmount: later writes are not uploaded",
-                            handle.path)
+            if isinstance(handle, CachedHandle) and handle.passthrough is not None:
+                if handle.writable:
+                    # the kernel writes such a file without us: what it writes from now on
+                    # stays in the cache file (through the plugin such writes would fail instead)
+                    log.warning("%s is still open for writing at unmount: later writes are not uploaded",
+                                handle.path)
+                    handle.item.sync_from_disk()  # what it wrote so far is uploaded
+                # the kernel keeps the file open in passthrough until the unmount ends: so do
+                # we (its backing id and counts), so that an open meanwhile joins it, not EIO
+                handle.passthrough = None
             try:
                 handle.release()
             except OSError as e:

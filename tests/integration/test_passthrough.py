@@ -341,6 +341,14 @@ def test_writes_mode_a_rename_over_a_streamed_name(plugin: Plugin, data_dir: Pat
                 with open(mp / "a", "rb") as r:  # b's file, open in passthrough: must join (no EIO)
                     assert r.read() == b"new b"
         assert wait_for(lambda: (data_dir / "a").read_bytes() == b"new b")
+        # an unlinked name is free too: a new file there goes to the kernel beside the old stream
+        with open(mp / "a", "rb") as stream:
+            assert stream.read(3) == b"new"
+            os.unlink(mp / "a")
+            with open(mp / "a", "wb") as w:
+                assert os.stat(_cache_file(plugin, "ro", "a")).st_mtime_ns == KERNEL_WRITE_SENTINEL_NS
+                w.write(b"third")
+        assert wait_for(lambda: (data_dir / "a").exists() and (data_dir / "a").read_bytes() == b"third")
     finally:
         unmount(plugin, "ro")
 

@@ -8,7 +8,9 @@ import os
 from pathlib import Path
 
 from pyclone_docker.backends.local import LocalBackend
+from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
 from pyclone_docker.vfs.cache import KERNEL_WRITE_SENTINEL_NS, Cache
+from pyclone_docker.vfs.vfs import VFS
 
 
 class FakePassthrough:
@@ -126,14 +128,59 @@ def test_a_writer_that_can_read_joins_but_never_starts_it_and_is_watched(tmp_pat
     item.close()
     assert item in cache.watched and not item.dirty
     assert cache._evict(item) == 0  # a mapping may still write it: never evicted
-    # a shared mapping writes the data file after the last close
+    # a shared mapping writes the data file after the last close (where the kernel reports
+    # the close before the munmap); the cleaner's next round sees it
     fd = os.open(item.data_path, os.O_WRONLY)
     os.pwrite(fd, b"M", 0)
     os.close(fd)
-    cache.check_watched()
+    cache.clean()
     assert item.dirty and cache.writeback.pending() == 1
     assert cache.writeback.flush(10)
     assert (tmp_path / "remote" / "f").read_bytes() == b"Memote data"
+    # the next open checks once more and ends the watch: changes come through opens again
+    item.open(lambda: backend.stat("f"), truncate=False)
+    assert not item.maybe_mapped and item not in cache.watched
+    item.close()
+
+
+def test_the_unmount_uploads_what_a_mapping_wrote_after_close(tmp_path: Path) -> None:
+    backend, cache = setup(tmp_path)
+    pt = FakePassthrough()
+    item = cached_whole(backend, cache)
+    item.open_passthrough(pt, writable=False, readable=True)
+    item.open(lambda: backend.stat("f"), truncate=False)
+    item.open_passthrough(pt, writable=True, readable=True)
+    for writable in (True, False):
+        item.close_passthrough(pt, writable)
+        item.close()
+    fd = os.open(item.data_path, os.O_WRONLY)
+    os.pwrite(fd, b"U", 0)
+    os.close(fd)
+    assert cache.shutdown(10)
+    assert (tmp_path / "remote" / "f").read_bytes() == b"Uemote data"
+
+
+def test_an_unmount_keeps_the_kernels_files_in_passthrough(tmp_path: Path) -> None:
+    """close_all (before the unmount) forgets the handles, but the kernel keeps such files open
+    until the unmount ends: an open meanwhile must join the same backing id, and what the
+    kernel wrote so far is uploaded."""
+    backend, cache = setup(tmp_path)
+    pt = FakePassthrough()
+    pt.grant = lambda backing_id: None
+    opts = OptionValues.defaults(VOLUME_OPTIONS)
+    opts.vfs_cache_mode = "full"
+    vfs = VFS(backend, opts, cache=cache)
+    vfs.passthrough = pt
+    fh = vfs.create("/new", 0o644, os.O_WRONLY)
+    item = cache.peek("new")
+    assert item.passthrough_id == 7
+    fd = os.open(item.data_path, os.O_WRONLY)
+    os.pwrite(fd, b"kernel bytes", 0)  # the kernel's write
+    os.close(fd)
+    vfs.close_all()
+    assert item.passthrough_id == 7 and pt.closed == []
+    assert (tmp_path / "remote" / "new").read_bytes() == b"kernel bytes"
+    assert vfs.open_files() == 0 and fh
 
 
 def test_a_truncate_sees_what_the_kernel_wrote(tmp_path: Path) -> None:
