@@ -187,12 +187,16 @@ class Passthrough:
                 with self._lock:
                     backing_id = self._grants.pop(threading.get_native_id(), 0)
                 if backing_id:
-                    _mark_open_reply((_IoVec * count).from_address(iov_address), count, backing_id)
-                    self._replied(1)
+                    try:
+                        _mark_open_reply((_IoVec * count).from_address(iov_address), count, backing_id)
+                    finally:
+                        self._replied(1)
             if self._init_reply_due:
                 self._init_reply_due = False
-                _mark_init_reply((_IoVec * count).from_address(iov_address), count)
-                self._replied(0)
+                try:
+                    _mark_init_reply((_IoVec * count).from_address(iov_address), count)
+                finally:
+                    self._replied(0)
         except BaseException:
             log.exception("FUSE passthrough: cannot mark a reply")
         return self._sys_writev(fd, iov_address, count)
