@@ -160,10 +160,12 @@ def test_the_unmount_uploads_what_a_mapping_wrote_after_close(tmp_path: Path) ->
     assert (tmp_path / "remote" / "f").read_bytes() == b"Uemote data"
 
 
-def test_an_unmount_keeps_the_kernels_files_in_passthrough(tmp_path: Path) -> None:
+def test_an_unmount_keeps_the_kernels_files_in_passthrough(tmp_path: Path, monkeypatch) -> None:
     """close_all (before the unmount) forgets the handles, but the kernel keeps such files open
     until the unmount ends: an open meanwhile must join the same backing id, and what the
     kernel wrote so far is uploaded."""
+    # outside a FUSE request there is no caller to take the owner from (NULL on a clean machine)
+    monkeypatch.setattr("pyclone_docker._vendor.mfusepy.fuse_get_context", lambda: (0, 0, 0))
     backend, cache = setup(tmp_path)
     pt = FakePassthrough()
     pt.grant = lambda backing_id: None
