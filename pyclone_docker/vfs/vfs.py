@@ -420,12 +420,17 @@ class VFS:
         if entry.is_dir and self.cache is not None and self.cache.has_pending_under(dst):
             # replacing a directory that looks empty on the remote would orphan those files
             raise OSError(errno.ENOTEMPTY, "directory not empty (files not uploaded yet)", dst)
+        replaced = self._stop_upload_of_replaced(dst) if self.cache is not None and src != dst else None
         try:
             self.backend.move(src, dst)
         except FileNotFoundError:
             item = self.cache.peek(src) if self.cache is not None else None
             if item is None or not item.dirty:
+                self._resume_upload(replaced)
                 raise  # else: not uploaded yet; it will be uploaded under its new name
+        except BaseException:
+            self._resume_upload(replaced)
+            raise
         if self.cache is not None:
             self.cache.rename(src, dst)
         self.specials.remove(dst)  # a file or directory moved over a special node
@@ -447,6 +452,27 @@ class VFS:
             # not when the upload lands or the listing expires
             self.dircache.put(dst, dataclasses.replace(entry))
         return 0
+
+    def _stop_upload_of_replaced(self, dst: str) -> Any:
+        """Before a rename over a file not uploaded yet: an upload of it running now ends first
+        (its item's lock), and none starts later (it is no longer dirty), or it would land on
+        the remote after the move and put the replaced bytes back over the renamed file.
+        Returns the item to resume (_resume_upload) if the rename fails."""
+        assert self.cache is not None
+        item = self.cache.peek(dst)
+        if item is None:
+            return None
+        with item.lock:
+            if not item.dirty or item.opens:
+                return None  # nothing queued (an open one is uploaded only after its close)
+            item.dirty = False
+        return item
+
+    def _resume_upload(self, item: Any) -> None:
+        if item is not None:
+            with item.lock:
+                item.dirty = True
+            self.cache.writeback.schedule(item.path)
 
     def _rename_special(self, src: str, dst: str) -> int:
         try:
