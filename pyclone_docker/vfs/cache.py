@@ -47,7 +47,7 @@ PASSTHROUGH_WRITE_ROOM = 1 << 30  # free cache disk below which writers stay on 
 KERNEL_WRITE_SENTINEL_NS = 1  # a data file's mtime while the kernel may write it (see _start_kernel_writes)
 
 
-def fingerprint(entry: Entry, backend: Backend, fast: bool, path: str) -> str:
+def fingerprint(entry: Entry, backend: Backend, fast: bool, path: str, with_hash: bool = True) -> str:
     """rclone's fs.Fingerprint: size, then modtime and hash where the backend has them;
     --vfs-fast-fingerprint leaves out whichever of the two is slow on this backend."""
     parts = [str(entry.size)]
@@ -56,13 +56,25 @@ def fingerprint(entry: Entry, backend: Backend, fast: bool, path: str) -> str:
         stamp = datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         frac = f".{ns:09d}".rstrip("0").rstrip(".")
         parts.append(f"{stamp}{frac} +0000 UTC")
-    kind = fingerprint_hash(backend, fast)
+    kind = fingerprint_hash(backend, fast) if with_hash else ""
     if kind:
         try:
             parts.append(backend.hash(path, kind))
         except OSError as e:  # as rclone: a hash that can't be had is left out
             log.debug("%s: no %s hash for the fingerprint: %s", path, kind, e)
     return ",".join(parts)
+
+
+def refingerprint(old: str, entry: Entry, backend: Backend, fast: bool, path: str) -> str:
+    """The fingerprint of an object whose times alone we just changed: size and modtime from
+    the remote's entry now, the hash carried over (the bytes are the same, and hashing them
+    again would read the whole object)."""
+    new = fingerprint(entry, backend, fast, path, with_hash=False)
+    if fingerprint_hash(backend, fast):
+        parts = old.split(",")
+        if len(parts) == new.count(",") + 2:  # the old one has a hash (it may have been left out)
+            new += "," + parts[-1]
+    return new
 
 
 def fingerprint_hash(backend: Backend, fast: bool) -> str:
@@ -678,6 +690,24 @@ class Cache:
             return held
         finally:
             item.lock.release()
+
+    def times_changed(self, path: str, remote: Entry) -> None:
+        """We set the remote object's modtime: a clean cached copy stays valid (its bytes did
+        not change), so it must not look stale at the next open and be fetched again."""
+        item = self.peek(path)
+        if item is None:
+            return
+        with item.lock:
+            # clean, or dirty only because a writer the kernel serves is open and wrote nothing
+            clean = not item.dirty or (item.passthrough_writers > 0 and not item.kernel_wrote
+                                       and item.clean_before is not None)
+            if not clean or not item.fp or remote.size != item.size:
+                return
+            item.fp = refingerprint(item.fp, remote, self.backend, self.fast_fingerprint, path)
+            if not item.dirty:
+                item.modtime_ns = remote.mtime_ns
+                if not item.opens:
+                    item.persist()
 
     def watch(self, item: CacheItem, on: bool = True) -> None:
         """Keep checking (or stop) an item a shared mapping may still write (maybe_mapped).

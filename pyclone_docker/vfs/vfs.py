@@ -601,7 +601,9 @@ class VFS:
                 if writer is None:
                     raise
             else:
-                self._refresh(p)
+                remote = self._refresh(p)
+                if self.cache is not None:
+                    self.cache.times_changed(p, remote)
         return 0
 
     def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:

@@ -238,3 +238,35 @@ def test_fsync_reaches_the_cache_disk(tmp_path: Path, monkeypatch) -> None:
         finally:
             cache.shutdown(10)
         assert (tmp_path / "remote" / f"db-{mode}").read_bytes() == b"page" * 1024 + b"more"
+
+
+def test_setting_times_keeps_a_cached_copy_valid(tmp_path: Path, monkeypatch) -> None:
+    """touch of a cached file: the remote's modtime changes, the bytes do not; the next open
+    must not take the copy for stale and fetch it all again (the hash is carried over)."""
+    monkeypatch.setattr("pyclone_docker._vendor.mfusepy.fuse_get_context", lambda: (0, 0, 0))
+    from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
+    from pyclone_docker.vfs.vfs import VFS
+
+    backend, cache, data = make(tmp_path, 3 * M)
+    opts = OptionValues.defaults(VOLUME_OPTIONS)
+    opts.vfs_cache_mode = "full"
+    vfs = VFS(backend, opts, cache=cache)
+    fh = vfs.open("/f", os.O_RDONLY)
+    buf = bytearray(3 * M)
+    assert vfs.read_into(fh, memoryview(buf), 0) == 3 * M and bytes(buf) == data
+    vfs.release("/f", fh)
+    fetched = len(backend.reads)
+    vfs.utimens("/f", (None, 1_600_000_000_123_456_789))
+    assert os.stat(tmp_path / "remote" / "f").st_mtime_ns == 1_600_000_000_123_456_789
+    fh = vfs.open("/f", os.O_RDONLY)
+    assert vfs.read_into(fh, memoryview(buf), 0) == 3 * M and bytes(buf) == data
+    vfs.release("/f", fh)
+    assert len(backend.reads) == fetched  # served from the cache, not fetched again
+    assert vfs.getattr("/f")["st_mtime"] == 1_600_000_000_123_456_789
+    # a change of the bytes on the remote is still caught (the size alone may not move)
+    (tmp_path / "remote" / "f").write_bytes(b"x" * (3 * M))
+    os.utime(tmp_path / "remote" / "f", ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
+    vfs.forget_all()
+    fh = vfs.open("/f", os.O_RDONLY)
+    assert vfs.read_into(fh, memoryview(buf), 0) == 3 * M and bytes(buf) == b"x" * (3 * M)
+    vfs.release("/f", fh)
