@@ -88,13 +88,15 @@ class Passthrough:
         self._init_reply_due = False
         self._writev_cb = _WRITEV(self._writev)  # referenced here for as long as libfuse may call it
         self._hook = ctypes.cast(self._writev_cb, ctypes.c_void_p).value
-        libc = ctypes.CDLL(None)
+        from .mount import libc_handle  # mount imports this module
+
+        libc = libc_handle()  # use_errno: writev's and ioctl's errno are read after the call
         self._libc_writev = ctypes.cast(libc.writev, ctypes.c_void_p).value
         self._libc_read = ctypes.cast(libc.read, ctypes.c_void_p).value
-        self._sys_writev = ctypes.CDLL(None, use_errno=True).writev
+        self._sys_writev = libc.writev
         self._sys_writev.restype = ctypes.c_ssize_t
         self._sys_writev.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
-        self._ioctl = ctypes.CDLL(None, use_errno=True).ioctl
+        self._ioctl = libc.ioctl
         self._io: _CustomIo | None = None  # libfuse's copy of the custom io, when found
         self._granted = 0  # granted opens whose reply has not passed yet
         # backing id by native thread id: the reply follows the open callback on its thread, but

@@ -378,12 +378,8 @@ class CacheItem:
                 st = os.stat(self.data_path)
             except OSError:
                 return
-            stamp = (st.st_size, st.st_mtime_ns)
-            if stamp == self.disk_stamp:
+            if not self._adopt_data_file(st):
                 return
-            self.disk_stamp = stamp
-            self.size, self.modtime_ns = st.st_size, st.st_mtime_ns
-            self.ranges = RangeSet([(0, self.size)])
             self.dirty = True
             self.dirty_synced = False
             self.persist()
@@ -395,13 +391,19 @@ class CacheItem:
         with self.lock:
             if not self.passthrough_writers or self.fd < 0:
                 return
-            st = os.fstat(self.fd)
-            stamp = (st.st_size, st.st_mtime_ns)
-            if stamp != self.disk_stamp:  # written since: a utime since the last write stays
-                self.disk_stamp = stamp
-                self.size, self.modtime_ns = st.st_size, st.st_mtime_ns
-                self.ranges = RangeSet([(0, self.size)])
+            if self._adopt_data_file(os.fstat(self.fd)):  # a utime since the last write stays
                 self.kernel_wrote = True
+
+    def _adopt_data_file(self, st: os.stat_result) -> bool:
+        """Take size and mtime from the data file if it changed since last seen (written
+        without us: by the kernel, or through a mapping); the file is whole either way."""
+        stamp = (st.st_size, st.st_mtime_ns)
+        if stamp == self.disk_stamp:
+            return False
+        self.disk_stamp = stamp
+        self.size, self.modtime_ns = st.st_size, st.st_mtime_ns
+        self.ranges = RangeSet([(0, self.size)])
+        return True
 
     def touched(self) -> None:
         """A change made here (a utime) while the kernel writes: the item stays dirty."""

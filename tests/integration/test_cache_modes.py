@@ -16,10 +16,10 @@ import pytest
 from .conftest import Plugin
 
 
-def mount(plugin: Plugin, data: Path, name: str, **opts: str) -> Path:
+def mount(plugin: Plugin, data: Path, name: str, mount_id: str = "t", **opts: str) -> Path:
     c = plugin.client
     c.ok("VolumeDriver.Create", {"Name": name, "Opts": {"type": "local", "path": str(data), **opts}})
-    return Path(c.ok("VolumeDriver.Mount", {"Name": name, "ID": "t"})["Mountpoint"])
+    return Path(c.ok("VolumeDriver.Mount", {"Name": name, "ID": mount_id})["Mountpoint"])
 
 
 def unmount(plugin: Plugin, name: str) -> None:
@@ -171,9 +171,7 @@ def test_eviction_with_tiny_limits(plugin: Plugin, data_dir: Path) -> None:
 def test_sigkill_during_write_back_loses_nothing(plugin_factory, data_dir: Path) -> None:
     p = plugin_factory()
     c = p.client
-    c.ok("VolumeDriver.Create", {"Name": "crash", "Opts": {"type": "local", "path": str(data_dir),
-                                                           "vfs-cache-mode": "writes", "vfs-write-back": "1h"}})
-    mp = Path(c.ok("VolumeDriver.Mount", {"Name": "crash", "ID": "live"})["Mountpoint"])
+    mp = mount(p, data_dir, "crash", "live", **{"vfs-cache-mode": "writes", "vfs-write-back": "1h"})
     sums = {}
     for i in range(200):
         blob = os.urandom(1000 + i * 37)

@@ -192,9 +192,7 @@ def test_truncating_open_and_unlink_of_a_kernel_served_file(plugin: Plugin, data
 def test_sigkill_with_a_kernel_written_file_loses_nothing(plugin_factory, data_dir: Path) -> None:
     p = plugin_factory()
     c = p.client
-    c.ok("VolumeDriver.Create", {"Name": "ptcrash", "Opts": {"type": "local", "path": str(data_dir),
-                                                             "vfs-cache-mode": "full", "vfs-write-back": "1h"}})
-    mp = Path(c.ok("VolumeDriver.Mount", {"Name": "ptcrash", "ID": "live"})["Mountpoint"])
+    mp = mount(p, data_dir, "ptcrash", "live", **{"vfs-cache-mode": "full", "vfs-write-back": "1h"})
     blob = os.urandom(1 << 20)
     (mp / "f").write_bytes(blob)
     reader = os.open(mp / "f", os.O_RDONLY)
