@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 from ..mount import tune_malloc
 from . import api as apimod
 from .driver import Driver
-from .httpserver import HttpServer
-from .state import atomic_write
+from ..lib.httpserver import HttpServer
+from ..lib.atomic import atomic_write
 
 if TYPE_CHECKING:
     from ..rc import RcServer

@@ -10,7 +10,7 @@ from typing import Any
 from ..backends.base import Backend
 from ..mount import FuseMount
 from .options import VolumeSpec
-from .state import format_created, format_rfc3339, parse_created
+from ..lib.timefmt import format_created, format_rfc3339, parse_created
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 MAX_NAME = 255

@@ -19,7 +19,6 @@ import heapq
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -35,12 +34,13 @@ from ..backends.base import (
     Entry,
     read_full,
 )
-from ..docker.state import atomic_write, format_created, parse_created
+from ..lib.atomic import TEMP_NAME as _ATOMIC_TMP
+from ..lib.atomic import atomic_write
+from ..lib.timefmt import format_created, parse_created
 from .ranges import RangeSet
 
 log = logging.getLogger("pyclone.vfs.cache")
 
-_ATOMIC_TMP = re.compile(r"\..+\.[0-9a-f]{12}\Z")  # docker.state.atomic_write's temp files
 FETCH_BLOCK = 1 << 20  # download granularity for on-demand reads
 UPLOAD_BLOCK = 1 << 20
 PASSTHROUGH_WRITE_ROOM = 1 << 30  # free cache disk below which writers stay on the plugin's path

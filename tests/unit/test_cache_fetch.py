@@ -193,8 +193,8 @@ def test_fsync_reaches_the_cache_disk(tmp_path: Path, monkeypatch) -> None:
     """fsync(2) on a cached file syncs its cache file (fdatasync for datasync) and, once per
     dirty spell, the metadata that makes the next start upload it. rclone's mount answers
     fsync with nothing done; an application that asks for durability gets it here."""
-    from pyclone_docker.docker import state
     from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
+    from pyclone_docker.lib import atomic as state
     from pyclone_docker.vfs.vfs import VFS
 
     calls: list[tuple[str, int]] = []

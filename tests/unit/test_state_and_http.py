@@ -8,8 +8,9 @@ import stat
 
 import pytest
 
-from pyclone_docker.docker.httpserver import MAX_BODY, ParseError, parse_request
-from pyclone_docker.docker.state import StateFile, format_created, format_rfc3339, parse_created
+from pyclone_docker.lib.httpserver import MAX_BODY, ParseError, parse_request
+from pyclone_docker.docker.state import StateFile
+from pyclone_docker.lib.timefmt import format_created, format_rfc3339, parse_created
 
 
 def test_created_formats_match_go() -> None:
