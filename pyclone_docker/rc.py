@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import __version__
-from .docker.httpserver import REASONS, HttpServer, Request, Response, parse_request
+from .lib.httpserver import REASONS, HttpServer, Request, Response, parse_request
 from .parsers import _go_quote, parse_bool
 
 if TYPE_CHECKING:

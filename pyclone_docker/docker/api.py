@@ -11,8 +11,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..lib.httpserver import Request, Response
 from .driver import Driver, DriverError
-from .httpserver import Request, Response
 
 log = logging.getLogger("pyclone.api")
 

@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from pyclone_docker.lib.httpserver import MAX_BODY, ParseError, parse_request
 from pyclone_docker.docker.state import StateFile
+from pyclone_docker.lib.httpserver import MAX_BODY, ParseError, parse_request
 from pyclone_docker.lib.timefmt import format_created, format_rfc3339, parse_created
 
 
