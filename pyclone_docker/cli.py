@@ -239,7 +239,7 @@ def _rc_server(pf: ParsedFlags, driver: Driver) -> RcServer | None:
 def _exit_if_fuse_still_serving(code: int) -> None:
     """A mount that would not go (busy, detached lazily) still has libfuse workers: end the
     process here rather than let the interpreter's teardown run under them."""
-    from . import mount
+    from .fuse import mount
 
     if mount.still_serving():
         import logging

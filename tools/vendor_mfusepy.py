@@ -20,7 +20,7 @@ here as exact text edits so that an upgrade shows where they no longer apply:
 6. create's arity is looked up once, not with inspect.signature() per created file.
 7. utimensat's UTIME_NOW / UTIME_OMIT mean now / leave it.
 8. libfuse workers keep their Python thread state and give back big-write buffer pages
-   (pyclone_docker/fuse_workers.py); splice reads are turned off.
+   (pyclone_docker/fuse/workers.py); splice reads are turned off.
 
 Usage: python3 tools/vendor_mfusepy.py [path/to/mfusepy.py]
 """
@@ -214,7 +214,7 @@ EDITS: list[tuple[str, str]] = [
         "        if not self._create_takes_flags:\n"
         "            fi.fh = self.operations.create(decoded_path, mode)\n",
     ),
-    # 8. libfuse workers (pyclone_docker/fuse_workers.py): each keeps its Python thread state
+    # 8. libfuse workers (pyclone_docker/fuse/workers.py): each keeps its Python thread state
     #    for its life instead of one created and destroyed per request, and gives back the
     #    pages of its request buffer after big writes; splice reads off so that write data is
     #    in that buffer.
@@ -222,7 +222,7 @@ EDITS: list[tuple[str, str]] = [
         "from signal import SIG_DFL, SIGINT, SIGTERM, signal\n",
         "from signal import SIG_DFL, SIGINT, SIGTERM, signal\n"
         "\n"
-        "from .. import fuse_workers as _workers  # pyclone\n",
+        "from ..fuse import workers as _workers  # pyclone\n",
     ),
     (
         "    def _wrapper(self, func, *args, **kwargs):\n"

@@ -34,7 +34,7 @@ from ctypes import CFUNCTYPE, POINTER, c_char_p, c_int, c_size_t, c_ssize_t, c_u
 from ctypes.util import find_library
 from signal import SIG_DFL, SIGINT, SIGTERM, signal
 
-from .. import fuse_workers as _workers  # pyclone
+from ..fuse import workers as _workers  # pyclone
 from stat import S_IFDIR
 from typing import TYPE_CHECKING, Any, Optional, Union, get_type_hints
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import fs as fsmod
-from .. import mount as mountmod
 from .. import rcconfig
 from ..flags import OptionValues
+from ..fuse import mount as mountmod
+from ..fuse.ops import FuseOps
 from ..vfs.cache import Cache
 from ..vfs.vfs import VFS
 from .options import OptionError, VolumeSpec, parse_volume_options, redact_options, saved_options
@@ -299,7 +300,7 @@ class Driver:
             if mountmod.is_mountpoint(vol.mountpoint):
                 mountmod.umount(vol.mountpoint, lazy=True)
             devname = spec.values.devname or fsmod.redact(spec.fs_string)
-            m = mountmod.FuseMount(vol.mountpoint, vfs, spec.values, devname, on_exit=self._mount_died)
+            m = mountmod.FuseMount(vol.mountpoint, FuseOps(vfs), spec.values, devname, on_exit=self._mount_died)
             m.start(timeout=min(float(spec.values.daemon_wait) or 30.0, 60.0))
         except DriverError:
             raise

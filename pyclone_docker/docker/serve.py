@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..mount import tune_malloc
+from ..lib.atomic import atomic_write
+from ..lib.httpserver import HttpServer
+from ..lib.libc import tune_malloc
 from . import api as apimod
 from .driver import Driver
-from ..lib.httpserver import HttpServer
-from ..lib.atomic import atomic_write
 
 if TYPE_CHECKING:
     from ..rc import RcServer

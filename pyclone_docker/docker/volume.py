@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends.base import Backend
-from ..mount import FuseMount
-from .options import VolumeSpec
+from ..fuse.mount import FuseMount
 from ..lib.timefmt import format_created, format_rfc3339, parse_created
+from .options import VolumeSpec
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 MAX_NAME = 255

@@ -1,15 +1,16 @@
-"""The VFS: a fusepy-API operations object over one Backend.
+"""The VFS: path operations over one Backend, as a filesystem sees them.
 
 It keeps rclone's VFS semantics (directory cache, cache-mode rules, permission flags)
 and adds what a POSIX user expects where the backend can store it: chmod, chown and
-utimens on a `local` backend change the real files.
+utimens on a `local` backend change the real files. It knows nothing of FUSE: the mount's
+adapter (fuse/ops.py) hands it paths and the caller of each request, and gets back
+entries and open-file handles.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno
-import itertools
 import logging
 import os
 import stat
@@ -27,31 +28,19 @@ from ..backends.base import (
     Entry,
 )
 from ..flags import PROCESS_UMASK, OptionValues
-from ..fuse_passthrough import Passthrough
 from .cache import Cache
 from .dircache import DirCache
 from .handles import CachedHandle, ReadHandle, WriteHandle
+from .perms import Perms
 from .special import SpecialNodes
 
 log = logging.getLogger("pyclone.vfs")
 
 _ACCMODE = os.O_ACCMODE
 _FAKE_TOTAL = 1 << 50  # what rclone reports as total when the backend can't say (1 PiB)
-_BLOCK = 4096
 
-
-class _DirHandle:
-    __slots__ = ("path", "entries")
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.entries: list[Any] | None = None
-
-    def release(self) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
+Caller = tuple[int, int, int]  # (uid, gid, pid) of the process a request is made for
+ROOT: Caller = (0, 0, 0)
 
 
 def _internal(path: str | None) -> str:
@@ -61,23 +50,10 @@ def _internal(path: str | None) -> str:
     return path.strip("/")
 
 
-class _Stream:
-    """A read-only open streamed from the remote (writes mode with passthrough): the name of
-    the file it reads, None once that file was replaced or the open closed."""
-
-    __slots__ = ("path",)
-
-    def __init__(self, path: str) -> None:
-        self.path: str | None = path
-
-
 class VFS:
-    """fusepy-style operations. Attribute names below are looked up by the FUSE binding."""
-
-    use_ns = True  # times are integer nanoseconds
-    # flag_nopath would save libfuse a path lookup per read/write, but the binding then
-    # passes no path to readdir, fchmod or futimens either, and those need it.
-    flag_nullpath_ok = True
+    """Paths are '/a/b' or 'a/b' (None: an unlinked open file's, ENOENT); errors are OSError
+    with an errno; opens return handles (vfs/handles.py) whose read_into/write_from serve
+    the data, and that release() closes."""
 
     def __init__(self, backend: Backend, opts: OptionValues, explicit: frozenset[str] = frozenset(),
                  cache: Cache | None = None, buffer_size: int = 16 << 20) -> None:
@@ -87,95 +63,28 @@ class VFS:
         self.read_only = bool(opts.read_only)
         self.cache_mode = opts.vfs_cache_mode if cache is not None else "off"
         self.cache = cache
-        if self.cache_mode in ("writes", "full"):
-            # Every write goes to the disk cache here, so FLUSH has nothing to do: without the
-            # callback libfuse answers ENOSYS once and the kernel stops sending FLUSH on every
-            # close (one round trip less per file). Modes off and minimal stream writes and
-            # report upload errors at close, so they keep it.
-            self.flush = None
         self._list_backend = self._list if cache is not None else backend.list
-        # set by the mount where the kernel may serve wholly cached files (fuse_passthrough.py)
-        self.passthrough: Passthrough | None = None
         self.specials = SpecialNodes()
         self.dircache = DirCache(self._list_with_specials, float(opts.dir_cache_time))
-        self._handles: dict[int, Any] = {}
-        self._next_fh = itertools.count(1)
+        self._open: set[Any] = set()  # every open file's handle (renames follow them, close_all)
         self._writers: dict[str, WriteHandle] = {}
-        # writes mode with passthrough: the read-only opens streamed from the remote, by the
-        # name of the file they read (open(), _move_streams)
-        self._streams: dict[str, list[_Stream]] = {}
         self._lock = threading.Lock()
         feats = backend.features
         self._can_chmod = FEATURE_CHMOD in feats
         self._can_chown = FEATURE_CHOWN in feats and os.geteuid() == 0
         self._can_modtime = FEATURE_MODTIME in feats and not opts.no_modtime
-        umask = int(opts.umask)
-        # rclone's attributes unless the backend stores real ones and the user didn't override
-        self._dir_mode = stat.S_IFDIR | (int(opts.dir_perms) & ~umask & 0o7777)
-        self._file_mode = stat.S_IFREG | (int(opts.file_perms) & ~umask & 0o7777)
-        self._use_real_mode = self._can_chmod and not explicit & {"umask", "dir_perms", "file_perms"}
-        self._uid = int(opts.uid)
-        self._gid = int(opts.gid)
-        self._uid_explicit, self._gid_explicit = "uid" in explicit, "gid" in explicit
-        self._use_real_uid = self._can_chown and "uid" not in explicit
-        self._use_real_gid = self._can_chown and "gid" not in explicit
+        self.perms = Perms(opts, explicit, self._can_chmod, self._can_chown)
         self._root = Entry("", True, mtime_ns=time.time_ns())
         self._root_time = 0.0
         if FEATURE_CHANGE_NOTIFY in backend.features and float(opts.poll_interval) > 0:
             # --poll-interval: the backend reports changed paths; their directories are re-listed
             backend.change_notify(self._changed, float(opts.poll_interval))
 
-    def init_with_config(self, conn: Any, config: Any) -> None:
-        """FUSE init: take over libfuse's reply path, where the mount offers passthrough."""
-        if self.passthrough is not None and not self.passthrough.install():
-            self.passthrough = None
-
     def _changed(self, path: str) -> None:
         self.dircache.forget_tree(path)
         self.dircache.forget_tree(path.rpartition("/")[0])
 
     # --- attributes -------------------------------------------------------------------
-
-    def _attrs(self, e: Entry) -> dict[str, int]:
-        if e.special:
-            return self._special_attrs(e)
-        if e.is_dir:
-            mode = self._dir_mode
-            if self._use_real_mode and e.mode is not None:
-                mode = stat.S_IFDIR | e.mode
-        else:
-            mode = self._file_mode
-            if self._use_real_mode and e.mode is not None:
-                mode = stat.S_IFREG | e.mode
-        size = e.size
-        return {
-            "st_mode": mode,
-            "st_nlink": 2 if e.is_dir else 1,
-            "st_size": size,
-            "st_blocks": (size + 511) >> 9,
-            "st_blksize": _BLOCK,
-            "st_uid": e.uid if self._use_real_uid and e.uid is not None else self._uid,
-            "st_gid": e.gid if self._use_real_gid and e.gid is not None else self._gid,
-            "st_mtime": e.mtime_ns,
-            "st_atime": e.mtime_ns,
-            "st_ctime": e.ctime_ns or e.mtime_ns,  # chmod, chown and renames move it (local)
-        }
-
-    def _special_attrs(self, e: Entry) -> dict[str, int]:
-        return {
-            "st_mode": e.special | (e.mode or 0),
-            "st_nlink": 1,
-            "st_size": 0,
-            "st_blocks": 0,
-            "st_blksize": _BLOCK,
-            "st_rdev": e.rdev,
-            # the owner it was made or chowned to, unless --uid/--gid say otherwise
-            "st_uid": self._uid if self._uid_explicit or e.uid is None else e.uid,
-            "st_gid": self._gid if self._gid_explicit or e.gid is None else e.gid,
-            "st_mtime": e.mtime_ns,
-            "st_atime": e.mtime_ns,
-            "st_ctime": e.ctime_ns or e.mtime_ns,
-        }
 
     def _lookup(self, path: str) -> Entry:
         if not path:
@@ -194,7 +103,7 @@ class VFS:
         if entry is None:
             raise FileNotFoundError(errno.ENOENT, "no such file", path)
         head, _, name = path.rpartition("/")
-        return self._live(head, name, entry)  # the newest size may be local
+        return self.live(head, name, entry)  # the newest size may be local
 
     def _path(self, path: str | None, create: bool = False) -> str:
         """The backend path for a FUSE path; with --vfs-case-insensitive, an existing name that
@@ -247,13 +156,18 @@ class VFS:
             return None
         return None if entry.is_dir else entry
 
-    def getattr(self, path: str | None, fh: int | None = None) -> dict[str, int]:
-        if fh is not None and path is None:
-            handle = self._handles.get(fh)
-            if handle is None:
-                raise OSError(errno.EBADF, "bad file handle")
-            path = "/" + handle.path
-        return self._attrs(self._lookup(self._path(path)))
+    def stat(self, path: str | None) -> Entry:
+        """The entry at `path`, with the newest size and modtime of a file open here (live())."""
+        return self._lookup(self._path(path))
+
+    def resolve(self, path: str | None) -> str:
+        """The backend path for a path given to the VFS (see _path)."""
+        return self._path(path)
+
+    def list_dir(self, path: str) -> dict[str, Entry]:
+        """A directory's entries by name, `path` a backend path as resolve() gives; each entry
+        is as listed: live() gives the newest size of a file open here."""
+        return self.dircache.children(path)
 
     def _refresh(self, path: str) -> Entry:
         """Re-read one entry from the backend after we changed it."""
@@ -267,32 +181,7 @@ class VFS:
 
     # --- directories ------------------------------------------------------------------
 
-    def opendir(self, path: str) -> int:
-        return self._register(_DirHandle(self._path(path)))
-
-    def readdir_with_offset(self, path: str | None, offset: int, fh: int) -> Any:
-        """Entries from `offset` on, with their attributes and offsets.
-
-        Offsets make libfuse3 answer READDIRPLUS with full attributes, so `ls -l` costs the
-        kernel no lookup per entry. The listing is a snapshot taken at the first call, as
-        POSIX allows, so that offsets stay valid while the directory changes.
-        """
-        handle = self._handles.get(fh)
-        if not isinstance(handle, _DirHandle):
-            raise OSError(errno.EBADF, "not a directory handle")
-        if handle.entries is None or offset == 0:
-            # names and entries only: attributes are made as libfuse takes them, so a huge
-            # directory costs one small tuple per name here, not a dict of attributes each
-            handle.entries = [".", "..", *self.dircache.children(handle.path).items()]
-        entries, directory, attrs, live = handle.entries, handle.path, self._attrs, self._live
-        for i in range(offset, len(entries)):
-            item = entries[i]
-            if isinstance(item, str):
-                yield item, {"st_mode": stat.S_IFDIR}, i + 1
-            else:
-                yield item[0], attrs(live(directory, item[0], item[1])), i + 1
-
-    def _live(self, directory: str, name: str, entry: Entry) -> Entry:
+    def live(self, directory: str, name: str, entry: Entry) -> Entry:
         """A listed entry, with the size of a file being written here (the kernel keeps
         what readdirplus tells it, so a stale size must not reach it)."""
         if not self._writers and self.cache is None:
@@ -309,34 +198,29 @@ class VFS:
                 entry.size, entry.mtime_ns = item.size, item.modtime_ns
         return entry
 
-    def releasedir(self, path: str | None, fh: int) -> int:
-        self._handles.pop(fh, None)
-        return 0
-
     def _check_writable(self, path: str) -> None:
         if self.read_only:
             raise OSError(errno.EROFS, "read-only file system", path)
 
-    def _set_owner(self, path: str, is_dir: bool) -> None:
+    def _set_owner(self, path: str, caller: Caller) -> None:
         """New files belong to the caller, as on a local filesystem (root only)."""
         if not self._can_chown:
             return
-        from .._vendor.mfusepy import fuse_get_context
-
-        uid, gid, _pid = fuse_get_context()
+        uid, gid, _pid = caller
         if uid or gid:
             try:
                 self.backend.chown(path, uid, gid)
             except OSError as e:
                 log.debug("chown %s: %s", path, e)
 
-    def mknod(self, path: str, mode: int, dev: int) -> int:
+    def mknod(self, path: str, mode: int, dev: int, caller: Caller = ROOT) -> Any:
         """A regular file (`mknod` and NFS servers create files this way) is created on the
-        remote; a FIFO, socket or device node is kept in memory while mounted (special.py)."""
+        remote: its open handle is returned, for the caller to release (after what an open
+        needs, e.g. passthrough); a FIFO, socket or device node is kept in memory while
+        mounted (special.py), and None returned."""
         kind = stat.S_IFMT(mode)
         if kind == stat.S_IFREG:
-            self.release(None, self.create(path, mode, os.O_WRONLY | os.O_EXCL))
-            return 0
+            return self.create(path, mode, os.O_WRONLY | os.O_EXCL, caller)
         if kind not in (stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK):
             raise OSError(errno.EINVAL, "not a file type mknod can create", path)
         p = self._path(path, create=True)
@@ -347,29 +231,26 @@ class VFS:
             pass  # and a missing parent raised ENOENT, a file as parent ENOTDIR
         else:
             raise FileExistsError(errno.EEXIST, "file exists", p)
-        from .._vendor.mfusepy import fuse_get_context
-
-        uid, gid, _pid = fuse_get_context()
+        uid, gid, _pid = caller
         now = time.time_ns()
         node = Entry(p.rpartition("/")[2], False, 0, now, mode & 0o7777, uid, gid, ctime_ns=now, special=kind,
                      rdev=dev if kind in (stat.S_IFCHR, stat.S_IFBLK) else 0)
         self.specials.add(p, node)
         self.dircache.put(p, dataclasses.replace(node))
-        return 0
+        return None
 
-    def symlink(self, target: str, source: str) -> int:
+    def symlink(self, target: str) -> None:
         # symlink(2): "EPERM: the filesystem does not support the creation of symbolic links"
         raise OSError(errno.EPERM, "symbolic links cannot be stored on the remote", target)
 
-    def mkdir(self, path: str, mode: int) -> int:
+    def mkdir(self, path: str, mode: int, caller: Caller = ROOT) -> None:
         p = self._path(path)
         self._check_writable(p)
         self.backend.mkdir(p)
         if self._can_chmod:
             self.backend.chmod(p, mode & 0o7777)
-        self._set_owner(p, True)
+        self._set_owner(p, caller)
         self._refresh(p)
-        return 0
 
     def rmdir(self, path: str) -> int:
         p = self._path(path)
@@ -387,36 +268,36 @@ class VFS:
 
     # --- names ------------------------------------------------------------------------
 
-    def unlink(self, path: str) -> int:
+    def unlink(self, path: str) -> str:
+        """Remove a file; returns its backend path."""
         p = self._path(path)
         self._check_writable(p)
         if self.specials.remove(p) is not None:
             self.dircache.remove(p)
-            return 0
+            return p
         pending = False
         if self.cache is not None:
             item = self.cache.peek(p)
             pending = item is not None and item.dirty
             self.cache.remove(p)
-        if self._streams:
-            with self._lock:
-                self._drop_streams(p)  # they read a file that is gone: a new one may take the name
         try:
             self.backend.delete(p)
         except FileNotFoundError:
             if not pending:  # a file never uploaded exists only in the cache
                 raise
         self.dircache.remove(p)
-        return 0
+        return p
 
-    def rename(self, old: str, new: str, flags: int = 0) -> int:
+    def rename(self, old: str, new: str) -> tuple[str, str]:
+        """Rename a file, directory or special node; returns the (src, dst) backend paths."""
         src, dst = self._path(old), self._path(new, create=True)
         self._check_writable(src)
         entry = self._lookup(src)
         if self.specials.has_under(dst):
             raise OSError(errno.ENOTEMPTY, "directory not empty", dst)
         if entry.special:
-            return self._rename_special(src, dst)
+            self._rename_special(src, dst)
+            return src, dst
         if entry.is_dir and self.cache is not None and self.cache.has_pending_under(dst):
             # replacing a directory that looks empty on the remote would orphan those files
             raise OSError(errno.ENOTEMPTY, "directory not empty (files not uploaded yet)", dst)
@@ -444,14 +325,14 @@ class VFS:
             if writer is not None:
                 writer.path = dst
                 self._writers[dst] = writer
-            self._move_streams(src, dst)
+            self._follow_rename(src, dst)
         try:
             self._refresh(dst)
         except FileNotFoundError:
             # not on the remote yet (its upload is pending): show it under its new name now,
             # not when the upload lands or the listing expires
             self.dircache.put(dst, dataclasses.replace(entry))
-        return 0
+        return src, dst
 
     def _stop_upload_of_replaced(self, dst: str) -> Any:
         """Before a rename over a file not uploaded yet: an upload of it running now ends first
@@ -606,8 +487,8 @@ class VFS:
                     self.cache.times_changed(p, remote)
         return 0
 
-    def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
-        handle = self._handles.get(fh) if fh else None
+    def truncate(self, path: str | None, length: int, handle: Any = None) -> int:
+        """truncate(2), or ftruncate(2) of an open file's `handle`."""
         p = handle.path if handle is not None else self._path(path)
         self._check_writable(p)
         if handle is None:
@@ -633,7 +514,8 @@ class VFS:
         self._refresh(p)
         return 0
 
-    def statfs(self, path: str) -> dict[str, int]:
+    def statfs(self) -> tuple[int, int]:
+        """(total, free) bytes, as rclone's mount reports them."""
         about = self.backend.about()
         total = about.total if about.total >= 0 else _FAKE_TOTAL
         if self.opts.vfs_disk_space_total_size >= 0:
@@ -641,12 +523,7 @@ class VFS:
         free = about.free if about.free >= 0 else total
         if self.opts.vfs_used_is_size:
             free = max(0, total - self._used_by_files())
-        free = min(free, total)
-        return {
-            "f_bsize": _BLOCK, "f_frsize": _BLOCK,
-            "f_blocks": total // _BLOCK, "f_bfree": free // _BLOCK, "f_bavail": free // _BLOCK,
-            "f_files": 1 << 30, "f_ffree": 1 << 30, "f_favail": 1 << 30, "f_namemax": 255,
-        }
+        return total, min(free, total)
 
     def _used_by_files(self) -> int:
         """--vfs-used-is-size: add up every file, as `rclone size` does (cached for
@@ -666,15 +543,7 @@ class VFS:
         self._used_cache = (now, total)
         return total
 
-    def access(self, path: str, amode: int) -> int:
-        return 0
-
     # --- files ------------------------------------------------------------------------
-
-    def _register(self, handle: Any) -> int:
-        fh = next(self._next_fh)
-        self._handles[fh] = handle
-        return fh
 
     def _new_writer(self, p: str, truncated: bool, mode: int | None = None) -> WriteHandle:
         handle = WriteHandle(self.backend, p, truncated, float(self.opts.vfs_write_wait), self._writer_closed,
@@ -692,23 +561,25 @@ class VFS:
         except FileNotFoundError:
             pass
 
-    def create(self, path: str, mode: int, flags: int = os.O_WRONLY) -> int:
+    def create(self, path: str, mode: int, flags: int = os.O_WRONLY, caller: Caller = ROOT) -> Any:
+        """open(2) with O_CREAT of a file that does not exist: its open handle."""
         p = self._path(path)
         self._check_writable(p)
-        if self._open_kind(p, flags | os.O_CREAT) == "cached":
-            return self._open_cached(p, flags | os.O_TRUNC, mode)
+        if self.open_kind(p, flags | os.O_CREAT) == "cached":
+            return self._open_cached(p, flags | os.O_TRUNC, mode, caller)
         bits = mode & 0o7777
         handle = self._new_writer(p, truncated=True, mode=bits if self._can_chmod else None)
         if self._can_chmod and bits & (PROCESS_UMASK | 0o7000):
             self.backend.chmod(p, bits)  # bits the umask took or open(2) may drop: set them
-        self._set_owner(p, False)
+        self._set_owner(p, caller)
         if self._can_chmod or self._can_chown:
             self._refresh(p)  # the backend made the file: show its real metadata
         else:
             self.dircache.put(p, Entry(p, False, 0, time.time_ns()))
-        return self._register(handle)
+        self._open.add(handle)
+        return handle
 
-    def _open_kind(self, p: str, flags: int) -> str:
+    def open_kind(self, p: str, flags: int) -> str:
         """rclone's File.Open table: which handle an open gets in this cache mode.
 
         "cached" is a disk-cache handle; "read"/"write" stream as in cache mode off.
@@ -732,89 +603,48 @@ class VFS:
             raise OSError(errno.EPERM, "can't open for read and write without --vfs-cache-mode >= minimal", p)
         return "write" if write else "read"
 
-    def open(self, path: str, flags: int) -> int:
+    def open(self, path: str, flags: int) -> Any:
+        """open(2) of an existing file: a handle of the kind open_kind() says."""
         p = self._path(path)
-        if self.passthrough is not None and self.cache_mode == "writes" and not flags & _ACCMODE:
-            # a read-only open streamed from the remote is an open the kernel serves through
-            # the plugin: while one lasts, no open of that file may start passthrough
-            with self._lock:
-                kind = self._open_kind(p, flags)
-                if kind == "read":
-                    stream = _Stream(p)
-                    self._streams.setdefault(p, []).append(stream)
-            if kind == "read":
-                try:
-                    fh = self._open_stream(p)
-                except BaseException:
-                    self._stream_closed(stream)
-                    raise
-                self._handles[fh].stream = stream
-                return fh
-        else:
-            kind = self._open_kind(p, flags)
+        kind = self.open_kind(p, flags)
         if kind == "cached":
             if flags & _ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
                 self._check_writable(p)
             entry = self._lookup(p)
             if entry.is_dir:
                 raise OSError(errno.EISDIR, "is a directory", p)
-            return self._open_cached(p, flags, None)
+            return self._open_cached(p, flags, None, ROOT)
         if kind == "read":
-            return self._open_stream(p)
+            return self.open_stream(p)
         self._check_writable(p)
         try:
             exists = self._lookup(p) is not None
         except FileNotFoundError:
             exists = False
-        return self._register(self._new_writer(p, truncated=bool(flags & os.O_TRUNC) or not exists))
+        handle = self._new_writer(p, truncated=bool(flags & os.O_TRUNC) or not exists)
+        self._open.add(handle)
+        return handle
 
-    def _open_stream(self, p: str) -> int:
+    def open_stream(self, p: str) -> ReadHandle:
+        """A read-only open streamed from the remote (`p` a backend path)."""
         entry = self._lookup(p)
         if entry.is_dir:
             raise OSError(errno.EISDIR, "is a directory", p)
-        return self._register(ReadHandle(self.backend, p, float(self.opts.vfs_read_wait),
-                                         bool(self.opts.no_seek), int(self.opts.vfs_read_chunk_size),
-                                         int(self.opts.vfs_read_chunk_size_limit), entry.size,
-                                         self.buffer_size))
+        handle = ReadHandle(self.backend, p, float(self.opts.vfs_read_wait), bool(self.opts.no_seek),
+                            int(self.opts.vfs_read_chunk_size), int(self.opts.vfs_read_chunk_size_limit),
+                            entry.size, self.buffer_size)
+        self._open.add(handle)
+        return handle
 
-    def _move_streams(self, src: str, dst: str) -> None:
-        """A rename, under self._lock. Files streamed from the remote follow it (later reads
-        reopen the remote under the new name), and so do their entries in _streams, which
-        decide passthrough (open()); the streams of files it replaced no longer stand for the
-        file of that name."""
+    def _follow_rename(self, src: str, dst: str) -> None:
+        """A rename, under self._lock: files streamed from the remote follow it (later reads
+        reopen the remote under the new name)."""
         prefix = src + "/"
-        for handle in list(self._handles.values()):
+        for handle in list(self._open):
             if isinstance(handle, ReadHandle) and (handle.path == src or handle.path.startswith(prefix)):
                 handle.path = dst + handle.path[len(src):]
-        if not self._streams:
-            return
-        self._drop_streams(dst)
-        for path in [q for q in self._streams if q == src or q.startswith(prefix)]:
-            moved = dst + path[len(src):]
-            streams = self._streams.pop(path)
-            for stream in streams:
-                stream.path = moved
-            self._streams.setdefault(moved, []).extend(streams)
 
-    def _drop_streams(self, path: str) -> None:
-        """The file (or directory) at `path` is gone: its streams stand for no file of that
-        name any more. Under self._lock."""
-        for name in [q for q in self._streams if q == path or q.startswith(path + "/")]:
-            for stream in self._streams.pop(name):
-                stream.path = None
-
-    def _stream_closed(self, stream: _Stream) -> None:
-        with self._lock:
-            if stream.path is None:
-                return
-            streams = self._streams.get(stream.path, [])
-            if stream in streams:
-                streams.remove(stream)
-            if not streams:
-                self._streams.pop(stream.path, None)
-            stream.path = None
-
-    def _open_cached(self, p: str, flags: int, create_mode: int | None) -> int:
+    def _open_cached(self, p: str, flags: int, create_mode: int | None, caller: Caller) -> CachedHandle:
         assert self.cache is not None
         item = self.cache.get(p)
         # a create truncates whatever the remote holds: no need to ask it first (one stat and
@@ -824,73 +654,23 @@ class VFS:
         if create_mode is not None:
             item.mode = create_mode & 0o7777 if self._can_chmod else None
             if self._can_chown:
-                from .._vendor.mfusepy import fuse_get_context
-
-                item.uid, item.gid, _pid = fuse_get_context()
-        readable = flags & _ACCMODE != os.O_WRONLY
-        handle = CachedHandle(item, readable, bool(flags & os.O_APPEND))
+                item.uid, item.gid, _pid = caller
+        handle = CachedHandle(item, flags & _ACCMODE != os.O_WRONLY, bool(flags & os.O_APPEND))
         if create_mode is not None or flags & os.O_TRUNC:
             self.dircache.put(p, Entry(p, False, item.size, item.modtime_ns, item.mode, item.uid, item.gid))
-        if self.passthrough is not None:
-            handle.writable = flags & _ACCMODE != os.O_RDONLY
-            try:
-                if self.cache_mode == "writes":
-                    # the item's lock first (a fetch may hold it a while), then no read-only
-                    # open may turn into a stream meanwhile (open())
-                    with item.lock, self._lock:
-                        streamed = p in self._streams
-                        backing_id = 0 if streamed else item.open_passthrough(
-                            self.passthrough, handle.writable, readable)
-                else:  # mode full streams nothing
-                    backing_id = item.open_passthrough(self.passthrough, handle.writable, readable)
-            except BaseException:
-                item.close()
-                raise
-            if backing_id:
-                handle.passthrough = self.passthrough
-                fh = self._register(handle)
-                self.passthrough.grant(backing_id)  # last: the reply on this thread carries it
-                return fh
-        return self._register(handle)
+        self._open.add(handle)
+        return handle
 
-    def read_into(self, fh: int, view: memoryview, offset: int) -> int:
-        # hot path: one dict lookup, then straight into libfuse's buffer
-        return self._handles[fh].read_into(view, offset)
-
-    def write_from(self, fh: int, view: memoryview, offset: int) -> int:
-        return self._handles[fh].write_from(view, offset)
-
-    def read(self, path: str | None, size: int, offset: int, fh: int) -> bytes:
-        buf = bytearray(size)
-        n = self.read_into(fh, memoryview(buf), offset)
-        return bytes(buf[:n])
-
-    def write(self, path: str | None, data: bytes, offset: int, fh: int) -> int:
-        return self.write_from(fh, memoryview(data), offset)
-
-    def flush(self, path: str | None, fh: int) -> int:
-        handle = self._handles.get(fh)
-        if handle is not None:
-            handle.flush()
-        return 0
-
-    def fsync(self, path: str | None, datasync: int, fh: int) -> int:
+    def fsync(self, handle: Any, datasync: bool = False) -> None:
         # rclone's mount answers fsync without doing anything; here the bytes reach the disk
         # they are on (the backend's file in mode off, the cache file in the cache modes)
-        handle = self._handles.get(fh)
         if isinstance(handle, (WriteHandle, CachedHandle)):
-            handle.fsync(bool(datasync))
-        return 0
+            handle.fsync(datasync)
 
-    def release(self, path: str | None, fh: int) -> int:
-        handle = self._handles.pop(fh, None)
-        if handle is not None:
-            try:
-                handle.release()
-            finally:
-                if isinstance(handle, ReadHandle) and handle.stream is not None:
-                    self._stream_closed(handle.stream)
-        return 0
+    def release(self, handle: Any) -> None:
+        """The last close of an open file (its handle from open() or create())."""
+        self._open.discard(handle)
+        handle.release()
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -907,24 +687,12 @@ class VFS:
             pass
 
     def open_files(self) -> int:
-        return len(self._handles)
+        return len(self._open)
 
     def close_all(self) -> None:
         """Commit every open upload and drain the write-back queue; called before unmount."""
-        for fh in list(self._handles):
-            handle = self._handles.pop(fh, None)
-            if handle is None:
-                continue
-            if isinstance(handle, CachedHandle) and handle.passthrough is not None:
-                if handle.writable:
-                    # the kernel writes such a file without us: what it writes from now on
-                    # stays in the cache file (through the plugin such writes would fail instead)
-                    log.warning("%s is still open for writing at unmount: later writes are not uploaded",
-                                handle.path)
-                    handle.item.sync_from_disk()  # what it wrote so far is uploaded
-                # the kernel keeps the file open in passthrough until the unmount ends: so do
-                # we (its backing id and counts), so that an open meanwhile joins it, not EIO
-                handle.passthrough = None
+        for handle in list(self._open):
+            self._open.discard(handle)
             try:
                 handle.release()
             except OSError as e:

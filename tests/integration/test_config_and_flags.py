@@ -141,7 +141,7 @@ def test_unparsable_connection_string_is_not_echoed(plugin: Plugin) -> None:
 
 
 def test_max_read_ahead_sets_the_mounts_readahead(plugin: Plugin, data_dir: Path) -> None:
-    from pyclone_docker import mount as mountmod
+    from pyclone_docker.fuse import mount as mountmod
 
     c = plugin.client
     c.ok("VolumeDriver.Create", {"Name": "ra", "Opts": {"type": "local", "path": str(data_dir),

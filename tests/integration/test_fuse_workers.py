@@ -9,9 +9,11 @@ import os
 import threading
 from pathlib import Path
 
-from pyclone_docker import backends, fuse_workers
+from pyclone_docker import backends
 from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
-from pyclone_docker.mount import FuseMount
+from pyclone_docker.fuse import workers as fuse_workers
+from pyclone_docker.fuse.mount import FuseMount
+from pyclone_docker.fuse.ops import FuseOps
 from pyclone_docker.vfs.vfs import VFS
 
 
@@ -42,7 +44,7 @@ def test_worker_thread_states_live_with_the_mount_and_go_with_it(tmp_path: Path)
     big = os.urandom(8 << 20)
     for cycle in range(3):
         vfs = VFS(info.factory(":local", str(remote), {}), values)
-        mount = FuseMount(str(mountpoint), vfs, values, "test")
+        mount = FuseMount(str(mountpoint), FuseOps(vfs), values, "test")
         mount.start()
         try:
             for i in range(300):

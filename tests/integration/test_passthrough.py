@@ -22,7 +22,8 @@ import pytest
 
 from pyclone_docker import backends
 from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
-from pyclone_docker.mount import FuseMount
+from pyclone_docker.fuse.mount import FuseMount
+from pyclone_docker.fuse.ops import FuseOps
 from pyclone_docker.vfs.cache import KERNEL_WRITE_SENTINEL_NS, Cache
 from pyclone_docker.vfs.vfs import VFS
 
@@ -227,10 +228,10 @@ def test_the_reply_hook_is_off_the_path_between_opens(tmp_path: Path) -> None:
     cache = Cache(backend, str(cache_dir), "inproc")
     cache.start()
     vfs = VFS(backend, values, cache=cache)
-    mount = FuseMount(str(mountpoint), vfs, values, "test")
+    mount = FuseMount(str(mountpoint), FuseOps(vfs), values, "test")
     mount.start()
     try:
-        passthrough = vfs.passthrough
+        passthrough = mount.ops.passthrough
         assert passthrough is not None and passthrough._io is not None  # libfuse's io struct found
         blob = os.urandom(256 << 10)
         (mountpoint / "f").write_bytes(blob)

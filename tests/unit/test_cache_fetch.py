@@ -176,6 +176,7 @@ def test_flush_callback_only_where_writes_stream(tmp_path: Path) -> None:
     """writes/full leave FLUSH unregistered (libfuse answers ENOSYS once, the kernel stops
     sending it); off and minimal stream writes and report upload errors at close."""
     from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
+    from pyclone_docker.fuse.ops import FuseOps
     from pyclone_docker.vfs.vfs import VFS
 
     backend = LocalBackend("local", str(tmp_path), {})
@@ -183,7 +184,7 @@ def test_flush_callback_only_where_writes_stream(tmp_path: Path) -> None:
         opts = OptionValues.defaults(VOLUME_OPTIONS)
         opts.set("vfs_cache_mode", mode)
         cache = None if mode == "off" else Cache(backend, str(tmp_path / "cache"), mode)
-        vfs = VFS(backend, opts, cache=cache)
+        vfs = FuseOps(VFS(backend, opts, cache=cache))
         assert (getattr(vfs, "flush", None) is not None) == registered, mode
         if cache is not None:
             cache.shutdown(1)
@@ -194,6 +195,7 @@ def test_fsync_reaches_the_cache_disk(tmp_path: Path, monkeypatch) -> None:
     dirty spell, the metadata that makes the next start upload it. rclone's mount answers
     fsync with nothing done; an application that asks for durability gets it here."""
     from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
+    from pyclone_docker.fuse.ops import FuseOps
     from pyclone_docker.lib import atomic as state
     from pyclone_docker.vfs.vfs import VFS
 
@@ -218,7 +220,7 @@ def test_fsync_reaches_the_cache_disk(tmp_path: Path, monkeypatch) -> None:
         opts = OptionValues.defaults(VOLUME_OPTIONS)
         opts.set("vfs_cache_mode", mode)
         cache = Cache(backend, str(tmp_path / "cache"), mode, write_back=60)
-        vfs = VFS(backend, opts, cache=cache)
+        vfs = FuseOps(VFS(backend, opts, cache=cache))
         try:
             fh = vfs.create(f"/db-{mode}", 0o644, os.O_RDWR)  # minimal caches read-write opens only
             item = cache.get(f"db-{mode}")
@@ -245,12 +247,13 @@ def test_setting_times_keeps_a_cached_copy_valid(tmp_path: Path, monkeypatch) ->
     must not take the copy for stale and fetch it all again (the hash is carried over)."""
     monkeypatch.setattr("pyclone_docker._vendor.mfusepy.fuse_get_context", lambda: (0, 0, 0))
     from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
+    from pyclone_docker.fuse.ops import FuseOps
     from pyclone_docker.vfs.vfs import VFS
 
     backend, cache, data = make(tmp_path, 3 * M)
     opts = OptionValues.defaults(VOLUME_OPTIONS)
     opts.vfs_cache_mode = "full"
-    vfs = VFS(backend, opts, cache=cache)
+    vfs = FuseOps(VFS(backend, opts, cache=cache))
     fh = vfs.open("/f", os.O_RDONLY)
     buf = bytearray(3 * M)
     assert vfs.read_into(fh, memoryview(buf), 0) == 3 * M and bytes(buf) == data
@@ -266,7 +269,7 @@ def test_setting_times_keeps_a_cached_copy_valid(tmp_path: Path, monkeypatch) ->
     # a change of the bytes on the remote is still caught (the size alone may not move)
     (tmp_path / "remote" / "f").write_bytes(b"x" * (3 * M))
     os.utime(tmp_path / "remote" / "f", ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
-    vfs.forget_all()
+    vfs.vfs.forget_all()
     fh = vfs.open("/f", os.O_RDONLY)
     assert vfs.read_into(fh, memoryview(buf), 0) == 3 * M and bytes(buf) == b"x" * (3 * M)
     vfs.release("/f", fh)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pyclone_docker.backends.local import LocalBackend
 from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
+from pyclone_docker.fuse.ops import FuseOps
 from pyclone_docker.vfs.cache import KERNEL_WRITE_SENTINEL_NS, Cache
 from pyclone_docker.vfs.vfs import VFS
 
@@ -171,7 +172,7 @@ def test_an_unmount_keeps_the_kernels_files_in_passthrough(tmp_path: Path, monke
     pt.grant = lambda backing_id: None
     opts = OptionValues.defaults(VOLUME_OPTIONS)
     opts.vfs_cache_mode = "full"
-    vfs = VFS(backend, opts, cache=cache)
+    vfs = FuseOps(VFS(backend, opts, cache=cache))
     vfs.passthrough = pt
     fh = vfs.create("/new", 0o644, os.O_WRONLY)
     item = cache.peek("new")

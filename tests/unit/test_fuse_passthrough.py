@@ -6,7 +6,7 @@ import ctypes
 import struct
 import threading
 
-from pyclone_docker import fuse_passthrough as pt
+from pyclone_docker.fuse import passthrough as pt
 
 
 def _iov(*parts: bytes) -> tuple[ctypes.Array, list[ctypes.Array]]:

@@ -11,6 +11,7 @@ import pytest
 
 from pyclone_docker.backends.local import LocalBackend
 from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
+from pyclone_docker.fuse.ops import FuseOps
 from pyclone_docker.vfs.cache import Cache
 from pyclone_docker.vfs.vfs import VFS
 
@@ -36,7 +37,7 @@ def test_a_rename_over_a_file_being_uploaded_waits_for_the_upload(tmp_path: Path
     cache = Cache(backend, str(tmp_path / "cache"), "vol", write_back=3600)
     opts = OptionValues.defaults(VOLUME_OPTIONS)
     opts.vfs_cache_mode = "writes"
-    vfs = VFS(backend, opts, cache=cache)
+    vfs = FuseOps(VFS(backend, opts, cache=cache))
     item = cache.get("a")  # a file written here and not uploaded yet
     item.open(lambda: None, truncate=True)
     item.write_from(memoryview(b"a, being uploaded"), 0)
@@ -65,7 +66,7 @@ def test_a_failed_rename_leaves_the_upload_queued(tmp_path: Path) -> None:
     cache = Cache(backend, str(tmp_path / "cache"), "vol", write_back=3600)
     opts = OptionValues.defaults(VOLUME_OPTIONS)
     opts.vfs_cache_mode = "writes"
-    vfs = VFS(backend, opts, cache=cache)
+    vfs = FuseOps(VFS(backend, opts, cache=cache))
     item = cache.get("a")
     item.open(lambda: None, truncate=True)
     item.write_from(memoryview(b"pending"), 0)

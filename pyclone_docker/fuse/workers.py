@@ -125,7 +125,7 @@ def _setup() -> bool:
             api.PyGILState_GetThisThreadState.restype = ctypes.c_void_p
             api.PyThreadState_Clear.argtypes = [ctypes.c_void_p]
             api.PyThreadState_Delete.argtypes = [ctypes.c_void_p]
-            from .mount import libc_handle
+            from ..lib.libc import libc_handle
 
             libc = libc_handle()
             libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]

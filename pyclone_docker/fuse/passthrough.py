@@ -88,7 +88,7 @@ class Passthrough:
         self._init_reply_due = False
         self._writev_cb = _WRITEV(self._writev)  # referenced here for as long as libfuse may call it
         self._hook = ctypes.cast(self._writev_cb, ctypes.c_void_p).value
-        from .mount import libc_handle  # mount imports this module
+        from ..lib.libc import libc_handle
 
         libc = libc_handle()  # use_errno: writev's and ioctl's errno are read after the call
         self._libc_writev = ctypes.cast(libc.writev, ctypes.c_void_p).value

@@ -15,17 +15,20 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .flags import OptionValues
-from .fuse_passthrough import Passthrough
+from ..flags import OptionValues
+from ..lib.libc import libc_handle, trim_malloc
+from .passthrough import Passthrough
+
+if TYPE_CHECKING:
+    from .ops import FuseOps
 
 log = logging.getLogger("pyclone.mount")
 
 MNT_DETACH = 2
 FUSE_SUBTYPE = "rclone"  # fstype fuse.rclone, as rclone's own mounts, so tools keep working
 
-_libc: Any = None
 _fuse_lock = threading.Lock()
 _fuse_module: Any = None
 
@@ -40,45 +43,12 @@ def fuse_binding() -> Any:
     with _fuse_lock:
         if _fuse_module is None:
             try:
-                from ._vendor import mfusepy
+                from .._vendor import mfusepy
             except OSError as e:
                 raise MountError(f"libfuse not found ({e}): install fuse3 (or libfuse2)") from None
             logging.getLogger("fuse").setLevel(logging.WARNING)
             _fuse_module = mfusepy
         return _fuse_module
-
-
-def libc_handle() -> Any:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)  # the C library already loaded (glibc or musl)
-    return _libc
-
-
-def tune_malloc() -> None:
-    """Keep glibc from hoarding memory across many FUSE worker threads (the RSS target).
-
-    Every thread would get its own malloc arena, and after the first 1 MiB request buffer
-    is freed glibc raises its mmap threshold so later buffers stay resident. A fixed
-    threshold and two arenas keep the process near its idle size after heavy I/O.
-    """
-    libc = libc_handle()
-    mallopt = getattr(libc, "mallopt", None)
-    if mallopt is None:  # musl: nothing to tune
-        return
-    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
-    mallopt(m_arena_max, 2)
-    mallopt(m_mmap_threshold, 128 * 1024)
-    mallopt(m_trim_threshold, 256 * 1024)
-
-
-def trim_malloc() -> None:
-    """Give the C heap's free pages back to the kernel (glibc's malloc_trim), after a mount's
-    workers are gone: what a big listing or burst left free inside the arenas stays resident
-    otherwise. A few milliseconds, once per unmount; nothing on musl."""
-    trim = getattr(libc_handle(), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
 
 
 def umount(path: str, lazy: bool = False) -> None:
@@ -184,7 +154,7 @@ def fuse_options(opts: OptionValues, devname: str, major: int) -> dict[str, Any]
         # Workers never end while the volume is mounted (libfuse's max_threads is 10 too):
         # libfuse starts a thread whenever none is idle, and with fewer idle ones allowed it
         # ended one again for about every file created, each time with a fresh Python thread
-        # state. A kept worker keeps its state (fuse_workers.py) and gives back its request
+        # state. A kept worker keeps its state (fuse/workers.py) and gives back its request
         # buffer's pages after big writes, so RSS stays where ending workers kept it.
         o["max_idle_threads"] = 10
         if not opts.async_read:
@@ -201,7 +171,7 @@ _serving: set[FuseMount] = set()  # mounts whose libfuse loop (and its workers) 
 
 def still_serving() -> bool:
     """True while any libfuse loop of this process runs: its worker threads hold Python
-    thread states (fuse_workers.py), which the interpreter's own teardown would free under
+    thread states (fuse/workers.py), which the interpreter's own teardown would free under
     them, so the process must then end with os._exit."""
     return bool(_serving)
 
@@ -209,7 +179,7 @@ def still_serving() -> bool:
 class FuseMount:
     """One FUSE filesystem served by a thread of this process."""
 
-    def __init__(self, mountpoint: str, ops: Any, opts: OptionValues, devname: str,
+    def __init__(self, mountpoint: str, ops: FuseOps, opts: OptionValues, devname: str,
                  on_exit: Callable[[FuseMount], None] | None = None) -> None:
         self.mountpoint = mountpoint
         self.ops = ops
@@ -232,7 +202,7 @@ class FuseMount:
             self.error = e
         finally:
             _serving.discard(self)
-            passthrough = getattr(self.ops, "passthrough", None)
+            passthrough = self.ops.passthrough
             if passthrough is not None:
                 passthrough.uninstall()  # libfuse has closed its descriptor
             trim_malloc()
@@ -247,8 +217,7 @@ class FuseMount:
         if not self.opts.allow_non_empty and os.listdir(self.mountpoint):
             raise MountError(f"directory {self.mountpoint} is not empty (use allow-non-empty to mount anyway)")
         kwargs = fuse_options(self.opts, self.devname, fuse.fuse_version_major)
-        if hasattr(self.ops, "passthrough"):
-            self.ops.passthrough = self._passthrough(fuse)
+        self.ops.passthrough = self._passthrough(fuse)
         before = os.stat(self.mountpoint).st_dev
         self._thread = threading.Thread(target=self._serve, args=(fuse, kwargs),
                                         name=f"fuse:{os.path.basename(self.mountpoint)}", daemon=True)
@@ -266,7 +235,7 @@ class FuseMount:
         """Kernel passthrough for wholly cached files: cache modes writes and full on libfuse
         >= 3.14, as root, unless --direct-io asks for no page cache or PYCLONE_NO_PASSTHROUGH=1
         is set (whether the kernel can is learnt at the first file)."""
-        if (getattr(self.ops, "cache_mode", "") not in ("writes", "full") or self.opts.direct_io or os.geteuid() != 0
+        if (self.ops.cache_mode not in ("writes", "full") or self.opts.direct_io or os.geteuid() != 0
                 or fuse.fuse_version_major != 3 or not Passthrough.supported(fuse._libfuse)
                 or os.environ.get("PYCLONE_NO_PASSTHROUGH", "") not in ("", "0")):
             return None
@@ -310,9 +279,7 @@ class FuseMount:
     def unmount(self, lazy: bool = False, timeout: float = 10.0) -> None:
         """Commit open files, unmount, and wait for the serving thread to end."""
         self._stopping = True
-        close_all = getattr(self.ops, "close_all", None)
-        if close_all is not None:
-            close_all()
+        self.ops.close_all()
         try:
             umount(self.mountpoint, lazy=lazy)
         except OSError as e:
