@@ -7,7 +7,6 @@ import errno
 import faulthandler
 import mmap
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from .. import rclone_ref
 from .conftest import Plugin
 
 MODES = ("off", "minimal", "writes", "full")
@@ -116,7 +116,7 @@ def mmap_shared_write(p: Path) -> None:
         m.flush()
 
 
-# row -> expected cell per mode: seed 001's rules as rclone 1.60's mount actually applies them
+# row -> expected cell per mode: seed 001's rules as rclone's mount applies them (1.60 and 1.75.2 alike)
 # (test_rclone_mount_gives_the_same_table checks every cell against it)
 TABLE: dict[str, tuple[Callable[[Path], bytes | None], dict[str, str]]] = {
     # off: "Files can't be opened for both read AND write"; minimal and up cache such opens
@@ -143,7 +143,7 @@ TABLE: dict[str, tuple[Callable[[Path], bytes | None], dict[str, str]]] = {
                                                    "writes": "MM23456789", "full": "MM23456789"}),
 }
 
-# Where we differ from rclone 1.60 on purpose: a clean error instead of a dead process.
+# Where we differ from rclone (1.60 and 1.75.2) on purpose: a clean error instead of a dead process.
 RCLONE_DIFFERS = {("off", "mmap MAP_SHARED, write"): "SIGBUS"}
 
 
@@ -164,16 +164,16 @@ def test_what_each_cache_mode_allows(plugin: Plugin, data_dir: Path, mode: str) 
     assert got == want
 
 
-@pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed")
 @pytest.mark.parametrize("mode", MODES)
 def test_rclone_mount_gives_the_same_table(tmp_path: Path, mode: str) -> None:
-    """The reference: the same rows on `rclone mount` in the same mode."""
+    """The reference: the same rows on `rclone mount` (rclone 1.75.2, tests/rclone_ref.py) in the same mode."""
+    rclone = rclone_ref.require()
     data, mp, cache = tmp_path / "data", tmp_path / "mp", tmp_path / "cache"
     for d in (data, mp, cache):
         d.mkdir()
     for i in range(len(TABLE)):
         (data / f"f{i}").write_bytes(ORIGINAL)
-    proc = subprocess.Popen(["rclone", "mount", f":local:{data}", str(mp), "--vfs-cache-mode", mode,
+    proc = subprocess.Popen([rclone, "mount", f":local:{data}", str(mp), "--vfs-cache-mode", mode,
                              "--cache-dir", str(cache), "--vfs-write-back", "0s", "--vfs-write-wait", "0s"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

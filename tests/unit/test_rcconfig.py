@@ -7,7 +7,6 @@ import json
 import os
 import pty
 import select
-import shutil
 import signal
 import time
 
@@ -440,12 +439,12 @@ class _Tty:
 
 
 @pytest.mark.rclone
-def test_we_read_rclones_encrypted_file(tmp_path):
-    # 1.60 has no `config encryption set`; use the menu, which wants a terminal
+def test_we_read_rclones_encrypted_file(rclone_bin, tmp_path):
+    # through the menu (1.60 had no `config encryption set`), which wants a terminal
     path = tmp_path / "rclone.conf"
     path.write_text(PLAIN_EXAMPLE)
     env = {"PATH": os.environ.get("PATH", "/usr/bin"), "HOME": str(tmp_path)}
-    tty = _Tty([shutil.which("rclone") or "rclone", "config", "--config", str(path)], env)
+    tty = _Tty([rclone_bin, "config", "--config", str(path)], env)
     try:
         for prompt, answer in (("e/n/d/r/c/s/q>", "s"), ("a/q>", "a"),
                                ("Enter NEW configuration password:", None),
