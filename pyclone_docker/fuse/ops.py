@@ -19,7 +19,8 @@ from typing import Any
 
 from ..backends.base import Entry
 from ..vfs.handles import CachedHandle, ReadHandle
-from ..vfs.vfs import VFS, Caller
+from ..vfs.perms import Caller
+from ..vfs.vfs import VFS
 from .passthrough import Passthrough
 
 log = logging.getLogger("pyclone.fuse")

@@ -8,6 +8,9 @@ import stat
 from ..backends.base import Entry
 from ..flags import OptionValues
 
+Caller = tuple[int, int, int]  # (uid, gid, pid) of the process a request is made for
+ROOT: Caller = (0, 0, 0)
+
 
 class Perms:
     __slots__ = ("dir_mode", "file_mode", "use_real_mode", "uid", "gid", "uid_explicit", "gid_explicit",

@@ -23,24 +23,23 @@ from ..backends.base import (
     FEATURE_CHMOD,
     FEATURE_CHOWN,
     FEATURE_MODTIME,
-    FEATURE_RANDOM_WRITE,
     Backend,
     Entry,
 )
-from ..flags import PROCESS_UMASK, OptionValues
+from ..flags import OptionValues
 from .cache import Cache
 from .dircache import DirCache
-from .handles import CachedHandle, ReadHandle, WriteHandle
-from .perms import Perms
+from .handles import WriteHandle
+from .metadata import Metadata
+from .openfiles import OpenFiles
+from .perms import ROOT, Caller, Perms
 from .special import SpecialNodes
 
 log = logging.getLogger("pyclone.vfs")
 
-_ACCMODE = os.O_ACCMODE
-_FAKE_TOTAL = 1 << 50  # what rclone reports as total when the backend can't say (1 PiB)
+__all__ = ["ROOT", "VFS", "Caller"]
 
-Caller = tuple[int, int, int]  # (uid, gid, pid) of the process a request is made for
-ROOT: Caller = (0, 0, 0)
+_FAKE_TOTAL = 1 << 50  # what rclone reports as total when the backend can't say (1 PiB)
 
 
 def _internal(path: str | None) -> str:
@@ -50,7 +49,7 @@ def _internal(path: str | None) -> str:
     return path.strip("/")
 
 
-class VFS:
+class VFS(OpenFiles, Metadata):
     """Paths are '/a/b' or 'a/b' (None: an unlinked open file's, ENOENT); errors are OSError
     with an errno; opens return handles (vfs/handles.py) whose read_into/write_from serve
     the data, and that release() closes."""
@@ -372,147 +371,7 @@ class VFS:
         self.dircache.put(dst, dataclasses.replace(node))
         return 0
 
-    def _special_meta(self, p: str, **attrs: int | None) -> bool:
-        """chmod/chown/utimens of a special node: kept with it (False: not one)."""
-        node = self.specials.get(p)
-        if node is None:
-            return False
-        for key, value in attrs.items():
-            if value is not None:
-                setattr(node, key, value)
-        node.ctime_ns = time.time_ns()
-        self.dircache.put(p, dataclasses.replace(node))
-        return True
-
-    # --- metadata ---------------------------------------------------------------------
-
-    def _pending(self, p: str) -> Any:
-        """The cache item of a file whose upload is still pending, else None."""
-        if self.cache is None:
-            return None
-        item = self.cache.peek(p)
-        return item if item is not None and item.dirty else None
-
-    def _pending_meta(self, p: str, **attrs: int) -> bool:
-        """Keep chmod/chown of a file not uploaded yet; the upload applies them."""
-        item = self._pending(p)
-        if item is None:
-            return False
-        for key, value in attrs.items():
-            setattr(item, key, value)
-        try:
-            entry = self._lookup(p)
-            for key, value in attrs.items():
-                setattr(entry, key, value)
-            entry.ctime_ns = time.time_ns()  # a metadata change, even before the upload
-        except FileNotFoundError:
-            pass
-        return True
-
-    def chmod(self, path: str | None, mode: int) -> int:
-        p = self._path(path)
-        self._check_writable(p)
-        if self._special_meta(p, mode=mode & 0o7777):
-            return 0
-        if self._can_chmod:
-            pending = self._pending_meta(p, mode=mode & 0o7777)
-            try:
-                self.backend.chmod(p, mode & 0o7777)
-                self._refresh(p)
-            except FileNotFoundError:
-                if not pending:
-                    raise
-        return 0  # rclone accepts and ignores chmod where it can't be stored
-
-    def chown(self, path: str | None, uid: int, gid: int) -> int:
-        p = self._path(path)
-        self._check_writable(p)
-        keep = (-1, 0xFFFFFFFF, None)  # chown(2)'s "leave this one as it is"
-        if self._special_meta(p, uid=None if uid in keep else uid, gid=None if gid in keep else gid):
-            return 0
-        if self._can_chown:
-            e = self._lookup(p)
-            uid = e.uid if uid in (-1, 0xFFFFFFFF) or uid is None else uid
-            gid = e.gid if gid in (-1, 0xFFFFFFFF) or gid is None else gid
-            pending = self._pending_meta(p, uid=uid, gid=gid)
-            try:
-                self.backend.chown(p, uid, gid)
-                self._refresh(p)
-            except FileNotFoundError:
-                if not pending:
-                    raise
-        return 0
-
-    def utimens(self, path: str | None, times: tuple[int | None, int | None] | None = None) -> int:
-        p = self._path(path)
-        self._check_writable(p)
-        mtime = times[1] if times else time.time_ns()
-        if self._special_meta(p, mtime_ns=mtime):
-            return 0
-        if mtime is None:
-            return 0  # UTIME_OMIT: only the access time changes, and that is not stored (as rclone)
-        if self.cache is not None:
-            item = self.cache.peek(p)
-            if item is not None and (item.opens or item.dirty):
-                with item.lock:
-                    opened_only = False
-                    if item.passthrough_writers:
-                        item.sync_from_disk()  # a write by the kernel before it must not win over it
-                        # dirty only because a writer is open (as `touch` opens the file): the
-                        # remote takes the time now, as for a clean file, not a whole upload
-                        opened_only = not item.kernel_wrote and item.clean_before is not None
-                        if opened_only:
-                            item.clean_before = mtime
-                        else:
-                            item.touched()
-                    item.modtime_ns = mtime  # the upload carries it
-                    if not item.opens:
-                        item.persist()
-                    pending = item.dirty and not opened_only
-                if pending:
-                    self.dircache.put(p, Entry(p, False, item.size, mtime))
-                    return 0
-        writer = self._writers.get(p)
-        if writer is not None:
-            writer.mtime_ns = mtime  # applied when the upload completes
-        if self._can_modtime:
-            try:
-                self.backend.set_modtime(p, mtime)
-            except FileNotFoundError:
-                if writer is None:
-                    raise
-            else:
-                remote = self._refresh(p)
-                if self.cache is not None:
-                    self.cache.times_changed(p, remote)
-        return 0
-
-    def truncate(self, path: str | None, length: int, handle: Any = None) -> int:
-        """truncate(2), or ftruncate(2) of an open file's `handle`."""
-        p = handle.path if handle is not None else self._path(path)
-        self._check_writable(p)
-        if handle is None:
-            handle = self._writers.get(p)
-        if isinstance(handle, (WriteHandle, CachedHandle)):
-            handle.truncate(length)
-            return 0
-        if self.cache is not None:
-            item = self.cache.get(p)
-            item.open(lambda: self._remote_entry(p), truncate=False)
-            try:
-                item.truncate(length)
-            finally:
-                item.close()
-            self.dircache.put(p, Entry(p, False, length, item.modtime_ns))
-            return 0
-        if FEATURE_RANDOM_WRITE in self.backend.features:
-            self.backend.truncate(p, length)
-        elif length == 0:
-            self.backend.open_write(p).close()
-        else:
-            raise OSError(errno.EPERM, "can't truncate without --vfs-cache-mode >= writes", p)
-        self._refresh(p)
-        return 0
+    # --- the filesystem ---------------------------------------------------------------
 
     def statfs(self) -> tuple[int, int]:
         """(total, free) bytes, as rclone's mount reports them."""
@@ -543,135 +402,6 @@ class VFS:
         self._used_cache = (now, total)
         return total
 
-    # --- files ------------------------------------------------------------------------
-
-    def _new_writer(self, p: str, truncated: bool, mode: int | None = None) -> WriteHandle:
-        handle = WriteHandle(self.backend, p, truncated, float(self.opts.vfs_write_wait), self._writer_closed,
-                             mode)
-        with self._lock:
-            self._writers[p] = handle
-        return handle
-
-    def _writer_closed(self, handle: WriteHandle) -> None:
-        with self._lock:
-            if self._writers.get(handle.path) is handle:
-                del self._writers[handle.path]
-        try:
-            self._refresh(handle.path)
-        except FileNotFoundError:
-            pass
-
-    def create(self, path: str, mode: int, flags: int = os.O_WRONLY, caller: Caller = ROOT) -> Any:
-        """open(2) with O_CREAT of a file that does not exist: its open handle."""
-        p = self._path(path)
-        self._check_writable(p)
-        if self.open_kind(p, flags | os.O_CREAT) == "cached":
-            return self._open_cached(p, flags | os.O_TRUNC, mode, caller)
-        bits = mode & 0o7777
-        handle = self._new_writer(p, truncated=True, mode=bits if self._can_chmod else None)
-        if self._can_chmod and bits & (PROCESS_UMASK | 0o7000):
-            self.backend.chmod(p, bits)  # bits the umask took or open(2) may drop: set them
-        self._set_owner(p, caller)
-        if self._can_chmod or self._can_chown:
-            self._refresh(p)  # the backend made the file: show its real metadata
-        else:
-            self.dircache.put(p, Entry(p, False, 0, time.time_ns()))
-        self._open.add(handle)
-        return handle
-
-    def open_kind(self, p: str, flags: int) -> str:
-        """rclone's File.Open table: which handle an open gets in this cache mode.
-
-        "cached" is a disk-cache handle; "read"/"write" stream as in cache mode off.
-        """
-        acc = flags & _ACCMODE
-        read = acc in (os.O_RDONLY, os.O_RDWR) or bool(flags & os.O_APPEND)
-        write = acc in (os.O_WRONLY, os.O_RDWR) or bool(flags & os.O_TRUNC)
-        mode = self.cache_mode
-        if mode == "full" or (mode == "writes" and write) or (mode == "minimal" and read and write):
-            return "cached"
-        if mode != "off" and not write and self.cache is not None:
-            item = self.cache.peek(p)
-            if item is not None and (item.opens or item.dirty):
-                return "cached"  # local changes not uploaded yet: read them, not the remote
-        if read and write:
-            # off mode, as rclone: read+write of a file being created or truncated opens it write
-            # only ("hope the user doesn't want to read": reads get EPERM); O_CREAT reaches here
-            # only from create(), the kernel strips it from opens of existing files
-            if flags & (os.O_TRUNC | os.O_CREAT):
-                return "write"
-            raise OSError(errno.EPERM, "can't open for read and write without --vfs-cache-mode >= minimal", p)
-        return "write" if write else "read"
-
-    def open(self, path: str, flags: int) -> Any:
-        """open(2) of an existing file: a handle of the kind open_kind() says."""
-        p = self._path(path)
-        kind = self.open_kind(p, flags)
-        if kind == "cached":
-            if flags & _ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
-                self._check_writable(p)
-            entry = self._lookup(p)
-            if entry.is_dir:
-                raise OSError(errno.EISDIR, "is a directory", p)
-            return self._open_cached(p, flags, None, ROOT)
-        if kind == "read":
-            return self.open_stream(p)
-        self._check_writable(p)
-        try:
-            exists = self._lookup(p) is not None
-        except FileNotFoundError:
-            exists = False
-        handle = self._new_writer(p, truncated=bool(flags & os.O_TRUNC) or not exists)
-        self._open.add(handle)
-        return handle
-
-    def open_stream(self, p: str) -> ReadHandle:
-        """A read-only open streamed from the remote (`p` a backend path)."""
-        entry = self._lookup(p)
-        if entry.is_dir:
-            raise OSError(errno.EISDIR, "is a directory", p)
-        handle = ReadHandle(self.backend, p, float(self.opts.vfs_read_wait), bool(self.opts.no_seek),
-                            int(self.opts.vfs_read_chunk_size), int(self.opts.vfs_read_chunk_size_limit),
-                            entry.size, self.buffer_size)
-        self._open.add(handle)
-        return handle
-
-    def _follow_rename(self, src: str, dst: str) -> None:
-        """A rename, under self._lock: files streamed from the remote follow it (later reads
-        reopen the remote under the new name)."""
-        prefix = src + "/"
-        for handle in list(self._open):
-            if isinstance(handle, ReadHandle) and (handle.path == src or handle.path.startswith(prefix)):
-                handle.path = dst + handle.path[len(src):]
-
-    def _open_cached(self, p: str, flags: int, create_mode: int | None, caller: Caller) -> CachedHandle:
-        assert self.cache is not None
-        item = self.cache.get(p)
-        # a create truncates whatever the remote holds: no need to ask it first (one stat and
-        # one exception less per new file)
-        lookup = (lambda: None) if create_mode is not None else (lambda: self._remote_entry(p))
-        item.open(lookup, truncate=bool(flags & os.O_TRUNC))
-        if create_mode is not None:
-            item.mode = create_mode & 0o7777 if self._can_chmod else None
-            if self._can_chown:
-                item.uid, item.gid, _pid = caller
-        handle = CachedHandle(item, flags & _ACCMODE != os.O_WRONLY, bool(flags & os.O_APPEND))
-        if create_mode is not None or flags & os.O_TRUNC:
-            self.dircache.put(p, Entry(p, False, item.size, item.modtime_ns, item.mode, item.uid, item.gid))
-        self._open.add(handle)
-        return handle
-
-    def fsync(self, handle: Any, datasync: bool = False) -> None:
-        # rclone's mount answers fsync without doing anything; here the bytes reach the disk
-        # they are on (the backend's file in mode off, the cache file in the cache modes)
-        if isinstance(handle, (WriteHandle, CachedHandle)):
-            handle.fsync(datasync)
-
-    def release(self, handle: Any) -> None:
-        """The last close of an open file (its handle from open() or create())."""
-        self._open.discard(handle)
-        handle.release()
-
     # --- lifecycle --------------------------------------------------------------------
 
     def forget_all(self) -> None:
@@ -685,20 +415,6 @@ class VFS:
             self._refresh(path)
         except FileNotFoundError:
             pass
-
-    def open_files(self) -> int:
-        return len(self._open)
-
-    def close_all(self) -> None:
-        """Commit every open upload and drain the write-back queue; called before unmount."""
-        for handle in list(self._open):
-            self._open.discard(handle)
-            try:
-                handle.release()
-            except OSError as e:
-                log.error("closing %s at unmount: %s", handle.path, e)
-        if self.cache is not None:
-            self.cache.shutdown()
 
     # --- remote control (rc vfs/forget, vfs/refresh) --------------------------------------
 

@@ -1,0 +1,127 @@
+"""chmod, chown and utimens: part of the VFS (vfs.py), kept where the backend can store them,
+with the file not uploaded yet (the upload applies them) and with special nodes (special.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from ..backends.base import Entry
+
+
+class Metadata:
+    """A part of VFS: uses its backend, cache, dircache, specials and path helpers."""
+
+    def _special_meta(self, p: str, **attrs: int | None) -> bool:
+        """chmod/chown/utimens of a special node: kept with it (False: not one)."""
+        node = self.specials.get(p)
+        if node is None:
+            return False
+        for key, value in attrs.items():
+            if value is not None:
+                setattr(node, key, value)
+        node.ctime_ns = time.time_ns()
+        self.dircache.put(p, dataclasses.replace(node))
+        return True
+
+    def _pending(self, p: str) -> Any:
+        """The cache item of a file whose upload is still pending, else None."""
+        if self.cache is None:
+            return None
+        item = self.cache.peek(p)
+        return item if item is not None and item.dirty else None
+
+    def _pending_meta(self, p: str, **attrs: int) -> bool:
+        """Keep chmod/chown of a file not uploaded yet; the upload applies them."""
+        item = self._pending(p)
+        if item is None:
+            return False
+        for key, value in attrs.items():
+            setattr(item, key, value)
+        try:
+            entry = self._lookup(p)
+            for key, value in attrs.items():
+                setattr(entry, key, value)
+            entry.ctime_ns = time.time_ns()  # a metadata change, even before the upload
+        except FileNotFoundError:
+            pass
+        return True
+
+    def chmod(self, path: str | None, mode: int) -> int:
+        p = self._path(path)
+        self._check_writable(p)
+        if self._special_meta(p, mode=mode & 0o7777):
+            return 0
+        if self._can_chmod:
+            pending = self._pending_meta(p, mode=mode & 0o7777)
+            try:
+                self.backend.chmod(p, mode & 0o7777)
+                self._refresh(p)
+            except FileNotFoundError:
+                if not pending:
+                    raise
+        return 0  # rclone accepts and ignores chmod where it can't be stored
+
+    def chown(self, path: str | None, uid: int, gid: int) -> int:
+        p = self._path(path)
+        self._check_writable(p)
+        keep = (-1, 0xFFFFFFFF, None)  # chown(2)'s "leave this one as it is"
+        if self._special_meta(p, uid=None if uid in keep else uid, gid=None if gid in keep else gid):
+            return 0
+        if self._can_chown:
+            e = self._lookup(p)
+            uid = e.uid if uid in (-1, 0xFFFFFFFF) or uid is None else uid
+            gid = e.gid if gid in (-1, 0xFFFFFFFF) or gid is None else gid
+            pending = self._pending_meta(p, uid=uid, gid=gid)
+            try:
+                self.backend.chown(p, uid, gid)
+                self._refresh(p)
+            except FileNotFoundError:
+                if not pending:
+                    raise
+        return 0
+
+    def utimens(self, path: str | None, times: tuple[int | None, int | None] | None = None) -> int:
+        p = self._path(path)
+        self._check_writable(p)
+        mtime = times[1] if times else time.time_ns()
+        if self._special_meta(p, mtime_ns=mtime):
+            return 0
+        if mtime is None:
+            return 0  # UTIME_OMIT: only the access time changes, and that is not stored (as rclone)
+        if self.cache is not None:
+            item = self.cache.peek(p)
+            if item is not None and (item.opens or item.dirty):
+                with item.lock:
+                    opened_only = False
+                    if item.passthrough_writers:
+                        item.sync_from_disk()  # a write by the kernel before it must not win over it
+                        # dirty only because a writer is open (as `touch` opens the file): the
+                        # remote takes the time now, as for a clean file, not a whole upload
+                        opened_only = not item.kernel_wrote and item.clean_before is not None
+                        if opened_only:
+                            item.clean_before = mtime
+                        else:
+                            item.touched()
+                    item.modtime_ns = mtime  # the upload carries it
+                    if not item.opens:
+                        item.persist()
+                    pending = item.dirty and not opened_only
+                if pending:
+                    self.dircache.put(p, Entry(p, False, item.size, mtime))
+                    return 0
+        writer = self._writers.get(p)
+        if writer is not None:
+            writer.mtime_ns = mtime  # applied when the upload completes
+        if self._can_modtime:
+            try:
+                self.backend.set_modtime(p, mtime)
+            except FileNotFoundError:
+                if writer is None:
+                    raise
+            else:
+                remote = self._refresh(p)
+                if self.cache is not None:
+                    self.cache.times_changed(p, remote)
+        return 0
