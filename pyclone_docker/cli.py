@@ -229,6 +229,7 @@ def _rc_server(pf: ParsedFlags, driver: Driver) -> RcServer | None:
         return None
     from .docker.serve import open_rc_listener
     from .rc import RcServer
+    from .vfs import rc as _vfs_rc  # noqa: F401  (registers the vfs/* methods)
 
     if v.rc_pass and not v.rc_user:
         log.warning("--rc-pass without --rc-user: the rc server does no authentication (as rclone)")

@@ -22,7 +22,7 @@ _INT64_MAX = (1 << 63) - 1
 _NS = 1_000_000_000
 
 
-def _go_quote(s: str) -> str:
+def go_quote(s: str) -> str:
     """Go's %q for the strings that occur in error messages (printable text)."""
     out = []
     for ch in s:
@@ -56,7 +56,7 @@ _SPECIAL_FLOAT = re.compile(r"([+-]?)(inf|infinity)|(nan)", re.IGNORECASE)
 
 
 def _float_error(s: str, why: str) -> ValueError:
-    return ValueError(f"strconv.ParseFloat: parsing {_go_quote(s)}: {why}")
+    return ValueError(f"strconv.ParseFloat: parsing {go_quote(s)}: {why}")
 
 
 def parse_go_float(s: str) -> float:
@@ -97,7 +97,7 @@ _INT_BASE0 = re.compile(
 
 def _go_parse_uint(s: str, bits: int, fn: str, original: str) -> int:
     if not _INT_BASE0.fullmatch(s):
-        raise ValueError(f"strconv.{fn}: parsing {_go_quote(original)}: invalid syntax")
+        raise ValueError(f"strconv.{fn}: parsing {go_quote(original)}: invalid syntax")
     digits = s.replace("_", "")
     if len(digits) > 1 and digits[0] == "0" and digits[1] in "xXbBoO":
         value = int(digits, 0)
@@ -106,7 +106,7 @@ def _go_parse_uint(s: str, bits: int, fn: str, original: str) -> int:
     else:
         value = int(digits)
     if value >= 1 << bits:
-        raise ValueError(f"strconv.{fn}: parsing {_go_quote(original)}: value out of range")
+        raise ValueError(f"strconv.{fn}: parsing {go_quote(original)}: value out of range")
     return value
 
 
@@ -118,7 +118,7 @@ def parse_int(s: str) -> int:
     value = _go_parse_uint(body, 64, "ParseInt", s)
     value = -value if negative else value
     if not _INT64_MIN <= value <= _INT64_MAX:
-        raise ValueError(f"strconv.ParseInt: parsing {_go_quote(s)}: value out of range")
+        raise ValueError(f"strconv.ParseInt: parsing {go_quote(s)}: value out of range")
     return value
 
 
@@ -134,7 +134,7 @@ def parse_filemode(s: str) -> int:
         body = s[1:]
     if not body or not all(c in "01234567" for c in body):
         raise ValueError("bad FileMode - must be octal digits: "
-                         f"strconv.ParseInt: parsing {_go_quote(s)}: invalid syntax")
+                         f"strconv.ParseInt: parsing {go_quote(s)}: invalid syntax")
     return int(body, 8)
 
 
@@ -151,7 +151,7 @@ def parse_bool(s: str) -> bool:
         return True
     if s in _FALSE:
         return False
-    raise ValueError(f"strconv.ParseBool: parsing {_go_quote(s)}: invalid syntax")
+    raise ValueError(f"strconv.ParseBool: parsing {go_quote(s)}: invalid syntax")
 
 
 def parse_tristate(s: str) -> bool | None:
@@ -232,7 +232,7 @@ def parse_size(s: str) -> int:
     number, mult = _split_size(s)
     value = parse_go_float(number)
     if value < 0:
-        raise ValueError(f"size can't be negative {_go_quote(number)}")
+        raise ValueError(f"size can't be negative {go_quote(number)}")
     return _float_to_int64(value * mult)
 
 
@@ -342,10 +342,10 @@ _DATE_FORMATS = (
 
 def _date_error(s: str) -> ValueError:
     """The error Go's time.Parse gives for the last layout rclone tries, "2006-01-02"."""
-    q = _go_quote(s)
+    q = go_quote(s)
 
     def cannot(rest: str, elem: str) -> ValueError:
-        return ValueError(f'parsing time {q} as "2006-01-02": cannot parse {_go_quote(rest)} as "{elem}"')
+        return ValueError(f'parsing time {q} as "2006-01-02": cannot parse {go_quote(rest)} as "{elem}"')
 
     if len(s) < 4 or not _is_digits(s[0], 1):
         return cannot(s, "2006")
@@ -362,7 +362,7 @@ def _date_error(s: str) -> ValueError:
     if not _is_digits(s[8:10], 2):
         return cannot(s[8:], "02")
     if len(s) > 10:
-        return ValueError(f"parsing time {q}: extra text: {_go_quote(s[10:])}")
+        return ValueError(f"parsing time {q}: extra text: {go_quote(s[10:])}")
     return ValueError(f"parsing time {q}: day out of range")
 
 

@@ -11,7 +11,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from .. import fs as fsmod
@@ -20,6 +19,7 @@ from ..flags import OptionValues
 from ..fuse import mount as mountmod
 from ..fuse.ops import FuseOps
 from ..vfs.cache import Cache
+from ..vfs.rc import ActiveVFS
 from ..vfs.vfs import VFS
 from .options import OptionError, VolumeSpec, parse_volume_options, redact_options, saved_options
 from .state import StateFile
@@ -33,16 +33,6 @@ ERR_IN_USE = "volume is in use"
 
 class DriverError(Exception):
     """An error whose text goes back to Docker as {"Err": ...}."""
-
-
-@dataclass(frozen=True)
-class ActiveVFS:
-    """A mounted volume's VFS, as the remote control (rc vfs/...) sees it."""
-
-    volume: str  # the Docker volume name
-    name: str  # rclone's name for the VFS: fs.ConfigString of its backend
-    vfs: VFS
-    spellings: tuple[str, ...] = ()  # the fs strings the volume was created with, also accepted
 
 
 def vfs_name(backend: Any) -> str:

@@ -24,6 +24,7 @@ from pyclone_docker.docker.state import StateFile
 from pyclone_docker.docker.volume import Volume
 from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
 from pyclone_docker.lib.httpserver import Request, Response
+from pyclone_docker.vfs import rc as vfsrc
 from pyclone_docker.vfs.dircache import DirCache
 from pyclone_docker.vfs.vfs import VFS
 
@@ -80,12 +81,12 @@ def test_path_values_must_be_strings() -> None:
 
 
 def test_forget_plan_keys_and_order() -> None:
-    plan = rc.forget_plan({"file": "a/b.txt", "dir": "/x/", "file2": "c", "dir_other": ""})
+    plan = vfsrc.forget_plan({"file": "a/b.txt", "dir": "/x/", "file2": "c", "dir_other": ""})
     assert plan == [("a/b.txt", False), ("x", True), ("c", False), ("", True)]
     with pytest.raises(rc.RcError, match='unknown key "path"'):
-        rc.forget_plan({"file": "a", "path": "b"})
+        vfsrc.forget_plan({"file": "a", "path": "b"})
     with pytest.raises(rc.RcError) as e:  # checked before anything is forgotten
-        rc.forget_plan({"file": "a", "dir": "../b"})
+        vfsrc.forget_plan({"file": "a", "dir": "../b"})
     assert e.value.status == 400
 
 
@@ -147,31 +148,31 @@ def test_vfs_names_are_rclones_config_strings() -> None:
 def test_get_vfs_follows_rclone(tmp_path: Path) -> None:
     none = make_driver(tmp_path)
     with pytest.raises(rc.RcError, match='no VFS active and "fs" parameter not supplied'):
-        rc.get_vfs(none, {})
+        vfsrc.get_vfs(none, {})
 
     one = make_driver(tmp_path, ("va", ":local", "/srv/a", True), ("idle", ":local", "/srv/i", False))
     params: dict[str, Any] = {"dir": "x"}
-    assert rc.get_vfs(one, params).volume == "va" and params == {"dir": "x"}
+    assert vfsrc.get_vfs(one, params).volume == "va" and params == {"dir": "x"}
 
     two = make_driver(tmp_path, ("va", ":local", "/srv/a", True), ("vb", "local", "/srv/b", True),
                       ("idle", ":local", "/srv/i", False))
     with pytest.raises(rc.RcError, match='more than one VFS active - need "fs" parameter') as e:
-        rc.get_vfs(two, {"dir": ""})
+        vfsrc.get_vfs(two, {"dir": ""})
     assert e.value.status == 500  # as rclone: a plain error
     for fs in (":local:/srv/a", "va"):  # rclone's VFS name, or the Docker volume name
         params = {"fs": fs, "dir": ""}
-        assert rc.get_vfs(two, params).volume == "va"
+        assert vfsrc.get_vfs(two, params).volume == "va"
         assert params == {"dir": ""}  # fs is taken out, as rclone does
-    assert rc.get_vfs(two, {"fs": "/srv/b"}).volume == "vb"
+    assert vfsrc.get_vfs(two, {"fs": "/srv/b"}).volume == "vb"
     with pytest.raises(rc.RcError, match='no VFS found with name "nope"'):
-        rc.get_vfs(two, {"fs": "nope"})
+        vfsrc.get_vfs(two, {"fs": "nope"})
     with pytest.raises(rc.RcError, match=r'no VFS found with name "idle" \(the volume is not mounted\)'):
-        rc.get_vfs(two, {"fs": "idle"})
+        vfsrc.get_vfs(two, {"fs": "idle"})
     with pytest.raises(rc.RcError) as e:
-        rc.get_vfs(two, {"fs": 3})
+        vfsrc.get_vfs(two, {"fs": 3})
     assert e.value.status == 400
     with pytest.raises(rc.RcError) as e:
-        rc.get_vfs(two, {"fs": ":sftp,pass=hunter2:/x"})
+        vfsrc.get_vfs(two, {"fs": ":sftp,pass=hunter2:/x"})
     assert "hunter2" not in str(e.value)
 
 
@@ -182,9 +183,9 @@ def test_several_vfses_with_one_name(tmp_path: Path) -> None:
     assert out["vfses"] == [":local:/srv/same[0]", ":local:/srv/same[1]", "/srv/other"]
     assert out["volumes"] == {"v1": ":local:/srv/same[0]", "v2": ":local:/srv/same[1]", "v3": "/srv/other"}
     with pytest.raises(rc.RcError, match='more than one VFS active with name ":local:/srv/same"'):
-        rc.get_vfs(d, {"fs": ":local:/srv/same"})
-    assert rc.get_vfs(d, {"fs": ":local:/srv/same[1]"}).volume == "v2"  # vfs/list's names work
-    assert rc.get_vfs(d, {"fs": "v1"}).volume == "v1"
+        vfsrc.get_vfs(d, {"fs": ":local:/srv/same"})
+    assert vfsrc.get_vfs(d, {"fs": ":local:/srv/same[1]"}).volume == "v2"  # vfs/list's names work
+    assert vfsrc.get_vfs(d, {"fs": "v1"}).volume == "v1"
 
 
 def test_forget_and_refresh_calls(tmp_path: Path) -> None:
@@ -431,7 +432,7 @@ def local_vfs(root: Path, **opts: str) -> VFS:
 
 def exists(vfs: VFS, path: str) -> bool:
     try:
-        vfs.getattr(path)
+        vfs.stat(path)
         return True
     except FileNotFoundError:
         return False

@@ -1,0 +1,238 @@
+"""The rc HTTP server on its own thread, beside the Docker API loop: auth, parameters, the
+method, the reply (rclone's fs/rc/rcserver)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import itertools
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from .. import __version__
+from ..lib.httpserver import REASONS, HttpServer, Request, Response, parse_request
+from ..parsers import go_quote
+from .params import JOB_PARAMS, Params, RcError, request_params
+from .registry import CALLS, Call
+
+log = logging.getLogger("pyclone.rc")
+
+REALM = "rclone"
+
+
+class Listener(Protocol):
+    sock: Any
+    description: str
+
+    def close(self) -> None: ...
+
+
+def to_json(data: Any) -> bytes:
+    """rclone's rc.WriteJSON: tab-indented, keys sorted (Go's maps), newline-terminated."""
+    return (json.dumps(data, indent="\t", sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def error_body(path: str, params: Params | None, message: str, status: int) -> bytes:
+    return to_json({"error": message, "input": params, "path": path, "status": status})
+
+
+def _bare_error(message: str) -> bytes:
+    """Errors the HTTP layer itself answers (malformed requests, timeouts)."""
+    return to_json({"error": message})
+
+
+@dataclass
+class RcResponse(Response):
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+_EXTRA_REASONS = {401: "Unauthorized", 403: "Forbidden"}
+
+
+def render(resp: Response, keep_alive: bool) -> bytes:
+    status = resp.status
+    reason = REASONS.get(status) or _EXTRA_REASONS.get(status, "Unknown")
+    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Type: {resp.content_type}",
+             f"Content-Length: {len(resp.body)}", f"Server: pyclone-docker/{__version__}"]
+    for name, value in getattr(resp, "headers", {}).items():
+        lines.append(f"{name}: {value}")
+    lines.append(f"Connection: {'keep-alive' if keep_alive else 'close'}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + resp.body
+
+
+def check_basic_auth(header: str, user: str, password: str) -> bool:
+    """HTTP Basic credentials against the one configured user (constant-time compare)."""
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not token:
+        return False
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    got_user, sep, got_pass = decoded.partition(b":")
+    if not sep:
+        return False
+    ok_user = hmac.compare_digest(got_user, user.encode())
+    ok_pass = hmac.compare_digest(got_pass, password.encode())
+    return ok_user and ok_pass
+
+
+class _RcHttpServer(HttpServer):
+    """The plugin's HTTP server, keeping what rc needs and the Docker API does not: the URL
+    query of each request (the base parser drops it) and extra response headers."""
+
+    def _parse(self, conn: Any) -> None:
+        start = len(conn.queue)
+        raw = bytes(conn.inbuf)
+        super()._parse(conn)
+        fresh = [r for r in itertools.islice(conn.queue, start, None) if isinstance(r, Request)]
+        pos = 0
+        for req in fresh:  # the same bytes parse the same way: find each request's target again
+            parsed = parse_request(bytearray(raw[pos:]))
+            if parsed is None:  # pragma: no cover - the base parser just accepted these bytes
+                break
+            line = raw[pos:raw.find(b"\r\n", pos)].decode("latin-1")
+            target = line.split(" ")[1] if line.count(" ") == 2 else ""
+            req.rc_query = target.partition("?")[2]  # type: ignore[attr-defined]
+            pos += parsed[1]
+
+    def _respond(self, conn: Any, resp: Response) -> None:
+        if resp.close:
+            conn.close_after = True
+        conn.out += render(resp, not conn.close_after)
+        conn.last = time.monotonic()
+        self._flush(conn)
+
+
+class RcHandler:
+    """Routes one rc request: auth, parameters, method, reply (rclone's rcserver.handler)."""
+
+    def __init__(self, driver: Any, user: str = "", password: str = "", no_auth: bool = False) -> None:
+        self.driver = driver
+        self.user = user
+        self.password = password
+        self.no_auth = no_auth
+
+    @property
+    def using_auth(self) -> bool:
+        return bool(self.user)  # rclone: basic auth is on when a user name is set
+
+    def handle(self, req: Request) -> Response | Callable[[], Response]:
+        path = unquote(req.path).lstrip("/")
+        authorization = req.headers.get("authorization", "")
+        if (self.using_auth and req.method != "OPTIONS"
+                and not check_basic_auth(authorization, self.user, self.password)):
+            log.info("rc: %s: unauthorized request", go_quote(path))
+            return RcResponse(401, b"401 Unauthorized\n", "text/plain; charset=utf-8",
+                              headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+        if req.method == "POST":
+            return self._post(req, path)
+        if req.method == "OPTIONS":
+            return Response(200, b"", "text/plain; charset=utf-8")
+        if req.method in ("GET", "HEAD"):
+            body = b"" if req.method == "HEAD" else b"Not Found\n"
+            return Response(404, body, "text/plain; charset=utf-8")
+        return self._error(path, None, RcError(f"method {go_quote(req.method)} not allowed", 405))
+
+    def _post(self, req: Request, path: str) -> Response | Callable[[], Response]:
+        try:
+            params = request_params(getattr(req, "rc_query", ""), req.headers.get("content-type", ""), req.body)
+        except RcError as e:
+            return self._error(path, None, e)
+        async_flag = params.pop("_async", None)
+        for key in JOB_PARAMS:
+            params.pop(key, None)
+        call = CALLS.get(path)
+        if call is None:
+            return self._error(path, params, RcError(f"couldn't find method {go_quote(path)}", 404))
+        if not call.no_auth and not self.no_auth and not self.using_auth:
+            return self._error(path, params, RcError(
+                f"authentication must be set up on the rc server to use {go_quote(path)} "
+                "or the --rc-no-auth flag must be in use", 403))
+        if async_flag not in (None, False, "false", "0"):
+            return self._error(path, params, RcError("_async: background jobs are not supported", 400))
+        log.debug("rc: %s: with parameters %s", go_quote(path), sorted(params))  # names only
+        original = dict(params)
+        if call.slow:
+            return lambda: self._run(call, path, params, original)
+        return self._run(call, path, params, original)
+
+    def _run(self, call: Call, path: str, params: Params, original: Params) -> Response:
+        try:
+            out = call.fn(self.driver, params)
+        except RcError as e:
+            return self._error(path, original, e)
+        except OSError as e:
+            return self._error(path, original, RcError(str(e)))
+        return Response(200, to_json(out if out is not None else {}), "application/json")
+
+    def _error(self, path: str, params: Params | None, e: RcError) -> Response:
+        level = logging.ERROR if e.status >= 500 else logging.INFO
+        log.log(level, "rc: %s: error: %s", go_quote(path), e)
+        return Response(e.status, error_body(path, params, str(e), e.status), "application/json")
+
+
+class RcServer:
+    """The rc HTTP server on its own thread, beside the Docker API loop."""
+
+    def __init__(self, driver: Any, listener: Listener, user: str = "", password: str = "",
+                 no_auth: bool = False) -> None:
+        self.listener = listener
+        self.handler = RcHandler(driver, user, password, no_auth)
+        self.http = _RcHttpServer(listener.sock, self.handler.handle, _bare_error, workers=2)
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._serve, name="rc", daemon=True)
+        self._thread.start()
+        log.warning("Serving remote control on %s", self.listener.description)
+        if not self.handler.using_auth and not self.handler.no_auth:
+            log.info("rc: no --rc-user: only the read-only methods answer (vfs/forget needs auth or --rc-no-auth)")
+
+    def _serve(self) -> None:
+        try:
+            self.http.serve()
+        except Exception:
+            log.exception("rc server failed")
+
+    def close(self) -> None:
+        """Stop serving and close the socket (a unix socket file is removed). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.http.stop()
+        if self._thread is not None:
+            self._thread.join(5.0)
+        if self._thread is None or not self._thread.is_alive():
+            self.http.close()
+        self.listener.close()
+
+
+def parse_rc_addr(addr: str) -> tuple[str, str, int]:
+    """--rc-addr -> ("unix", path, 0) or ("tcp", host, port), with rclone's forms:
+    `unix:///path` or `/path`; `host:port`, `[v6]:port`, `:port` (every interface), `http://`."""
+    addr = addr.strip()
+    if addr.startswith("unix://") or addr.startswith("/"):
+        path = addr.removeprefix("unix://")
+        if not path.startswith("/"):
+            raise ValueError(f"bad --rc-addr {addr!r}: a unix socket needs an absolute path")
+        return "unix", path, 0
+    if addr.startswith(("tls://", "https://")):
+        raise ValueError(f"bad --rc-addr {addr!r}: TLS is not supported")
+    hostport = addr.removeprefix("http://").rstrip("/")
+    host, sep, port_text = hostport.rpartition(":")
+    if not sep or not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"bad --rc-addr {addr!r}: want host:port, :port or unix:///path")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"bad --rc-addr {addr!r}: write an IPv6 address as [addr]:port")
+    return "tcp", host, int(port_text)
