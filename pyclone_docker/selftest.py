@@ -2,7 +2,7 @@
 
 Run on every architecture's zipapp (and under qemu for the ARM builds): a wrong word
 size or a broken cross-compiled module shows up here, not as garbage on a remote.
-Vectors are from shared/reference/rclone_formats.md, checked against real rclone.
+The vectors were produced by real rclone (obscure, crypt's secretbox blocks).
 """
 
 from __future__ import annotations

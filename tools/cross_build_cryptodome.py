@@ -5,7 +5,7 @@ PyPI has no armv7 wheel. The C sources use no Python C-API on Linux, so one buil
 every Python version; Debian's gcc-arm-linux-gnueabihf builds them. The sdist's own
 setup.py and compiler_opt.py decide the modules and feature macros (probing the cross
 compiler), with one correction: they take the word size (SYS_BITS) from the host Python,
-which is 64-bit here, and must be told 32 (shared/reference/fuse_zipapp.md §3.5-3.6).
+which is 64-bit here, and must be told 32 (else its 32-bit ARM modules get 64-bit word macros).
 
     python3 tools/cross_build_cryptodome.py --sdist pycryptodomex-X.tar.gz --out DIR
 

@@ -7,7 +7,7 @@ here as exact text edits so that an upgrade shows where they no longer apply:
 1. Library choice: honour FUSE_LIBRARY_PATH / FUSE_LIBRARY_NAME, else probe the
    usual library directories for libfuse3 then libfuse2 directly (no
    ``ldconfig -p`` subprocess, which costs ~15 ms per call).
-2. 32-bit ARM ``struct stat`` (shared/reference/fuse_zipapp.md §3.8): the layout
+2. 32-bit ARM ``struct stat``: the layout
    comes from the interpreter's pointer size, not ``uname -m`` (a 32-bit
    userland on a 64-bit kernel says aarch64), and a libfuse built with 64-bit
    time_t (it references ``__stat64_time64``) gets the 112-byte layout.

@@ -1,4 +1,4 @@
-"""Volume options, triaged exactly as rclone's `serve docker` does (seed 002, "Volume Configuration").
+"""Volume options, triaged exactly as rclone's `serve docker` does (its docs, "Volume Configuration").
 
 Special keys (`remote`/`fs`, `type`, `path`, `mount-type`, `persist`) are matched on the raw key;
 every other key is normalised (lower case, no leading `--`, `_` for `-`) and is a mount

@@ -1,6 +1,6 @@
 """`serve docker`: the listening socket, start-up order, signals and shutdown.
 
-Order matters (shared/reference/docker_protocol.md §1.4): the socket is bound and answering
+Order matters: the socket is bound and answering
 before any slow work, because dockerd gives a managed plugin ~9 s and a v1 plugin's Get
 must never say "not found" for a volume that exists. So: bind, load the state file (no
 backend contact), serve; stale-mount cleanup and remounts run in the background.

@@ -1,6 +1,6 @@
 """FUSE mounts served by threads of this process, and the mount table helpers around them.
 
-Facts this module is built on (shared/reference/fuse_zipapp.md §1-2): libfuse2 needs
+Facts this module is built on: libfuse2 needs
 `big_writes` or every write is 4 KiB; libfuse3 rejects `big_writes`/`max_write`/`max_read`;
 several mounts in one process need Python's signal handlers installed before the first
 mount; libfuse3 chdirs to /; a mount must be checked to have really appeared.

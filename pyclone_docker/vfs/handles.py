@@ -1,6 +1,6 @@
 """Open-file handles for `--vfs-cache-mode off`: data streams straight to and from the backend.
 
-The rules are rclone's (seed 001, "--vfs-cache-mode off"): a write handle only appends
+The rules are rclone's (its VFS docs, "--vfs-cache-mode off"): a write handle only appends
 in order, an existing file must be opened with O_TRUNC, and a read handle reopens the
 stream to seek. Out-of-order requests from libfuse's worker threads are given
 --vfs-write-wait / --vfs-read-wait to fall into sequence first.
