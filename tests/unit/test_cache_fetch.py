@@ -211,7 +211,7 @@ def test_fsync_reaches_the_cache_disk(tmp_path: Path, monkeypatch) -> None:
             synced_meta.append(path)
         return real_atomic(path, data, mode=mode, sync=sync)
 
-    monkeypatch.setattr("pyclone_docker.vfs.cache.atomic_write", atomic_write)
+    monkeypatch.setattr("pyclone_docker.vfs.cache.files.atomic_write", atomic_write)
     # no FUSE request is being served here: libfuse has no caller to report
     monkeypatch.setattr("pyclone_docker._vendor.mfusepy.fuse_get_context", lambda: (0, 0, 0))
     (tmp_path / "remote").mkdir()

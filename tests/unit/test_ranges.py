@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from pyclone_docker.vfs.ranges import RangeSet
+from pyclone_docker.vfs.cache.ranges import RangeSet
 
 
 def test_merges_touching_and_overlapping() -> None:

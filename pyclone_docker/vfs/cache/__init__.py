@@ -1,0 +1,17 @@
+"""The VFS disk cache (`--vfs-cache-mode minimal|writes|full`), after rclone's vfs/vfscache.
+
+- registry.py: Cache, one volume's items: lookup, rename, removal, crash recovery, eviction;
+- item.py: CacheItem, one cached object and its state machine;
+- kernel.py: an item's side of FUSE passthrough (the kernel reads and writes its data file);
+- writeback.py: the upload queue (--vfs-write-back, --transfers);
+- fingerprint.py: what tells a cached copy from a changed remote object;
+- files.py: the layout on disk, metadata files, directories;
+- ranges.py: which bytes of a sparse data file are present.
+"""
+
+from .files import check_sparse
+from .item import FETCH_BLOCK, CacheItem
+from .kernel import KERNEL_WRITE_SENTINEL_NS
+from .registry import Cache
+
+__all__ = ["FETCH_BLOCK", "KERNEL_WRITE_SENTINEL_NS", "Cache", "CacheItem", "check_sparse"]
