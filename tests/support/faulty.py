@@ -67,6 +67,8 @@ class FaultyBackend(Backend):
                  hold_timeout: float = 60.0) -> None:
         super().__init__(inner.name, inner.root, inner.config)
         self.inner = inner
+        if "ctx" in vars(inner):
+            self.ctx = inner.ctx  # the global backend flags, where the Backend has them
         self.type_name = inner.type_name  # type: ignore[misc]  # mirrors the inner's ClassVar
         self.features = inner.features
         self.hashes = inner.hashes
@@ -87,7 +89,7 @@ class FaultyBackend(Backend):
         return f"FaultyBackend({self.inner!r})"
 
     def __getattr__(self, name: str) -> Any:
-        # only reached for attributes this class lacks (a backend's extras, e.g. local's open_random)
+        # only reached for attributes this class lacks (a backend's extra methods)
         inner = self.__dict__.get("inner")
         if inner is None or name.startswith("_"):
             raise AttributeError(name)
@@ -280,7 +282,7 @@ class FaultyWriter:
         self.inner = inner
         self.path = path
 
-    def __getattr__(self, name: str) -> Any:  # a backend's extras (local's pwrite)
+    def __getattr__(self, name: str) -> Any:  # a backend writer's extra methods
         if name.startswith("_") or name in FaultyWriter.__slots__:
             raise AttributeError(name)
         return getattr(self.inner, name)
