@@ -229,31 +229,8 @@ class Driver:
 
     def _drop_cache(self, name: str) -> None:
         """A new volume of the same name must not inherit this one's cache. Anything never
-        uploaded is kept aside under <cache-dir>/removed/, never deleted."""
-        import shutil
-
-        data = os.path.join(self.cache_dir, "vfs", name)
-        meta = os.path.join(self.cache_dir, "vfsMeta", name)
-        if not os.path.isdir(meta) and not os.path.isdir(data):
-            return
-        dirty = False
-        for root, _dirs, files in os.walk(meta):
-            for f in files:
-                try:
-                    with open(os.path.join(root, f), "rb") as fh:
-                        dirty = dirty or b'"Dirty": true' in fh.read()
-                except OSError:
-                    pass
-        if dirty:
-            aside = os.path.join(self.cache_dir, "removed", f"{name}.{time.strftime('%Y%m%dT%H%M%S')}")
-            os.makedirs(aside, mode=0o700, exist_ok=True)
-            for src, sub in ((data, "vfs"), (meta, "vfsMeta")):
-                if os.path.isdir(src):
-                    os.replace(src, os.path.join(aside, sub))
-            log.error('volume "%s" was removed with changes never uploaded; they are kept in %s', name, aside)
-            return
-        shutil.rmtree(data, ignore_errors=True)
-        shutil.rmtree(meta, ignore_errors=True)
+        uploaded is kept aside under <cache-dir>/removed/, never deleted (Cache.drop_volume)."""
+        Cache.drop_volume(self.cache_dir, name)
 
     def mount(self, name: Any, mount_id: Any) -> str:
         vol = self._get(name)

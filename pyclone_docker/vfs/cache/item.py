@@ -119,8 +119,14 @@ class CacheItem(KernelServed):
 
     def _open_fd(self) -> None:
         if self.fd < 0:
-            self.cache.dirs.make(os.path.dirname(self.data_path))
-            self.fd = os.open(self.data_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            parent = os.path.dirname(self.data_path)
+            self.cache.dirs.make(parent)
+            try:
+                self.fd = os.open(self.data_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except FileNotFoundError:  # its directory was removed behind the memo's back
+                self.cache.dirs.forget(parent)
+                self.cache.dirs.make(parent)
+                self.fd = os.open(self.data_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             if os.fstat(self.fd).st_size != self.size:
                 os.ftruncate(self.fd, self.size)  # sparse: holes cost no disk
 
