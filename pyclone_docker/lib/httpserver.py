@@ -11,13 +11,14 @@ from __future__ import annotations
 import collections
 import errno
 import logging
+import re
 import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 log = logging.getLogger("pyclone.http")
 
@@ -27,7 +28,8 @@ IDLE_TIMEOUT = 120.0  # an idle keep-alive connection is closed after this
 REQUEST_TIMEOUT = 30.0  # a request must arrive completely within this
 MAX_CONNECTIONS = 256
 
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed",
            408: "Request Timeout", 411: "Length Required", 413: "Payload Too Large",
            431: "Request Header Fields Too Large", 500: "Internal Server Error",
            501: "Not Implemented", 503: "Service Unavailable"}
@@ -36,10 +38,11 @@ REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not All
 @dataclass
 class Request:
     method: str
-    path: str
+    path: str  # the request target's path, without the query
     headers: dict[str, str]
     body: bytes
     keep_alive: bool = True
+    query: str = ""  # the target's query after "?", exactly as sent (not decoded); "" if none
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Response:
     body: bytes
     content_type: str = "application/json"
     close: bool = False
+    headers: dict[str, str] = field(default_factory=dict)  # more header fields, sent as given
 
 
 # A handler returns a Response now, or a callable to run on a worker thread that returns one.
@@ -119,10 +123,10 @@ def parse_request(buf: bytearray) -> tuple[Request, int] | None:
         if len(buf) - start < length:
             return None
         body, consumed = bytes(buf[start:start + length]), start + length
-    path = target.split("?", 1)[0]
+    path, _, query = target.partition("?")
     conn_hdr = headers.get("connection", "").lower()
     keep = conn_hdr != "close" if version == "HTTP/1.1" else conn_hdr == "keep-alive"
-    return Request(method, path, headers, body, keep), consumed
+    return Request(method, path, headers, body, keep, query), consumed
 
 
 def _dechunk(buf: bytearray, pos: int) -> tuple[bytes, int] | None:
@@ -149,20 +153,33 @@ def _dechunk(buf: bytearray, pos: int) -> tuple[bytes, int] | None:
         pos = start + size + 2
 
 
-def render(resp: Response, keep_alive: bool) -> bytes:
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+
+
+def render(resp: Response, keep_alive: bool, extra: Mapping[str, str] | None = None) -> bytes:
+    """The response's bytes: status line, Content-Type, Content-Length, `extra` (the server's
+    own fields), the response's headers, Connection, then the body."""
     head = (f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Unknown')}\r\n"
             f"Content-Type: {resp.content_type}\r\n"
-            f"Content-Length: {len(resp.body)}\r\n"
-            f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n")
+            f"Content-Length: {len(resp.body)}\r\n")
+    for fields in (extra, resp.headers):
+        for name, value in (fields or {}).items():
+            if not _TOKEN.match(name) or "\r" in value or "\n" in value:
+                raise ValueError(f"bad response header {name!r}")
+            head += f"{name}: {value}\r\n"
+    head += f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
     return head.encode("latin-1") + resp.body
 
 
 class HttpServer:
     def __init__(self, listener: socket.socket, handler: Handler,
-                 error_body: Callable[[str], bytes], workers: int = 8) -> None:
+                 error_body: Callable[[str], bytes], workers: int = 8,
+                 headers: Mapping[str, str] | None = None) -> None:
+        """`headers`: fields sent with every response (e.g. Server), the loop's own included."""
         self.listener = listener
         self.handler = handler
         self.error_body = error_body
+        self.headers = dict(headers or {})
         self.sel = selectors.DefaultSelector()
         self.conns: dict[int, _Conn] = {}
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="api")
@@ -329,7 +346,12 @@ class HttpServer:
         if resp.close:
             conn.close_after = True
         keep = not conn.close_after
-        conn.out += render(resp, keep)
+        try:
+            data = render(resp, keep, self.headers)
+        except ValueError as e:
+            log.error("bad response: %s", e)
+            data = render(Response(500, self.error_body("internal error")), keep, self.headers)
+        conn.out += data
         conn.last = time.monotonic()
         self._flush(conn)
 
