@@ -17,11 +17,23 @@ params.py parses requests, registry.py holds the methods, server.py serves them 
 lib/httpserver.py on its own thread, client.py is `pyclone-docker rc`.
 """
 
-from .client import DEFAULT_ADDR, DEFAULT_URL, client_call
-from .params import Params, RcError, clean_path, request_params
-from .registry import CALLS, Call, register
-from .server import RcHandler, RcResponse, RcServer, check_basic_auth, parse_rc_addr, to_json
+import importlib
+from typing import Any
 
-__all__ = ["CALLS", "DEFAULT_ADDR", "DEFAULT_URL", "Call", "Params", "RcError", "RcHandler", "RcResponse", "RcServer",
-           "check_basic_auth", "clean_path", "client_call", "parse_rc_addr", "register", "request_params",
-           "to_json"]
+# what each name is imported from, on first use: `serve docker` starts the rc server only with
+# --rc, and http.client (for the client) costs start-up time a plugin without --rc never needs
+_EXPORTS = {
+    "DEFAULT_ADDR": "client", "DEFAULT_URL": "client", "client_call": "client",
+    "Params": "params", "RcError": "params", "clean_path": "params", "request_params": "params",
+    "CALLS": "registry", "Call": "registry", "register": "registry",
+    "RcHandler": "server", "RcResponse": "server", "RcServer": "server", "check_basic_auth": "server",
+    "parse_rc_addr": "server", "to_json": "server",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
