@@ -3,7 +3,8 @@
 The loop only does I/O. Requests the application marks as slow run on worker threads and
 their answers come back through a socketpair, so a slow mount, an idle client, a trickling
 client or a huge body never delays anybody else's request. Keep-alive and pipelining are
-supported; responses on one connection go out in request order.
+supported; responses on one connection go out in request order. Messages are parsed and
+rendered by http1.py, incrementally: each connection keeps its parser's place.
 """
 
 from __future__ import annotations
@@ -11,59 +12,46 @@ from __future__ import annotations
 import collections
 import errno
 import logging
-import re
 import selectors
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+
+from .http1 import (
+    MAX_BODY,
+    MAX_HEADER,
+    MAX_REQUEST,
+    REASONS,
+    ParseError,
+    Request,
+    RequestParser,
+    Response,
+    parse_request,
+    render,
+)
+
+__all__ = ["MAX_BODY", "MAX_HEADER", "MAX_REQUEST", "REASONS", "Handler", "HttpServer", "ParseError",
+           "Request", "RequestParser", "Response", "parse_request", "render"]
 
 log = logging.getLogger("pyclone.http")
 
-MAX_HEADER = 16 * 1024
-MAX_BODY = 1024 * 1024
 IDLE_TIMEOUT = 120.0  # an idle keep-alive connection is closed after this
 REQUEST_TIMEOUT = 30.0  # a request must arrive completely within this
 MAX_CONNECTIONS = 256
-
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed",
-           408: "Request Timeout", 411: "Length Required", 413: "Payload Too Large",
-           431: "Request Header Fields Too Large", 500: "Internal Server Error",
-           501: "Not Implemented", 503: "Service Unavailable"}
-
-
-@dataclass
-class Request:
-    method: str
-    path: str  # the request target's path, without the query
-    headers: dict[str, str]
-    body: bytes
-    keep_alive: bool = True
-    query: str = ""  # the target's query after "?", exactly as sent (not decoded); "" if none
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    close: bool = False
-    headers: dict[str, str] = field(default_factory=dict)  # more header fields, sent as given
-
 
 # A handler returns a Response now, or a callable to run on a worker thread that returns one.
 Handler = Callable[[Request], "Response | Callable[[], Response]"]
 
 
 class _Conn:
-    __slots__ = ("sock", "inbuf", "out", "busy", "last", "started", "close_after", "closed", "queue")
+    __slots__ = ("sock", "inbuf", "parser", "out", "busy", "last", "started", "close_after", "closed", "queue")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.inbuf = bytearray()
+        self.parser = RequestParser()  # where the request at the front of inbuf is parsed up to
         self.out = bytearray()
         self.busy = False  # a request of this connection is being handled
         self.last = time.monotonic()
@@ -71,104 +59,6 @@ class _Conn:
         self.close_after = False
         self.closed = False
         self.queue: collections.deque[Request | Response] = collections.deque()
-
-
-class ParseError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def parse_request(buf: bytearray) -> tuple[Request, int] | None:
-    """One complete request from the front of `buf` and its length, or None if incomplete."""
-    end = buf.find(b"\r\n\r\n")
-    if end < 0:
-        if len(buf) > MAX_HEADER:
-            raise ParseError(431, "request headers too large")
-        return None
-    if end > MAX_HEADER:
-        raise ParseError(431, "request headers too large")
-    try:
-        head = buf[:end].decode("latin-1")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes anything
-        raise ParseError(400, "malformed request") from None
-    lines = head.split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[0].isalpha() or not parts[2].startswith("HTTP/1."):
-        raise ParseError(400, "malformed request line")
-    method, target, version = parts
-    if not target.startswith("/"):
-        raise ParseError(400, "malformed request target")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip() or " " in name:
-            raise ParseError(400, "malformed header line")
-        headers[name.lower()] = value.strip()
-    start = end + 4
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        decoded = _dechunk(buf, start)
-        if decoded is None:
-            return None
-        body, consumed = decoded
-    else:
-        try:
-            length = int(headers.get("content-length", "0") or "0")
-        except ValueError:
-            raise ParseError(400, "malformed Content-Length") from None
-        if length < 0:
-            raise ParseError(400, "malformed Content-Length")
-        if length > MAX_BODY:
-            raise ParseError(413, f"request body larger than {MAX_BODY} bytes")
-        if len(buf) - start < length:
-            return None
-        body, consumed = bytes(buf[start:start + length]), start + length
-    path, _, query = target.partition("?")
-    conn_hdr = headers.get("connection", "").lower()
-    keep = conn_hdr != "close" if version == "HTTP/1.1" else conn_hdr == "keep-alive"
-    return Request(method, path, headers, body, keep, query), consumed
-
-
-def _dechunk(buf: bytearray, pos: int) -> tuple[bytes, int] | None:
-    body = bytearray()
-    while True:
-        eol = buf.find(b"\r\n", pos)
-        if eol < 0:
-            return None
-        try:
-            size = int(bytes(buf[pos:eol]).split(b";")[0], 16)
-        except ValueError:
-            raise ParseError(400, "malformed chunk size") from None
-        if size < 0 or len(body) + size > MAX_BODY:
-            raise ParseError(413, f"request body larger than {MAX_BODY} bytes")
-        start = eol + 2
-        if size == 0:
-            end = buf.find(b"\r\n\r\n", eol)  # trailers end with an empty line
-            if end < 0:
-                return None
-            return bytes(body), end + 4
-        if len(buf) < start + size + 2:
-            return None
-        body += buf[start:start + size]
-        pos = start + size + 2
-
-
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
-
-
-def render(resp: Response, keep_alive: bool, extra: Mapping[str, str] | None = None) -> bytes:
-    """The response's bytes: status line, Content-Type, Content-Length, `extra` (the server's
-    own fields), the response's headers, Connection, then the body."""
-    head = (f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Unknown')}\r\n"
-            f"Content-Type: {resp.content_type}\r\n"
-            f"Content-Length: {len(resp.body)}\r\n")
-    for fields in (extra, resp.headers):
-        for name, value in (fields or {}).items():
-            if not _TOKEN.match(name) or "\r" in value or "\n" in value:
-                raise ValueError(f"bad response header {name!r}")
-            head += f"{name}: {value}\r\n"
-    head += f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
-    return head.encode("latin-1") + resp.body
 
 
 class HttpServer:
@@ -296,17 +186,15 @@ class HttpServer:
     def _parse(self, conn: _Conn) -> None:
         while conn.inbuf and not conn.close_after:
             try:
-                parsed = parse_request(conn.inbuf)
+                parsed = conn.parser.parse(conn.inbuf)
             except ParseError as e:
                 conn.inbuf.clear()
+                conn.parser.reset()
                 # queued, not sent: earlier pipelined requests must be answered first
                 conn.queue.append(Response(e.status, self.error_body(str(e)), close=True))
                 conn.close_after = True
                 return
             if parsed is None:
-                if len(conn.inbuf) > MAX_HEADER + MAX_BODY + 65536:
-                    conn.inbuf.clear()
-                    conn.close_after = True
                 return
             req, used = parsed
             del conn.inbuf[:used]
@@ -380,6 +268,7 @@ class HttpServer:
                 continue
             if conn.inbuf and now - conn.started > REQUEST_TIMEOUT:
                 conn.inbuf.clear()
+                conn.parser.reset()
                 self._respond(conn, Response(408, self.error_body("request timed out"), close=True))
             elif not conn.inbuf and now - conn.last > IDLE_TIMEOUT:
                 self._close(conn)

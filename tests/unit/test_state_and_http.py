@@ -103,3 +103,48 @@ def test_connection_close_and_http10() -> None:
     assert r.keep_alive is True
     r, _ = req(b"POST /x HTTP/1.0\r\n\r\n")
     assert r.keep_alive is False
+
+
+H = b"POST /x HTTP/1.1\r\nHost: h\r\n"
+
+
+@pytest.mark.parametrize("raw, status", [
+    (H + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\nabc", 400),  # RFC 9112 §6.3: conflicting
+    (H + b"Content-Length: 1_1\r\n\r\n" + b"x" * 11, 400),  # int() reads 11
+    (H + b"Content-Length: +5\r\n\r\nhello", 400),
+    (H + b"Content-Length: \x0b5\r\n\r\nhello", 400),  # whitespace int() skips, not OWS
+    (H + b"Content-Length: \xa05\r\n\r\nhello", 400),
+    (H + b"Content-Length: \xb9\r\n\r\nx", 400),  # superscript one: isdigit() says yes
+    (H + b"Content-Length: 5 5\r\n\r\nhello", 400),
+    (H + b"Content-Length: -5\r\n\r\nhello", 400),
+    (H + b"Transfer-Encoding: gzip\r\n\r\n", 400),  # chunked not last: length unknown
+    (H + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+    (H + b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", 400),
+    (H + b"Transfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n", 400),
+    (H + b"Transfer-Encoding: chunked\r\n\r\n-1\r\n", 400),
+    (H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n", 400),
+    (H + b"X: a\rb\r\n\r\n", 400),
+    (b"POST /x HTTP/1.1x\r\n\r\n", 400),
+    (b"POST /x HTTP/2.0\r\n\r\n", 505),
+])
+def test_framing_follows_rfc9112(raw: bytes, status: int) -> None:
+    with pytest.raises(ParseError) as ei:
+        req(raw)
+    assert ei.value.status == status
+
+
+@pytest.mark.parametrize("raw, body", [
+    (b"POST /x HTTP/1.1\nContent-Length: 3\n\nabc", b"abc"),  # bare LF ends lines (RFC 9112 §2.2)
+    (b"\r\nPOST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", b"abc"),  # a leading empty line
+    (H + b"Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc", b"abc"),  # repeated, same value
+    (H + b"Content-Length:\t003 \r\n\r\nabc", b"abc"),  # OWS around a value, leading zeros
+    (H + b"Transfer-Encoding: CHUNKED\r\n\r\n3;x=y\r\nabc\n0\r\nT: v\r\n\r\n", b"abc"),
+])
+def test_what_rfc9112_allows_is_accepted(raw: bytes, body: bytes) -> None:
+    r, used = req(raw)
+    assert r.body == body and used == len(raw)
+
+
+def test_query_is_kept() -> None:
+    r, _ = req(b"POST /rc/noop?a=1&b=%20 HTTP/1.1\r\n\r\n")
+    assert (r.path, r.query) == ("/rc/noop", "a=1&b=%20")
