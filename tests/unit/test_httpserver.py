@@ -1,5 +1,6 @@
 """The HTTP loop in-process over a real unix socket (no root): what rc needs from it (the
-query, response headers), and linear-time parsing of dripped bodies."""
+query, response headers), every malformed request answered, half-closed clients answered,
+the connection cap evicting the right connection, and linear-time parsing of dripped bodies."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from pyclone_docker.lib import httpserver
 from pyclone_docker.lib.httpserver import HttpServer, Request, RequestParser, Response
 
 
@@ -118,7 +120,88 @@ def test_a_header_with_a_line_break_is_never_sent(served: Served) -> None:
     assert status_of(raw) == 500 and b"Injected" not in raw
 
 
-# --- parsing --------------------------------------------------------------------------------
+# --- malformed requests: always an answer ---------------------------------------------------
+
+GOOD = b"POST /echo HTTP/1.1\r\nHost: h\r\n"
+
+
+@pytest.mark.parametrize("raw, status", [
+    (GOOD + b"Content-Len", 400),  # incomplete head, then the client shuts its side
+    (GOOD + b"Content-Length: 10\r\n\r\nabc", 400),  # body shorter than announced
+    (GOOD + b"Transfer-Encoding: chunked\r\n\r\n5\r\nab", 400),  # chunked body cut short
+    (b"POST /echo HTTP/1.1\nHost: h\nContent-Length: 2\n\nhi", 200),  # bare LF line ends: accepted
+    (b"\r\n" + GOOD + b"\r\n", 200),  # an empty line before the request line is ignored
+    (GOOD + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\nhi", 400),
+    (GOOD + b"Content-Length: 2\r\nContent-Length: 2\r\n\r\nhi", 200),  # the same value twice
+    (GOOD + b"Content-Length: 2, 2\r\n\r\nhi", 400),
+    (GOOD + b"Content-Length: 1_1\r\n\r\nhello world", 400),
+    (GOOD + b"Content-Length: +2\r\n\r\nhi", 400),
+    (GOOD + b"Content-Length: -2\r\n\r\nhi", 400),
+    (GOOD + b"Content-Length: 0x2\r\n\r\nhi", 400),
+    (GOOD + b"Content-Length: \x0b2\r\n\r\nhi", 400),  # int() would skip that whitespace
+    (GOOD + b"Content-Length: \xa02\r\n\r\nhi", 400),  # and that one (latin-1 NBSP)
+    (GOOD + b"Content-Length: \xb2\r\n\r\nhi", 400),  # superscript two: str.isdigit() says yes
+    (GOOD + b"Content-Length: 2 2\r\n\r\nhi", 400),
+    (GOOD + b"Content-Length:  2 \r\n\r\nhi", 200),  # optional whitespace around a value is allowed
+    (GOOD + b"Content-Length: 00002\r\n\r\nhi", 200),
+    (GOOD + b"Content-Length: " + b"9" * 5000 + b"\r\n\r\n", 413),
+    (GOOD + b"Transfer-Encoding: gzip\r\n\r\nhi", 400),  # chunked is not the last coding
+    (GOOD + b"Transfer-Encoding: chunked, gzip\r\n\r\nhi", 400),
+    (GOOD + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+    (GOOD + b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400),
+    (GOOD + b"Transfer-Encoding: xchunkedx\r\n\r\n0\r\n\r\n", 400),
+    (GOOD + b"Transfer-Encoding: \r\n\r\n", 400),
+    (GOOD + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400),
+    (GOOD + b"Transfer-Encoding: Chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", 200),
+    (GOOD + b"Transfer-Encoding: chunked\r\n\r\n2;ext=1\r\nhi\r\n0\r\nTrailer: x\r\n\r\n", 200),
+    (GOOD + b"Transfer-Encoding: chunked\r\n\r\n+2\r\nhi\r\n0\r\n\r\n", 400),
+    (GOOD + b"Transfer-Encoding: chunked\r\n\r\n0x2\r\nhi\r\n0\r\n\r\n", 400),
+    (GOOD + b"Transfer-Encoding: chunked\r\n\r\n 2\r\nhi\r\n0\r\n\r\n", 400),
+    (GOOD + b"Transfer-Encoding: chunked\r\n\r\n1_0\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n", 400),
+    (GOOD + b"Transfer-Encoding: chunked\r\n\r\n2\r\nhiX0\r\n\r\n", 400),  # data not followed by CRLF
+    (GOOD + b"Transfer-Encoding: chunked\r\n\r\n" + b"1\r\nx\r\n" * 400000, 413),  # framing too large
+    (b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (b"POST /echo HTTP/1.1x\r\n\r\n", 400),
+    (b"POST /echo HTTP/2.0\r\n\r\n", 505),
+    (b"POST /ec\x01ho HTTP/1.1\r\n\r\n", 400),
+    (b"POST  /echo HTTP/1.1\r\n\r\n", 400),
+    (b"PO(ST /echo HTTP/1.1\r\n\r\n", 400),
+    (GOOD + b"X: a\rb\r\n\r\n", 400),  # a bare CR
+    (GOOD + b"X: a\0b\r\n\r\n", 400),
+    (GOOD + b"X : a\r\n\r\n", 400),  # space before the colon
+    (GOOD + b"X: a\r\n folded\r\n\r\n", 400),  # obsolete line folding
+    (GOOD + b"X: " + b"a" * 20000, 431),
+], ids=lambda v: repr(v)[-48:] if isinstance(v, bytes) else str(v))
+def test_malformed_requests_are_answered(served: Served, raw: bytes, status: int) -> None:
+    got = served.exchange(raw)
+    assert status_of(got) == status, got[:300]
+    if status != 200:
+        assert b"\r\nConnection: close\r\n" in got and json.loads(got.split(b"\r\n\r\n", 1)[1])["Err"]
+
+
+def test_a_dripped_malformed_request_is_answered(served: Served) -> None:
+    with served.connect() as s:
+        for b in GOOD + b"Content-Length: 1_1\r\n\r\n":
+            s.send(bytes([b]))
+        assert status_of(read_all(s)) == 400
+
+
+def test_pipelined_requests_then_half_close_are_all_answered(served: Served) -> None:
+    one = GOOD + b"Content-Length: 1\r\n\r\n"
+    got = served.exchange(one + b"a" + one + b"b" + b"POST /slow HTTP/1.1\r\n\r\n" + one + b"c")
+    assert got.count(b"HTTP/1.1 200 OK") == 4
+    assert got.index(b'"body": "a"') < got.index(b'"body": "b"') < got.index(b"slow\n") < got.index(b'"body": "c"')
+
+
+def test_a_slow_request_then_half_close_is_answered(served: Served) -> None:
+    got = served.exchange(b"POST /slow HTTP/1.1\r\n\r\n")
+    assert status_of(got) == 200 and got.endswith(b"slow\n")
+
+
+def test_an_error_follows_the_answers_to_earlier_pipelined_requests(served: Served) -> None:
+    got = served.exchange(GOOD + b"\r\n" + b"POST /slow HTTP/1.1\r\n\r\n" + b"GARBAGE\r\n\r\n" + GOOD + b"\r\n",
+                          half_close=False)
+    assert got.count(b"HTTP/1.1 ") == 3 and got.rindex(b"200 OK") < got.index(b"400 Bad Request")
 
 
 def test_connection_header_tokens() -> None:
@@ -131,6 +214,9 @@ def test_connection_header_tokens() -> None:
     assert keep(b"POST / HTTP/1.1\r\nConnection: Upgrade\r\n\r\n") is True
     assert keep(b"POST / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n") is True
     assert keep(b"POST / HTTP/1.0\r\n\r\n") is False
+
+
+# --- incremental parsing --------------------------------------------------------------------
 
 
 def drip_cost(chunks: int, chunked: bool) -> float:
@@ -170,3 +256,101 @@ def test_parser_keeps_its_place_across_calls() -> None:
     assert parsed is not None
     req, used = parsed
     assert (req.path, req.query, req.body, used) == ("/a", "b", b"abcde", len(raw) - 4)
+
+
+# --- the connection cap ---------------------------------------------------------------------
+
+
+def activate_ok(served: Served) -> None:
+    raw = served.exchange(GOOD + b"Connection: close\r\nContent-Length: 2\r\n\r\nok", half_close=False)
+    assert status_of(raw) == 200
+
+
+def closed_by_server(s: socket.socket) -> bool:
+    """True when the server closed `s` (an answer such as a 503 may come first)."""
+    s.settimeout(2)
+    try:
+        while s.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
+def wait_conns(served: Served, n: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(served.server.conns) != n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(served.server.conns) == n
+
+
+def test_past_the_cap_the_oldest_idle_connection_goes(served: Served, monkeypatch) -> None:
+    monkeypatch.setattr(httpserver, "MAX_CONNECTIONS", 8)
+    idle = []
+    for _ in range(8):
+        idle.append(served.connect())
+        wait_conns(served, len(idle))  # accepted in this order
+    busy = served.connect()  # a client with a request in flight is never evicted
+    busy.sendall(b"POST /slow HTTP/1.1\r\n\r\n")
+    assert closed_by_server(idle[0])
+    newer = [served.connect() for _ in range(3)]  # each takes the place of the oldest idle one
+    activate_ok(served)  # and so does a client with a request
+    assert all(closed_by_server(s) for s in idle[1:5])
+    assert status_of(read_all_until(busy, b"slow\n")) == 200
+    for s in [*idle[5:], *newer]:
+        s.settimeout(0.05)
+        with pytest.raises(TimeoutError):
+            s.recv(1)  # the newest idle ones are still open
+    for s in [*idle, *newer, busy]:
+        s.close()
+
+
+def read_all_until(s: socket.socket, end: bytes) -> bytes:
+    got = b""
+    while not got.endswith(end):
+        chunk = s.recv(65536)
+        assert chunk, got
+        got += chunk
+    return got
+
+
+def test_slow_clients_cannot_hold_every_slot(served: Served, monkeypatch) -> None:
+    """A slowloris crowd holding partial requests: the oldest partial one goes, with a 503."""
+    monkeypatch.setattr(httpserver, "MAX_CONNECTIONS", 8)
+    slow = []
+    for _ in range(8):
+        s = served.connect()
+        s.sendall(b"POST /echo HTTP/1.1\r\nContent-Le")
+        slow.append(s)
+        wait_conns(served, len(slow))
+    time.sleep(0.05)  # every partial request read by the loop
+    activate_ok(served)
+    assert status_of(read_all(slow[0])) == 503
+    for s in slow:
+        s.close()
+
+
+def test_a_client_that_never_reads_is_not_read_from(served: Served) -> None:
+    """Pipelined requests from a client that reads no answers: the loop stops reading it
+    instead of buffering answers without bound."""
+    req = GOOD + b"Content-Length: 2000\r\n\r\n" + b"x" * 2000
+    with served.connect() as s:
+        s.setblocking(False)
+        sent = 0
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                sent += s.send(req * 16)
+            except BlockingIOError:
+                time.sleep(0.05)
+                try:
+                    sent += s.send(req * 16)
+                except BlockingIOError:
+                    break
+        conn = next(iter(served.server.conns.values()))
+        assert sent < 100 * len(req) * 16  # the loop pushed back; it did not swallow everything
+        assert len(conn.out) < httpserver.OUT_HIGH + 64 * 1024
+        assert len(conn.inbuf) <= 2 * httpserver.RECV_SIZE + len(req)
+        activate_ok(served)  # and everybody else is still answered
