@@ -52,13 +52,8 @@ class ParsedFlags:
 
 def _backend_flag(name: str) -> tuple[str, str] | None:
     """'sftp-host' -> ('sftp-host', kind) when it names a registered backend option."""
-    for type_name, info in backends.REGISTRY.items():
-        prefix = type_name + "-"
-        if name.startswith(prefix):
-            opt = info.option(name[len(prefix):].replace("-", "_"))
-            if opt is not None:
-                return name, opt.kind
-    return None
+    found = backends.backend_option(name)  # imports only the backend the prefix names
+    return None if found is None else (name, found[1].kind)
 
 
 def parse_flags(argv: Sequence[str], env: Mapping[str, str]) -> ParsedFlags:
@@ -155,7 +150,7 @@ def serve_help() -> str:
     lines = ["Usage:\n  pyclone-docker serve docker [flags]\n", "Flags:"]
     for opt in ALL_OPTIONS.values():
         kind = "" if opt.kind == "bool" else f" {opt.kind}"
-        note = " (ignored on Linux)" if opt.ignored else ""
+        note = " (ignored on Linux)" if opt.ignored else " (no effect yet)" if opt.noop else ""
         lines.append(f"  {opt.flag}{kind:<12} {opt.help}{note}")
     lines.append("  -o, --option stringArray  Option for libfuse (repeat if required)")
     lines.append("  -v, --verbose count       Print lots more stuff (repeat for more)")
@@ -175,9 +170,12 @@ def lock_cache_dir(cache_dir: str) -> int:
 
 
 def serve_docker(argv: Sequence[str]) -> int:
+    import logging
+
     from . import fs as fsmod
     from . import log as logmod
     from . import rcconfig
+    from .backends.base import BackendContext
     from .docker.driver import Driver
     from .docker.serve import PluginServer, open_listener
     from .docker.state import StateFile
@@ -191,6 +189,9 @@ def serve_docker(argv: Sequence[str]) -> int:
         raise UsageError(f"unexpected arguments: {' '.join(pf.positional)}")
     v = pf.values
     logmod.setup(0 if pf.quiet else pf.verbose, v.log_level, v.log_file)
+    if noop := fsmod.no_effect_flags(v, pf.backend_flags):
+        logging.getLogger("pyclone").warning("%s %s no effect yet in pyclone-docker (accepted as rclone accepts it, "
+                                             "ignored)", ", ".join(noop), "has" if len(noop) == 1 else "have")
     cwd = os.getcwd()  # libfuse3 chdirs to / on the first mount: resolve paths now
     cache_dir = os.path.abspath(v.cache_dir or default_cache_dir(env))
     os.makedirs(cache_dir, mode=0o700, exist_ok=True)
@@ -201,7 +202,8 @@ def serve_docker(argv: Sequence[str]) -> int:
         config = rcconfig.RcloneConfig.load(config_path, env=env)
     except ValueError as e:
         raise UsageError(f"cannot read config file {config_path}: {e}") from None
-    fs_ctx = fsmod.FsContext(config=config, env=env, cli_flags=pf.backend_flags, cwd=cwd)
+    fs_ctx = fsmod.FsContext(config=config, env=env, cli_flags=pf.backend_flags, cwd=cwd,
+                             backend=BackendContext.from_values(v))
     vol_defaults = OptionValues({k: v.values[k] for k in VOLUME_OPTIONS})
     driver = Driver(base_dir, StateFile(cache_dir), vol_defaults, frozenset(pf.explicit), fs_ctx,
                     cache_dir=cache_dir, transfers=max(1, int(v.transfers)),

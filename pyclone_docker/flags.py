@@ -54,6 +54,9 @@ class Option:
     # meaningful only on Windows/macOS: accepted and ignored
     ignored: bool = False
     short: str = ""
+    # accepted (rclone has it) but without any effect in pyclone-docker yet: a value other than
+    # the default is warned about at start-up and at volume create (no_effect)
+    noop: bool = False
 
     @property
     def flag(self) -> str:
@@ -77,7 +80,8 @@ def _opts(group: str, rows: Iterable[tuple]) -> list[Option]:
     out = []
     for row in rows:
         name, kind, default, help_text, *extra = row
-        out.append(Option(name, kind, default, help_text, group=group, ignored="ignored" in extra))
+        out.append(Option(name, kind, default, help_text, group=group, ignored="ignored" in extra,
+                          noop="noop" in extra))
     return out
 
 
@@ -85,18 +89,18 @@ MOUNT_OPTIONS = _opts("mount", [
     ("debug_fuse", "bool", False, "Debug the FUSE internals - needs -v"),
     ("attr_timeout", "duration", 1.0, "Time for which file/directory attributes are cached"),
     ("option", "csv", [], "Option for libfuse (repeat if required)"),
-    ("fuse_flag", "csv", [], "Flags or arguments to be passed direct to libfuse (repeat if required)"),
+    ("fuse_flag", "csv", [], "Flags or arguments to be passed direct to libfuse (repeat if required)", "noop"),
     ("daemon", "bool", False, "Run mount in background (refused: the plugin serves every mount)"),
-    ("daemon_timeout", "duration", 0.0, "Time limit for rclone to respond to kernel"),
+    ("daemon_timeout", "duration", 0.0, "Time limit for rclone to respond to kernel", "noop"),
     ("daemon_wait", "duration", 60.0, "Time to wait for ready mount from daemon"),
     ("default_permissions", "bool", False, "Makes kernel enforce access control based on the file mode"),
     ("allow_non_empty", "bool", False, "Allow mounting over a non-empty directory"),
     ("allow_root", "bool", False, "Allow access to root user"),
     ("allow_other", "bool", False, "Allow access to other users"),
-    ("allow_idmap", "bool", False, "Allow idmapped mounts"),
+    ("allow_idmap", "bool", False, "Allow idmapped mounts", "noop"),
     ("async_read", "bool", True, "Use asynchronous reads"),
     ("max_read_ahead", "size", 128 * 1024, "The number of bytes that can be prefetched for sequential reads"),
-    ("write_back_cache", "bool", False, "Makes kernel buffer writes before sending them to rclone"),
+    ("write_back_cache", "bool", False, "Makes kernel buffer writes before sending them to rclone", "noop"),
     ("devname", "string", "", "Set the device name - default is remote:path"),
     ("mount_case_insensitive", "tristate", None, "Tell the OS the mount is case insensitive", "ignored"),
     ("direct_io", "bool", False, "Use Direct IO, disables caching of data"),
@@ -108,26 +112,27 @@ MOUNT_OPTIONS = _opts("mount", [
 
 VFS_OPTIONS = _opts("vfs", [
     ("no_modtime", "bool", False, "Don't read/write the modification time (can speed things up)"),
-    ("no_checksum", "bool", False, "Don't compare checksums on up/download"),
+    ("no_checksum", "bool", False, "Don't compare checksums on up/download", "noop"),
     ("no_seek", "bool", False, "Don't allow seeking in files"),
     ("dir_cache_time", "duration", 300.0, "Time to cache directory entries for"),
-    ("vfs_refresh", "bool", False, "Refreshes the directory cache recursively in the background on start"),
+    ("vfs_refresh", "bool", False, "Refreshes the directory cache recursively in the background on start", "noop"),
     ("poll_interval", "duration", 60.0, "Time to wait between polling for changes"),
     ("read_only", "bool", False, "Only allow read-only access"),
-    ("vfs_links", "bool", False, "Translate symlinks to/from regular files with a '.rclonelink' extension"),
+    ("vfs_links", "bool", False, "Translate symlinks to/from regular files with a '.rclonelink' extension", "noop"),
     ("vfs_cache_mode", "cachemode", "off", "Cache mode off|minimal|writes|full"),
     ("vfs_cache_poll_interval", "duration", 60.0, "Interval to poll the cache for stale objects"),
     ("vfs_cache_max_age", "duration", 3600.0, "Max time since last access of objects in the cache"),
     ("vfs_cache_max_size", "size", -1, "Max total size of objects in the cache"),
-    ("vfs_cache_min_free_space", "size", -1, "Target minimum free space on the disk containing the cache"),
+    ("vfs_cache_min_free_space", "size", -1, "Target minimum free space on the disk containing the cache", "noop"),
     ("vfs_read_chunk_size", "size", 128 * 1024 * 1024, "Read the source objects in chunks"),
     ("vfs_read_chunk_size_limit", "size", -1, "Max chunk doubling size ('off' is unlimited)"),
-    ("vfs_read_chunk_streams", "int", 0, "The number of parallel streams to read at once"),
+    ("vfs_read_chunk_streams", "int", 0, "The number of parallel streams to read at once", "noop"),
     ("dir_perms", "filemode", 0o777, "Directory permissions"),
     ("file_perms", "filemode", 0o666, "File permissions"),
-    ("link_perms", "filemode", 0o666, "Link permissions"),
+    ("link_perms", "filemode", 0o666, "Link permissions", "noop"),
     ("vfs_case_insensitive", "bool", False, "If a file name not found, find a case insensitive match"),
-    ("vfs_block_norm_dupes", "bool", False, "If duplicate filenames exist in the same directory, hide all but one"),
+    ("vfs_block_norm_dupes", "bool", False, "If duplicate filenames exist in the same directory, hide all but one",
+     "noop"),
     ("vfs_write_wait", "duration", 1.0, "Time to wait for in-sequence write before giving error"),
     ("vfs_read_wait", "duration", 0.02, "Time to wait for in-sequence read before seeking"),
     ("vfs_write_back", "duration", 5.0, "Time to writeback files after last use when using cache"),
@@ -135,8 +140,8 @@ VFS_OPTIONS = _opts("vfs", [
     ("vfs_used_is_size", "bool", False, "Use the rclone size algorithm for Used size"),
     ("vfs_fast_fingerprint", "bool", False, "Use fast (less accurate) fingerprints for change detection"),
     ("vfs_disk_space_total_size", "size", -1, "Specify the total space of disk"),
-    ("vfs_handle_caching", "duration", 5.0, "Time to cache open file handles"),
-    ("vfs_metadata_extension", "string", "", "Set the extension to read metadata from"),
+    ("vfs_handle_caching", "duration", 5.0, "Time to cache open file handles", "noop"),
+    ("vfs_metadata_extension", "string", "", "Set the extension to read metadata from", "noop"),
     ("umask", "filemode", PROCESS_UMASK, "Override the permission bits set by the filesystem"),
     ("uid", "uint32", os.getuid(), "Override the uid field set by the filesystem"),
     ("gid", "uint32", os.getgid(), "Override the gid field set by the filesystem"),
@@ -157,10 +162,11 @@ GLOBAL_OPTIONS = _opts("global", [
     ("log_level", "string", "", "Log level DEBUG|INFO|NOTICE|ERROR"),
     ("buffer_size", "size", 16 * 1024 * 1024, "In memory buffer size when reading files for each --transfer"),
     ("transfers", "int", 4, "Number of file transfers to run in parallel"),
-    ("low_level_retries", "int", 10, "Number of low level retries to do"),
-    ("contimeout", "duration", 60.0, "Connect timeout"),
-    ("timeout", "duration", 300.0, "IO idle timeout"),
-    ("use_server_modtime", "bool", False, "Use server modified time instead of object metadata"),
+    ("low_level_retries", "int", 10, "Number of low level retries to do", "noop"),
+    ("contimeout", "duration", 60.0, "Connect timeout", "noop"),
+    ("timeout", "duration", 300.0, "IO idle timeout", "noop"),
+    ("retries", "int", 3, "Retry operations this many times if they fail", "noop"),
+    ("use_server_modtime", "bool", False, "Use server modified time instead of object metadata", "noop"),
 ])
 
 # rclone's remote control server (fs/rc, lib/http): only the flags pyclone-docker implements.
@@ -177,6 +183,12 @@ VOLUME_OPTIONS: dict[str, Option] = {o.name: o for o in MOUNT_OPTIONS + VFS_OPTI
 ALL_OPTIONS: dict[str, Option] = {
     o.name: o for o in MOUNT_OPTIONS + VFS_OPTIONS + SERVE_OPTIONS + GLOBAL_OPTIONS + RC_OPTIONS
 }
+
+
+def no_effect(values: OptionValues, table: Mapping[str, Option]) -> list[str]:
+    """The flags of `table` (as `--name`) that have no effect yet and are not at their default."""
+    return [opt.flag for name, opt in table.items()
+            if opt.noop and name in values.values and values.values[name] != opt.default]
 
 
 def normal_key(key: str) -> str:

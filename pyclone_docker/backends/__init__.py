@@ -1,61 +1,72 @@
-"""Backend registry: rclone type names to their options and factories.
+"""Backend registry: rclone type names to the module that declares each one.
 
-Backends that are planned but not built yet are listed with their rclone option
-names, so that a volume using them fails with a clear "not available yet" error
-rather than "unknown backend".
+Each backend module declares its own options and factory as `INFO` (a BackendInfo). A module
+is imported only when its type is first used (a volume, a `--<type>-<option>` flag), so the
+plugin never pays in start-up time or RSS for backends no volume uses. Backends that are
+planned but not built yet declare their options with `factory=None`: a volume using them
+fails with a clear "not available yet" rather than "unknown backend".
 """
 
 from __future__ import annotations
 
-from .alias import OPTIONS as ALIAS_OPTIONS
-from .base import Backend, BackendInfo, BackendOption, Entry
-from .local import LocalBackend
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
-__all__ = ["REGISTRY", "Backend", "BackendInfo", "BackendOption", "Entry", "find"]
+if TYPE_CHECKING:
+    from .base import BackendInfo, BackendOption
 
+__all__ = ["NAMES", "REGISTRY", "backend_option", "find"]
 
-def _planned(name: str, *opts: BackendOption) -> BackendInfo:
-    return BackendInfo(name, None, tuple(opts))
-
-
-_O = BackendOption
-
-REGISTRY: dict[str, BackendInfo] = {
-    "local": BackendInfo("local", LocalBackend, LocalBackend.options, LocalBackend.description),
-    "alias": BackendInfo("alias", None, ALIAS_OPTIONS, "Alias for an existing remote"),
-    "sftp": _planned("sftp", _O("host"), _O("user"), _O("port", "int", "22"), _O("pass", is_password=True),
-                     _O("key_pem"), _O("key_file"), _O("key_file_pass", is_password=True), _O("pubkey_file"),
-                     _O("known_hosts_file"), _O("key_use_agent", "bool"), _O("use_insecure_cipher", "bool"),
-                     _O("disable_hashcheck", "bool"), _O("ask_password", "bool"), _O("path_override"),
-                     _O("set_modtime", "bool", "true"), _O("shell_type"), _O("md5sum_command"),
-                     _O("sha1sum_command"), _O("skip_links", "bool"), _O("subsystem", default="sftp"),
-                     _O("server_command"), _O("use_fstat", "bool"), _O("disable_concurrent_reads", "bool"),
-                     _O("disable_concurrent_writes", "bool"), _O("idle_timeout", "duration", "1m"),
-                     _O("chunk_size", "size", "32Ki"), _O("concurrency", "int", "64"), _O("set_env")),
-    "s3": _planned("s3", _O("provider"), _O("env_auth", "bool"), _O("access_key_id"),
-                   _O("secret_access_key"), _O("region"), _O("endpoint"), _O("location_constraint"),
-                   _O("acl"), _O("bucket_acl"), _O("storage_class"), _O("upload_cutoff", "size", "200Mi"),
-                   _O("chunk_size", "size", "5Mi"), _O("disable_checksum", "bool"), _O("session_token"),
-                   _O("upload_concurrency", "int", "4"), _O("force_path_style", "bool", "true"),
-                   _O("v2_auth", "bool"), _O("no_check_bucket", "bool"), _O("server_side_encryption")),
-    "webdav": _planned("webdav", _O("url"), _O("vendor"), _O("user"), _O("pass", is_password=True),
-                       _O("bearer_token"), _O("bearer_token_command"), _O("encoding"), _O("headers")),
-    "http": _planned("http", _O("url"), _O("headers"), _O("no_slash", "bool"), _O("no_head", "bool")),
-    "ftp": _planned("ftp", _O("host"), _O("user"), _O("port", "int", "21"), _O("pass", is_password=True),
-                    _O("tls", "bool"), _O("explicit_tls", "bool"), _O("concurrency", "int", "0"),
-                    _O("no_check_certificate", "bool"), _O("disable_epsv", "bool"), _O("disable_mlsd", "bool"),
-                    _O("disable_utf8", "bool"), _O("idle_timeout", "duration", "1m")),
-    "crypt": _planned("crypt", _O("remote"), _O("filename_encryption", default="standard"),
-                      _O("directory_name_encryption", "bool", "true"), _O("password", is_password=True),
-                      _O("password2", is_password=True), _O("server_side_across_configs", "bool"),
-                      _O("show_mapping", "bool"), _O("no_data_encryption", "bool"),
-                      _O("filename_encoding", default="base32"), _O("suffix", default=".bin"),
-                      _O("pass_bad_blocks", "bool"), _O("strict_names", "bool")),
+# type name -> module (in this package) holding its INFO
+_MODULES = {
+    "local": "local",
+    "alias": "alias",
+    "sftp": "sftp",
+    "s3": "s3",
+    "webdav": "webdav",
+    "http": "http",
+    "ftp": "ftp",
+    "crypt": "crypt",
 }
+NAMES: tuple[str, ...] = tuple(_MODULES)
 
 
 def find(type_name: str) -> BackendInfo:
-    try:
-        return REGISTRY[type_name]
-    except KeyError:
-        raise ValueError(f'didn\'t find backend called "{type_name}"') from None
+    """The backend of that rclone type (importing its module the first time)."""
+    module = _MODULES.get(type_name)
+    if module is None:
+        raise ValueError(f'didn\'t find backend called "{type_name}"')
+    return importlib.import_module(f"{__name__}.{module}").INFO
+
+
+def backend_option(flag: str) -> tuple[str, BackendOption] | None:
+    """`sftp-host` -> ("sftp", its option) when it names a backend option, else None.
+
+    Only a backend whose type name prefixes the flag is imported."""
+    for type_name in NAMES:
+        prefix = type_name + "-"
+        if flag.startswith(prefix):
+            opt = find(type_name).option(flag[len(prefix):].replace("-", "_"))
+            if opt is not None:
+                return type_name, opt
+    return None
+
+
+class _Registry(Mapping[str, "BackendInfo"]):
+    """Type name -> BackendInfo, importing a backend's module only when it is looked up."""
+
+    def __getitem__(self, type_name: str) -> BackendInfo:
+        try:
+            return find(type_name)
+        except ValueError:
+            raise KeyError(type_name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(NAMES)
+
+    def __len__(self) -> int:
+        return len(NAMES)
+
+
+REGISTRY: Mapping[str, BackendInfo] = _Registry()

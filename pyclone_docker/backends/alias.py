@@ -1,18 +1,35 @@
-"""The `alias` backend: another remote (or local path) under a new name."""
+"""The `alias` backend: another remote (or local path) under a new name.
+
+As rclone's, it wraps nothing at run time: its factory opens the target remote with the
+alias's root joined on, and that backend is the volume's.
+"""
 
 from __future__ import annotations
 
-from .base import BackendOption
+from collections.abc import Callable
 
-OPTIONS = (BackendOption("remote", "string", "", required=True),)
+from .base import Backend, BackendContext, BackendInfo, BackendOption
+
+OPTIONS = (
+    BackendOption("remote", "string", "", required=True),
+    BackendOption("description", "string", ""),
+)
 
 
-def make_alias(new_fs, name: str, root: str, config: dict[str, str]):
-    """Resolve `remote` joined with `root` through the same factory the plugin uses."""
-    target = config.get("remote", "")
-    if not target:
+def target(root: str, options: dict[str, str]) -> str:
+    """The fs string the alias stands for: `remote` with `root` joined on."""
+    remote = options.get("remote", "")
+    if not remote:
         raise ValueError('alias: option "remote" is required')
     if root:
-        sep = "" if target.endswith((":", "/")) else "/"
-        target = target + sep + root.lstrip("/")
-    return new_fs(target)
+        sep = "" if remote.endswith((":", "/")) else "/"
+        remote = remote + sep + root.lstrip("/")
+    return remote
+
+
+def open_alias(name: str, root: str, options: dict[str, str], ctx: BackendContext | None,
+               open_inner: Callable[[str], Backend]) -> Backend:
+    return open_inner(target(root, options))
+
+
+INFO = BackendInfo("alias", open_alias, OPTIONS, "Alias for an existing remote", wraps=True)

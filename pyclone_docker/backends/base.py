@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import errno
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar, Protocol
 
 
 @dataclass(slots=True)
@@ -41,13 +41,78 @@ class About:
 
 @dataclass(frozen=True)
 class BackendOption:
-    """A backend option as rclone registers it (name in snake_case)."""
+    """A backend option as rclone registers it (name in snake_case).
+
+    `kind` names a parser of the flag table (flags.PARSERS: bool, int, size, duration, csv,
+    tristate, string), so `-o sftp-port=22`, `--sftp-port 22` and `port = 22` in rclone.conf
+    read alike. `noop`: accepted, as rclone accepts it, but without any effect yet (a volume
+    that sets it to another value than the default is warned about).
+    """
 
     name: str
     kind: str = "string"
     default: str = ""
     is_password: bool = False
     required: bool = False
+    noop: bool = False
+
+    def __post_init__(self) -> None:
+        if self.default == "" and self.kind in _ZERO:  # Go's zero value, as rclone's default
+            object.__setattr__(self, "default", _ZERO[self.kind])
+
+    def parse(self, raw: str) -> Any:
+        """The typed value of `raw` ('' means the default), in rclone's configstruct words on error."""
+        from ..flags import PARSERS
+        from ..parsers import go_quote
+
+        value = raw if raw != "" else self.default
+        try:
+            return PARSERS[self.kind](value)
+        except ValueError as e:
+            go_type, q = _GO_TYPES.get(self.kind, self.kind), go_quote(value)
+            raise ValueError(f"couldn't parse config item {go_quote(self.name)} = {q} as {go_type}: "
+                             f"parsing {q} as {go_type} failed: {e}") from None
+
+
+_ZERO = {"bool": "false", "int": "0", "size": "0", "duration": "0s"}
+_GO_TYPES = {"size": "fs.SizeSuffix", "duration": "fs.Duration", "csv": "fs.CommaSepList",
+             "tristate": "fs.Tristate"}
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """The global flags that belong to backends, handed to every factory in one object.
+
+    Field names are the flags' (flags.py). Room for the TLS (--ca-cert, --client-cert,
+    --no-check-certificate) and proxy flags once a network backend needs them.
+    """
+
+    timeout: float = 300.0  # --timeout: IO idle timeout, seconds
+    contimeout: float = 60.0  # --contimeout: connect timeout, seconds
+    low_level_retries: int = 10  # --low-level-retries
+    retries: int = 3  # --retries
+    no_checksum: bool = False  # --no-checksum (a per-volume VFS option in rclone)
+    use_server_modtime: bool = False  # --use-server-modtime
+
+    @classmethod
+    def from_values(cls, values: Any) -> BackendContext:
+        """From parsed flag values (an OptionValues or any object with these attributes);
+        what `values` lacks keeps its default."""
+        known = {}
+        for f in fields(cls):
+            try:
+                known[f.name] = getattr(values, f.name)
+            except AttributeError:
+                pass
+        return cls(**known)
+
+    def for_volume(self, values: Any) -> BackendContext:
+        """This context with a volume's own values for the fields that are volume options."""
+        try:
+            no_checksum = bool(values.no_checksum)
+        except AttributeError:
+            return self
+        return self if no_checksum == self.no_checksum else replace(self, no_checksum=no_checksum)
 
 
 class Reader(Protocol):
@@ -87,7 +152,7 @@ FEATURE_CHOWN = "chown"
 FEATURE_MOVE = "move"  # server-side rename of files
 FEATURE_DIR_MOVE = "dir_move"  # server-side rename of directories
 FEATURE_RANDOM_READ = "random_read"  # readers have pread_into
-FEATURE_RANDOM_WRITE = "random_write"  # open_random gives a pwrite-able handle
+FEATURE_RANDOM_WRITE = "random_write"  # files can be changed in place (truncate)
 FEATURE_ABOUT = "about"
 FEATURE_SLOW_HASH = "slow_hash"
 FEATURE_SLOW_MODTIME = "slow_modtime"
@@ -103,10 +168,11 @@ class Backend(ABC):
     features: frozenset[str] = frozenset()
     hashes: tuple[str, ...] = ()
 
-    def __init__(self, name: str, root: str, config: dict[str, str]) -> None:
+    def __init__(self, name: str, root: str, config: dict[str, str], ctx: BackendContext | None = None) -> None:
         self.name = name  # rclone's Fs name, e.g. "local" or ":local{abcde}"
         self.root = root
         self.config = config
+        self.ctx = ctx if ctx is not None else BackendContext()  # the global flags for backends
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name}:{self.root})"
@@ -167,12 +233,24 @@ class Backend(ABC):
         """Release connections; called when a volume is removed or the plugin stops."""
 
 
+# A factory: (name, root, options, context) -> Backend. A wrapping backend's (BackendInfo.wraps)
+# takes a fifth argument, open_inner(fs_string) -> Backend, which opens the remote it wraps.
+Factory = Callable[..., Backend]
+
+
 @dataclass
 class BackendInfo:
+    """What a backend module declares: its rclone type name, options and factory.
+
+    `factory` None: the options are known (so a volume is checked as rclone would check it),
+    but the backend is not built yet.
+    """
+
     type_name: str
-    factory: Callable[[str, str, dict[str, str]], Backend] | None
+    factory: Factory | None
     options: tuple[BackendOption, ...] = field(default_factory=tuple)
     description: str = ""
+    wraps: bool = False
 
     def option(self, name: str) -> BackendOption | None:
         for opt in self.options:
@@ -180,6 +258,14 @@ class BackendInfo:
                 return opt
         return None
 
+    def parse_options(self, raw: Mapping[str, str]) -> dict[str, Any]:
+        """Every declared option's typed value: `raw`'s where given, else the default."""
+        return {opt.name: opt.parse(raw.get(opt.name, "")) for opt in self.options}
 
-def join(base: str, name: str) -> str:
-    return f"{base}/{name}" if base else name
+    def no_effect(self, raw: Mapping[str, str]) -> list[str]:
+        """The options in `raw` that have no effect yet and differ from their default."""
+        out = []
+        for opt in self.options:
+            if opt.noop and raw.get(opt.name, "") != "" and opt.parse(raw[opt.name]) != opt.parse(""):
+                out.append(opt.name)
+        return out

@@ -18,6 +18,8 @@ from .base import (
     FEATURE_SLOW_HASH,
     About,
     Backend,
+    BackendContext,
+    BackendInfo,
     BackendOption,
     Entry,
 )
@@ -98,34 +100,51 @@ class LocalWriter:
         self.close()
 
 
+def _o(name: str, kind: str = "bool", default: str = "false", noop: bool = False) -> BackendOption:
+    return BackendOption(name, kind, default, noop=noop)
+
+
+# rclone 1.75.2's options for local. noop: accepted, no effect yet. The skip_*, no_* switches
+# whose "don't" this backend always keeps (it never warns, preallocates, clones or re-checks a
+# file during an upload) and nounc (Windows only) are not noop: they hold as asked.
+OPTIONS = (
+    _o("nounc"),
+    _o("copy_links"),
+    _o("links", noop=True),
+    _o("skip_links"),
+    _o("skip_specials"),
+    _o("zero_size_links", noop=True),
+    _o("unicode_normalization", noop=True),
+    _o("no_check_updated"),
+    _o("one_file_system", noop=True),
+    _o("case_sensitive", noop=True),
+    _o("case_insensitive", noop=True),
+    _o("no_clone"),
+    _o("no_preallocate"),
+    _o("no_sparse"),
+    _o("no_set_modtime"),
+    _o("metadata_restore_special_bits", noop=True),
+    _o("fatal_if_no_space"),
+    _o("time_type", "string", "mtime", noop=True),
+    _o("hashes", "csv", "", noop=True),
+    _o("encoding", "string", "Slash,Dot", noop=True),
+    _o("description", "string", ""),
+)
+
+
 class LocalBackend(Backend):
     type_name = "local"
     description = "Local Disk"
-    options = (
-        BackendOption("nounc", "bool", "false"),
-        BackendOption("copy_links", "bool", "false"),
-        BackendOption("links", "bool", "false"),
-        BackendOption("skip_links", "bool", "false"),
-        BackendOption("zero_size_links", "bool", "false"),
-        BackendOption("unicode_normalization", "bool", "false"),
-        BackendOption("no_check_updated", "bool", "false"),
-        BackendOption("one_file_system", "bool", "false"),
-        BackendOption("case_sensitive", "bool", "false"),
-        BackendOption("case_insensitive", "bool", "false"),
-        BackendOption("no_preallocate", "bool", "false"),
-        BackendOption("no_sparse", "bool", "false"),
-        BackendOption("no_set_modtime", "bool", "false"),
-        BackendOption("encoding", "string", ""),
-        BackendOption("description", "string", ""),
-    )
+    options = OPTIONS
     hashes = ("md5", "sha1")
 
-    def __init__(self, name: str, root: str, config: dict[str, str]) -> None:
+    def __init__(self, name: str, root: str, config: dict[str, str], ctx: BackendContext | None = None) -> None:
         root = os.path.abspath(root or "/")
-        super().__init__(name, root, config)
-        self.copy_links = config.get("copy_links", "false").lower() in ("true", "1", "t")
+        super().__init__(name, root, config, ctx)
+        opt = INFO.parse_options(config)  # the flag parsers: "yes" is an error, as in rclone
+        self.copy_links: bool = opt["copy_links"]
+        self.no_set_modtime: bool = opt["no_set_modtime"]
         self._hashes: dict[tuple[str, str], tuple[tuple[int, ...], str]] = {}
-        self.no_set_modtime = config.get("no_set_modtime", "false").lower() in ("true", "1", "t")
         feats = {FEATURE_ABOUT, FEATURE_CHMOD, FEATURE_CHOWN, FEATURE_MOVE, FEATURE_DIR_MOVE,
                  FEATURE_RANDOM_READ, FEATURE_RANDOM_WRITE, FEATURE_SLOW_HASH}
         if not self.no_set_modtime:
@@ -176,10 +195,6 @@ class LocalBackend(Backend):
             os.makedirs(os.path.dirname(full), 0o777, exist_ok=True)
             fd = os.open(full, _O_WRITE, perms)
         return LocalWriter(fd, path, None if self.no_set_modtime else mtime_ns)
-
-    def open_random(self, path: str, create: bool = False) -> LocalWriter:
-        flags = os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | (os.O_CREAT if create else 0)
-        return LocalWriter(os.open(self._abs(path), flags, 0o666), path, None)
 
     def mkdir(self, path: str) -> None:
         os.mkdir(self._abs(path), 0o777)
@@ -252,3 +267,6 @@ _HASH_MEMO = 4096  # remembered file hashes per volume (~0.5 MB at most)
 
 def _version(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+INFO = BackendInfo("local", LocalBackend, OPTIONS, LocalBackend.description)

@@ -21,7 +21,14 @@ from ..fuse.ops import FuseOps
 from ..vfs.cache import Cache
 from ..vfs.rc import ActiveVFS
 from ..vfs.vfs import VFS
-from .options import OptionError, VolumeSpec, parse_volume_options, redact_options, saved_options
+from .options import (
+    OptionError,
+    VolumeSpec,
+    no_effect_warning,
+    parse_volume_options,
+    redact_options,
+    saved_options,
+)
 from .state import StateFile
 from .volume import Volume, check_mount_id, check_name
 
@@ -69,7 +76,8 @@ class Driver:
 
     def _spec(self, opts: dict[str, str] | None) -> VolumeSpec:
         spec = parse_volume_options(opts, self.defaults, self.explicit, self._type_of_remote)
-        fsmod.resolve(spec.fs_string, self.fs_ctx)  # unknown backend / option / remote -> ValueError
+        # unknown backend / option / remote -> ValueError; the backend is built from this at Mount
+        spec.resolved = fsmod.resolve(spec.remote, self.fs_ctx, spec.values)
         return spec
 
     def _get(self, name: Any) -> Volume:
@@ -157,11 +165,14 @@ class Driver:
         if existing is not None:
             self._check_same_options(existing, opts)
             return
-        log.info('create volume "%s" with options %s', name, redact_options(opts))
         try:
             spec = self._spec(opts)
         except (OptionError, ValueError) as e:
+            log.info('create volume "%s" with options %s', name, redact_options(opts))
             raise DriverError(str(e)) from None
+        log.info('create volume "%s" with options %s', name, redact_options(opts, spec.fs_shown))
+        if noop := no_effect_warning(spec):
+            log.warning('volume "%s": %s', name, noop)
         mountpoint = self._mountpoint(name)
         created_dir = self._prepare_mountpoint(mountpoint)
         vol = Volume(name=name, mountpoint=mountpoint, created_ns=time.time_ns(), fs=spec.fs,
@@ -260,13 +271,13 @@ class Driver:
             if vol.spec is None:
                 vol.spec = self._spec(saved_options(vol.fs, vol.fs_type, vol.path, vol.options))
             spec = vol.spec
-            backend = vol.backend or fsmod.new_fs(spec.fs_string, self.fs_ctx)
+            backend = vol.backend or fsmod.new_fs(spec.resolved or spec.remote, self.fs_ctx)
             _ensure_root(backend)
             vfs = self._make_vfs(vol.name, backend, spec)
             self._prepare_mountpoint(vol.mountpoint)
             if mountmod.is_mountpoint(vol.mountpoint):
                 mountmod.umount(vol.mountpoint, lazy=True)
-            devname = spec.values.devname or fsmod.redact(spec.fs_string)
+            devname = spec.values.devname or fsmod.redact(spec.remote)
             m = mountmod.FuseMount(vol.mountpoint, FuseOps(vfs), spec.values, devname, on_exit=self._mount_died)
             m.start(timeout=min(float(spec.values.daemon_wait) or 30.0, 60.0))
         except DriverError:
