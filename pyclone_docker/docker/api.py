@@ -42,6 +42,8 @@ def _decode(body: bytes, required: bool) -> dict[str, Any]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"invalid JSON: {e}") from None
+    except RecursionError:  # the decoder recurses once per level (Go's stops at 10,000)
+        raise ValueError("invalid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("request body must be a JSON object")
     return {str(k).lower(): v for k, v in data.items()}

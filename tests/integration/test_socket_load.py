@@ -1,10 +1,11 @@
 """The plugin socket under hostile load, on the real plugin process: hundreds of idle and slow
-clients, bodies dripped byte by byte, requests cut short. Valid calls must keep being
+clients, bodies dripped byte by byte, and JSON nested too deeply. Valid calls must keep being
 answered, quickly, while it lasts. The hostile clients run in a child process of their own,
 so their work never steals this process's GIL from the client that measures."""
 
 from __future__ import annotations
 
+import json
 import resource
 import socket
 import statistics
@@ -159,6 +160,17 @@ def test_dripped_bodies_do_not_slow_other_clients(plugin: Plugin) -> None:
         # parse that started again from the start at every read: median 727 ms, max 2 s)
         assert statistics.median(times) < max(10 * base_med, 0.1), (base_med, times)
         assert max(times) < 1.0, times
+
+
+def test_deeply_nested_json_is_a_clean_400(plugin: Plugin) -> None:
+    for body in (b"[" * 10000 + b"]" * 10000, b'{"Name":' * 10000 + b'"x"' + b"}" * 10000):
+        for endpoint in ("VolumeDriver.Get", "VolumeDriver.Create"):
+            status, _, raw = plugin.client.raw("POST", "/" + endpoint, body)
+            assert status == 400, (status, raw)
+            assert "nested too deeply" in json.loads(raw)["Err"]
+    assert plugin.client.ok("VolumeDriver.List", {}) == {"Volumes": []}
+    log = plugin.log_text()
+    assert "Traceback" not in log and "RecursionError" not in log
 
 
 def test_half_closed_and_malformed_requests_are_answered(plugin: Plugin) -> None:
