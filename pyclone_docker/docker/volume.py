@@ -54,10 +54,6 @@ class Volume:
     # serialises the slow work (mount, unmount, remove) on this one volume
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    @property
-    def mounted(self) -> bool:
-        return self.mount is not None
-
     def record(self, with_mounts: bool = True) -> dict[str, Any]:
         return {
             "name": self.name,

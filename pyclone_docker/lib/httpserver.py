@@ -21,7 +21,6 @@ import errno
 import logging
 import selectors
 import socket
-import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -420,9 +419,3 @@ class HttpServer:
         conn.inbuf, conn.out = bytearray(), bytearray()  # a worker may still hold conn
         conn.queue.clear()
         conn.sock.close()
-
-
-def run_in_thread(fn: Callable[[], None], name: str) -> threading.Thread:
-    t = threading.Thread(target=fn, name=name, daemon=True)
-    t.start()
-    return t
