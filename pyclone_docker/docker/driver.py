@@ -11,16 +11,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import fs as fsmod
 from .. import rcconfig
 from ..flags import OptionValues
 from ..fuse import mount as mountmod
-from ..fuse.ops import FuseOps
-from ..vfs.cache import Cache
-from ..vfs.rc import ActiveVFS
-from ..vfs.vfs import VFS
 from .options import (
     OptionError,
     VolumeSpec,
@@ -31,6 +27,10 @@ from .options import (
 )
 from .state import StateFile
 from .volume import Volume, check_mount_id, check_name
+
+if TYPE_CHECKING:
+    from ..vfs.rc import ActiveVFS
+    from ..vfs.vfs import VFS
 
 log = logging.getLogger("pyclone.driver")
 
@@ -97,11 +97,14 @@ class Driver:
             raise DriverError("volume mountpoint escapes --base-dir")
         return path
 
-    def save(self) -> None:
+    def save(self, durable: bool = True) -> None:
+        """Write the state file. `durable=False` for a change of mount IDs alone: still atomic,
+        not fsynced (a power cut ends every container anyway, and Docker mounts again); the
+        volumes themselves (Create, Remove) always reach the disk before the answer."""
         with self._save_lock:
             with self._lock:
                 records = [v.record() for v in self._volumes.values()]
-            self.state.save(records)
+            self.state.save(records, durable)
 
     # --- start-up ---------------------------------------------------------------------
 
@@ -129,6 +132,7 @@ class Driver:
             mountmod.fuse_binding()  # load libfuse now, so the first Mount doesn't pay for it
         except mountmod.MountError as e:
             log.error("%s", e)
+        from ..fuse import ops  # noqa: F401  (and the VFS layer: imported after the socket answers)
         with self._lock:
             volumes = list(self._volumes.values())
         for vol in volumes:
@@ -241,6 +245,8 @@ class Driver:
     def _drop_cache(self, name: str) -> None:
         """A new volume of the same name must not inherit this one's cache. Anything never
         uploaded is kept aside under <cache-dir>/removed/, never deleted (Cache.drop_volume)."""
+        from ..vfs.cache import Cache
+
         Cache.drop_volume(self.cache_dir, name)
 
     def mount(self, name: Any, mount_id: Any) -> str:
@@ -257,7 +263,7 @@ class Driver:
             if mount_id not in vol.mount_ids:
                 vol.mount_ids.append(mount_id)
                 try:
-                    self.save()
+                    self.save(durable=False)
                 except OSError as e:
                     vol.mount_ids.remove(mount_id)
                     if not vol.mount_ids:
@@ -278,6 +284,8 @@ class Driver:
             if mountmod.is_mountpoint(vol.mountpoint):
                 mountmod.umount(vol.mountpoint, lazy=True)
             devname = spec.values.devname or fsmod.redact(spec.remote)
+            from ..fuse.ops import FuseOps
+
             m = mountmod.FuseMount(vol.mountpoint, FuseOps(vfs), spec.values, devname, on_exit=self._mount_died)
             m.start(timeout=min(float(spec.values.daemon_wait) or 30.0, 60.0))
         except DriverError:
@@ -291,6 +299,9 @@ class Driver:
         log.info('mounted volume "%s" at %s', vol.name, vol.mountpoint)
 
     def _make_vfs(self, name: str, backend: Any, spec: VolumeSpec) -> VFS:
+        from ..vfs.cache import Cache  # the VFS layer loads at the first mount, not at start-up
+        from ..vfs.vfs import VFS
+
         v = spec.values
         if v.vfs_cache_mode == "off":
             return VFS(backend, v, spec.explicit, buffer_size=self.buffer_size)
@@ -316,7 +327,7 @@ class Driver:
             vol.mount_ids.remove(mount_id)
             if not vol.mount_ids:
                 self._unmount(vol)
-            self.save()
+            self.save(durable=False)
 
     def _unmount(self, vol: Volume, lazy: bool = False) -> None:
         m, vol.mount, vol.vfs = vol.mount, None, None
@@ -342,7 +353,7 @@ class Driver:
                 self._drop_dead_mount(vol)
                 vol.mount_ids.clear()
                 try:
-                    self.save()
+                    self.save(durable=False)
                 except OSError as e:
                     log.error("failed to save state: %s", e)
 
@@ -380,6 +391,8 @@ class Driver:
 
     def active_vfses(self) -> list[ActiveVFS]:
         """The VFS of every mounted volume, by volume name."""
+        from ..vfs.rc import ActiveVFS
+
         with self._lock:
             vols = sorted(self._volumes.values(), key=lambda v: v.name)
         out = []

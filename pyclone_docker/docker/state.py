@@ -1,8 +1,10 @@
 """The plugin's state file, `<cache-dir>/docker-plugin.state`, in rclone's JSON layout.
 
-Written atomically (temp file, fsync, rename, fsync of the directory) with mode 0600 on
-every change, so a crash at any moment leaves either the old or the new state. A file
-that cannot be parsed is kept aside as `.corrupt-<time>` instead of being overwritten.
+Written atomically (temp file, rename) with mode 0600 on every change, so a crash at any
+moment leaves either the old or the new state; a change of the volumes themselves is also
+fsynced (file and directory) before it is answered, a change of mount IDs alone is not (see
+Driver.save). A file that cannot be parsed is kept aside as `.corrupt-<time>` instead of
+being overwritten.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class StateFile:
             return []
         return data
 
-    def save(self, volumes: list[dict[str, Any]]) -> None:
+    def save(self, volumes: list[dict[str, Any]], durable: bool = True) -> None:
+        """Atomic always; `durable` also fsyncs the file and its directory."""
         volumes = sorted(volumes, key=lambda v: v["name"])
         data = json.dumps(volumes, separators=(",", ":")).encode()
-        atomic_write(self.path, data)
+        atomic_write(self.path, data, sync=durable)
