@@ -26,7 +26,7 @@ _EXPORTS = {
     "DEFAULT_ADDR": "client", "DEFAULT_URL": "client", "client_call": "client",
     "Params": "params", "RcError": "params", "clean_path": "params", "request_params": "params",
     "CALLS": "registry", "Call": "registry", "register": "registry",
-    "RcHandler": "server", "RcResponse": "server", "RcServer": "server", "check_basic_auth": "server",
+    "RcHandler": "server", "RcServer": "server", "check_basic_auth": "server",
     "parse_rc_addr": "server", "to_json": "server",
 }
 __all__ = sorted(_EXPORTS)

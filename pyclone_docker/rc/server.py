@@ -6,18 +6,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import itertools
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote
 
 from .. import __version__
-from ..lib.httpserver import REASONS, HttpServer, Request, Response, parse_request
+from ..lib.httpserver import HttpServer, Request, Response
 from ..parsers import go_quote
 from .params import JOB_PARAMS, Params, RcError, request_params
 from .registry import CALLS, Call
@@ -48,25 +45,6 @@ def _bare_error(message: str) -> bytes:
     return to_json({"error": message})
 
 
-@dataclass
-class RcResponse(Response):
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-_EXTRA_REASONS = {401: "Unauthorized", 403: "Forbidden"}
-
-
-def render(resp: Response, keep_alive: bool) -> bytes:
-    status = resp.status
-    reason = REASONS.get(status) or _EXTRA_REASONS.get(status, "Unknown")
-    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Type: {resp.content_type}",
-             f"Content-Length: {len(resp.body)}", f"Server: pyclone-docker/{__version__}"]
-    for name, value in getattr(resp, "headers", {}).items():
-        lines.append(f"{name}: {value}")
-    lines.append(f"Connection: {'keep-alive' if keep_alive else 'close'}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + resp.body
-
-
 def check_basic_auth(header: str, user: str, password: str) -> bool:
     """HTTP Basic credentials against the one configured user (constant-time compare)."""
     scheme, _, token = header.strip().partition(" ")
@@ -82,33 +60,6 @@ def check_basic_auth(header: str, user: str, password: str) -> bool:
     ok_user = hmac.compare_digest(got_user, user.encode())
     ok_pass = hmac.compare_digest(got_pass, password.encode())
     return ok_user and ok_pass
-
-
-class _RcHttpServer(HttpServer):
-    """The plugin's HTTP server, keeping what rc needs and the Docker API does not: the URL
-    query of each request (the base parser drops it) and extra response headers."""
-
-    def _parse(self, conn: Any) -> None:
-        start = len(conn.queue)
-        raw = bytes(conn.inbuf)
-        super()._parse(conn)
-        fresh = [r for r in itertools.islice(conn.queue, start, None) if isinstance(r, Request)]
-        pos = 0
-        for req in fresh:  # the same bytes parse the same way: find each request's target again
-            parsed = parse_request(bytearray(raw[pos:]))
-            if parsed is None:  # pragma: no cover - the base parser just accepted these bytes
-                break
-            line = raw[pos:raw.find(b"\r\n", pos)].decode("latin-1")
-            target = line.split(" ")[1] if line.count(" ") == 2 else ""
-            req.rc_query = target.partition("?")[2]  # type: ignore[attr-defined]
-            pos += parsed[1]
-
-    def _respond(self, conn: Any, resp: Response) -> None:
-        if resp.close:
-            conn.close_after = True
-        conn.out += render(resp, not conn.close_after)
-        conn.last = time.monotonic()
-        self._flush(conn)
 
 
 class RcHandler:
@@ -130,8 +81,8 @@ class RcHandler:
         if (self.using_auth and req.method != "OPTIONS"
                 and not check_basic_auth(authorization, self.user, self.password)):
             log.info("rc: %s: unauthorized request", go_quote(path))
-            return RcResponse(401, b"401 Unauthorized\n", "text/plain; charset=utf-8",
-                              headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+            return Response(401, b"401 Unauthorized\n", "text/plain; charset=utf-8",
+                            headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
         if req.method == "POST":
             return self._post(req, path)
         if req.method == "OPTIONS":
@@ -143,7 +94,7 @@ class RcHandler:
 
     def _post(self, req: Request, path: str) -> Response | Callable[[], Response]:
         try:
-            params = request_params(getattr(req, "rc_query", ""), req.headers.get("content-type", ""), req.body)
+            params = request_params(req.query, req.headers.get("content-type", ""), req.body)
         except RcError as e:
             return self._error(path, None, e)
         async_flag = params.pop("_async", None)
@@ -186,7 +137,8 @@ class RcServer:
                  no_auth: bool = False) -> None:
         self.listener = listener
         self.handler = RcHandler(driver, user, password, no_auth)
-        self.http = _RcHttpServer(listener.sock, self.handler.handle, _bare_error, workers=2)
+        self.http = HttpServer(listener.sock, self.handler.handle, _bare_error, workers=2,
+                               headers={"Server": f"pyclone-docker/{__version__}"})
         self._thread: threading.Thread | None = None
         self._closed = False
 

@@ -214,7 +214,7 @@ def post(handler: rc.RcHandler, path: str, body: Any = None, auth: str | None = 
     if auth is not None:
         headers["authorization"] = auth
     req = Request(method, path, headers, json.dumps(body).encode() if body is not None else b"")
-    req.rc_query = query  # type: ignore[attr-defined]
+    req.query = query
     resp = handler.handle(req)
     if not isinstance(resp, Response):
         resp = resp()  # a slow call: what the worker thread would run
@@ -251,7 +251,7 @@ def test_basic_auth_guards_everything(tmp_path: Path) -> None:
     for auth in (None, basic("admin", "wrong"), basic("other", "s3cret:pw"), "Bearer x", "Basic !!!"):
         status, _, resp = post(h, "/rc/noop", {}, auth=auth)
         assert status == 401
-        assert isinstance(resp, rc.RcResponse) and resp.headers["WWW-Authenticate"] == 'Basic realm="rclone"'
+        assert isinstance(resp, Response) and resp.headers["WWW-Authenticate"] == 'Basic realm="rclone"'
     assert post(h, "/vfs/forget", {"file": "a"}, auth=basic("admin", "s3cret:pw"))[:2] == (
         200, {"forgotten": ["a"]})
     assert post(h, "/nope", {}, auth=basic("admin", "s3cret:pw"))[0] == 404
