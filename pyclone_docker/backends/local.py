@@ -79,13 +79,6 @@ class LocalWriter:
             done += os.write(self.fd, view[done:])
         return total
 
-    def pwrite(self, view: memoryview, offset: int) -> int:
-        total = len(view)
-        done = os.pwrite(self.fd, view, offset)
-        while done < total:
-            done += os.pwrite(self.fd, view[done:], offset + done)
-        return total
-
     def close(self) -> None:
         if self.fd < 0:
             return
