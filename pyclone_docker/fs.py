@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import backends, flags, fspath, obscure, rcconfig
@@ -168,8 +168,10 @@ def new_fs(fs: str | FsSpec | ResolvedFs, ctx: FsContext, _depth: int = 0) -> Ba
     if r.info.factory is None:
         raise ValueError(f'backend "{r.type_name}" is not available in this pyclone-docker version yet')
     if r.info.wraps:
-        def open_inner(inner: str) -> Backend:
-            return new_fs(inner, ctx, _depth + 1)
+        inner_ctx = ctx if r.context is ctx.backend else replace(ctx, backend=r.context)
+
+        def open_inner(inner: str) -> Backend:  # the inner remote sees this volume's context too
+            return new_fs(inner, inner_ctx, _depth + 1)
 
         return r.info.factory(r.name, r.root, r.options, r.context, open_inner)
     return r.info.factory(r.name, r.root, r.options, r.context)

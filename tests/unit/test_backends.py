@@ -239,3 +239,5 @@ def test_factories_get_the_context(tmp_path: Path) -> None:
     vol.set("no_checksum", "true")
     r = fsmod.resolve(str(tmp_path), fctx, vol)
     assert fsmod.new_fs(r, fctx).ctx == BackendContext(contimeout=5.0, no_checksum=True)
+    r = fsmod.resolve(f":alias,remote='{tmp_path}':", fctx, vol)
+    assert fsmod.new_fs(r, fctx).ctx == BackendContext(contimeout=5.0, no_checksum=True)
