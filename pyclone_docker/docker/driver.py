@@ -2,15 +2,24 @@
 
 Locking: `_lock` guards the volume table and is only held for dictionary work, so Get and
 List never wait; each volume's own lock serialises its slow work (mount, unmount, remove).
+
+A volume's life, one rule: a Volume is alive while the table holds that very object. Every
+operation on a volume takes its lock and then checks it is still alive (`_alive`); Remove
+takes it out of the table under that lock. So a Mount, Unmount, Remove or remount that
+waited on the lock of a volume removed meanwhile fails "volume not found" and touches
+nothing. A removed volume's name stays in `_removing` until its clean-up (mountpoint, cache)
+is done; a Create of that name waits for it, so a new volume never meets the old one's
+clean-up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .. import fs as fsmod
@@ -66,6 +75,7 @@ class Driver:
         self.explicit = explicit
         self.fs_ctx = fs_ctx
         self._volumes: dict[str, Volume] = {}
+        self._removing: dict[str, Volume] = {}  # removed, clean-up still running
         self._lock = threading.Lock()
         self._save_lock = threading.Lock()
 
@@ -89,6 +99,27 @@ class Driver:
         if vol is None:
             raise DriverError(ERR_NOT_FOUND)
         return vol
+
+    @contextlib.contextmanager
+    def _alive(self, vol: Volume) -> Iterator[None]:
+        """Hold the volume's lock, and fail "volume not found" if it was removed while this
+        call waited for it (the rule in the module docstring)."""
+        with vol.lock:
+            if self._volumes.get(vol.name) is not vol:
+                raise DriverError(ERR_NOT_FOUND)
+            yield
+
+    def _registered(self, name: str) -> Volume | None:
+        """The live volume called `name`, or None once no Remove of that name is still
+        cleaning up (it is waited for)."""
+        while True:
+            with self._lock:
+                vol = self._volumes.get(name)
+                gone = self._removing.get(name)
+            if vol is not None or gone is None:
+                return vol
+            with gone.lock:  # its Remove holds it until the clean-up is done
+                pass
 
     def _mountpoint(self, name: str) -> str:
         path = os.path.join(self.base_dir, name)
@@ -143,17 +174,18 @@ class Driver:
                 vol.error = f"cannot restore volume options: {e}"
                 log.error('volume "%s": %s', vol.name, vol.error)
         for vol in volumes:
-            if vol.mount_ids:
-                ids = list(vol.mount_ids)
-                with vol.lock:
-                    try:
-                        self._mount(vol)
-                        log.info('volume "%s": remounted for %d mount ID(s) live before the restart',
-                                 vol.name, len(ids))
-                    except DriverError as e:
-                        vol.mount_ids.clear()
-                        vol.error = str(e)
-                        log.error('volume "%s": remount after restart failed: %s', vol.name, e)
+            with vol.lock:
+                # under the lock: Docker may have unmounted, removed or mounted it meanwhile
+                if self._volumes.get(vol.name) is not vol or not vol.mount_ids or vol.mount is not None:
+                    continue
+                try:
+                    self._mount(vol)
+                    log.info('volume "%s": remounted for %d mount ID(s) live before the restart',
+                             vol.name, len(vol.mount_ids))
+                except DriverError as e:
+                    vol.mount_ids.clear()
+                    vol.error = str(e)
+                    log.error('volume "%s": remount after restart failed: %s', vol.name, e)
         if any(v.mount_ids or v.error for v in volumes):
             self.save()
 
@@ -165,7 +197,7 @@ class Driver:
         except ValueError as e:
             raise DriverError(str(e)) from None
         opts = dict(opts or {})
-        existing = self._volumes.get(name)
+        existing = self._registered(name)
         if existing is not None:
             self._check_same_options(existing, opts)
             return
@@ -178,16 +210,19 @@ class Driver:
         if noop := no_effect_warning(spec):
             log.warning('volume "%s": %s', name, noop)
         mountpoint = self._mountpoint(name)
-        created_dir = self._prepare_mountpoint(mountpoint)
-        vol = Volume(name=name, mountpoint=mountpoint, created_ns=time.time_ns(), fs=spec.fs,
-                     fs_type=spec.fs_type, path=spec.path, options=spec.options, spec=spec)
-        with self._lock:
-            raced = self._volumes.get(name)
-            if raced is None:
-                self._volumes[name] = vol
-        if raced is not None:
-            self._check_same_options(raced, opts)
-            return
+        while True:
+            created_dir = self._prepare_mountpoint(mountpoint)
+            vol = Volume(name=name, mountpoint=mountpoint, created_ns=time.time_ns(), fs=spec.fs,
+                         fs_type=spec.fs_type, path=spec.path, options=spec.options, spec=spec)
+            with self._lock:
+                raced = self._volumes.get(name)
+                if raced is None and name not in self._removing:
+                    self._volumes[name] = vol
+                    break
+            if raced is not None:
+                self._check_same_options(raced, opts)
+                return
+            self._registered(name)  # another Create's volume is being removed: wait, try again
         try:
             self.save()
         except OSError as e:
@@ -225,21 +260,26 @@ class Driver:
 
     def remove(self, name: Any) -> None:
         vol = self._get(name)
-        with vol.lock:
+        with self._alive(vol):
             if vol.mount_ids:
                 raise DriverError(ERR_IN_USE)
             with self._lock:
-                self._volumes.pop(vol.name, None)
+                del self._volumes[vol.name]
+                self._removing[vol.name] = vol
             try:
-                self.save()
-            except OSError as e:
+                try:
+                    self.save()
+                except OSError as e:
+                    with self._lock:
+                        self._volumes[vol.name] = vol
+                    raise DriverError(f"failed to save state: {e}") from None
+                if vol.backend is not None:
+                    vol.backend.shutdown()
+                _rmdir_quiet(vol.mountpoint)
+                self._drop_cache(vol.name)
+            finally:
                 with self._lock:
-                    self._volumes[vol.name] = vol
-                raise DriverError(f"failed to save state: {e}") from None
-            if vol.backend is not None:
-                vol.backend.shutdown()
-            _rmdir_quiet(vol.mountpoint)
-            self._drop_cache(vol.name)
+                    del self._removing[vol.name]
         log.info('removed volume "%s" (its data stays on the remote)', vol.name)
 
     def _drop_cache(self, name: str) -> None:
@@ -255,7 +295,7 @@ class Driver:
             check_mount_id(mount_id)
         except ValueError as e:
             raise DriverError(str(e)) from None
-        with vol.lock:
+        with self._alive(vol):
             if vol.mount is not None and not vol.mount.alive:
                 self._drop_dead_mount(vol)
             if vol.mount is None:
@@ -319,7 +359,7 @@ class Driver:
 
     def unmount(self, name: Any, mount_id: Any) -> None:
         vol = self._get(name)
-        with vol.lock:
+        with self._alive(vol):
             if mount_id not in vol.mount_ids:
                 # dockerd loses and repeats Unmounts; an unknown ID is not an error
                 log.info('volume "%s": unmount of unknown mount ID ignored', vol.name)
