@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import fs as fsmod
 from .. import rcconfig
+from ..backends.base import Backend
 from ..flags import OptionValues
 from ..fuse import mount as mountmod
 from .options import (
@@ -51,7 +52,7 @@ class DriverError(Exception):
     """An error whose text goes back to Docker as {"Err": ...}."""
 
 
-def vfs_name(backend: Any) -> str:
+def vfs_name(backend: Backend) -> str:
     """rclone's fs.ConfigString: `name:root`, only the root for a plain local path.
 
     `/srv/x` -> "/srv/x"; `:local:/srv/x` -> ":local:/srv/x"; `remote:dir` -> "remote:dir";
@@ -338,7 +339,7 @@ class Driver:
         vol.backend, vol.vfs, vol.mount, vol.error = backend, vfs, m, ""
         log.info('mounted volume "%s" at %s', vol.name, vol.mountpoint)
 
-    def _make_vfs(self, name: str, backend: Any, spec: VolumeSpec) -> VFS:
+    def _make_vfs(self, name: str, backend: Backend, spec: VolumeSpec) -> VFS:
         from ..vfs.cache import Cache  # the VFS layer loads at the first mount, not at start-up
         from ..vfs.vfs import VFS
 
@@ -480,7 +481,7 @@ class Driver:
             log.error("failed to save state at exit: %s", e)
 
 
-def _ensure_root(backend: Any) -> None:
+def _ensure_root(backend: Backend) -> None:
     """The volume's root must be a directory; a missing one is created, as a local mkdir -p."""
     try:
         root = backend.stat("")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Backend
 from ..fuse.mount import FuseMount
 from ..lib.timefmt import format_created, format_rfc3339, parse_created
 from .options import VolumeSpec
+
+if TYPE_CHECKING:
+    from ..vfs.vfs import VFS
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 MAX_NAME = 255
@@ -49,7 +52,7 @@ class Volume:
     # why the volume can't be used right now (restore failed); shown in Get's Status
     error: str = ""
     backend: Backend | None = None
-    vfs: Any = None
+    vfs: VFS | None = None
     mount: FuseMount | None = None
     # serialises the slow work (mount, unmount, remove) on this one volume
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

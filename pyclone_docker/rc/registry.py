@@ -31,11 +31,11 @@ def register(*calls: Call) -> None:
         CALLS[call.path] = call
 
 
-def _noop(_driver: Any, params: Params) -> Params:
+def _noop(_context: object, params: Params) -> Params:
     return params
 
 
-def _version(_driver: Any, _params: Params) -> Params:
+def _version(_context: object, _params: Params) -> Params:
     nums = [int(p) if p.isdigit() else 0 for p in __version__.split("-")[0].split(".")[:3]]
     uname = os.uname()
     arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm"}.get(uname.machine, uname.machine)
@@ -51,7 +51,7 @@ def _version(_driver: Any, _params: Params) -> Params:
     }
 
 
-def _rc_list(_driver: Any, _params: Params) -> Params:
+def _rc_list(_context: object, _params: Params) -> Params:
     return {"commands": [{"Path": c.path, "Title": c.title, "Help": c.help, "NoAuth": c.no_auth,
                           "AuthRequired": not c.no_auth, "NeedsRequest": False, "NeedsResponse": False}
                          for c in sorted(CALLS.values(), key=lambda c: c.path)]}

@@ -65,8 +65,8 @@ def check_basic_auth(header: str, user: str, password: str) -> bool:
 class RcHandler:
     """Routes one rc request: auth, parameters, method, reply (rclone's rcserver.handler)."""
 
-    def __init__(self, driver: Any, user: str = "", password: str = "", no_auth: bool = False) -> None:
-        self.driver = driver
+    def __init__(self, context: object, user: str = "", password: str = "", no_auth: bool = False) -> None:
+        self.context = context  # what every method gets first (the Docker driver)
         self.user = user
         self.password = password
         self.no_auth = no_auth
@@ -117,7 +117,7 @@ class RcHandler:
 
     def _run(self, call: Call, path: str, params: Params, original: Params) -> Response:
         try:
-            out = call.fn(self.driver, params)
+            out = call.fn(self.context, params)
         except RcError as e:
             return self._error(path, original, e)
         except OSError as e:
@@ -133,10 +133,10 @@ class RcHandler:
 class RcServer:
     """The rc HTTP server on its own thread, beside the Docker API loop."""
 
-    def __init__(self, driver: Any, listener: Listener, user: str = "", password: str = "",
+    def __init__(self, context: object, listener: Listener, user: str = "", password: str = "",
                  no_auth: bool = False) -> None:
         self.listener = listener
-        self.handler = RcHandler(driver, user, password, no_auth)
+        self.handler = RcHandler(context, user, password, no_auth)
         self.http = HttpServer(listener.sock, self.handler.handle, _bare_error, workers=2,
                                headers={"Server": f"pyclone-docker/{__version__}"})
         self._thread: threading.Thread | None = None

@@ -202,8 +202,7 @@ class CachedHandle:
 
     def write_from(self, view: memoryview, offset: int) -> int:
         if self.append:
-            with self.item.lock:
-                return self.item.write_from(view, self.item.size)
+            return self.item.append(view)
         return self.item.write_from(view, offset)
 
     def truncate(self, size: int) -> None:
@@ -221,3 +220,6 @@ class CachedHandle:
                 self.item.close_passthrough(self.passthrough, self.writable)
         finally:
             self.item.close()
+
+
+Handle = ReadHandle | WriteHandle | CachedHandle  # what an open of a file returns

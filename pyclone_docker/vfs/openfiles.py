@@ -8,11 +8,10 @@ import errno
 import logging
 import os
 import time
-from typing import Any
 
 from ..backends.base import FEATURE_RANDOM_WRITE, Entry
 from ..flags import PROCESS_UMASK
-from .handles import CachedHandle, ReadHandle, WriteHandle
+from .handles import CachedHandle, Handle, ReadHandle, WriteHandle
 from .perms import ROOT, Caller
 
 log = logging.getLogger("pyclone.vfs")
@@ -24,7 +23,7 @@ class OpenFiles:
     """A part of VFS: uses its backend, cache, dircache, options and path helpers, and keeps
     its table of open handles (`_open`) and of files being written (`_writers`)."""
 
-    def truncate(self, path: str | None, length: int, handle: Any = None) -> int:
+    def truncate(self, path: str | None, length: int, handle: Handle | None = None) -> int:
         """truncate(2), or ftruncate(2) of an open file's `handle`."""
         p = handle.path if handle is not None else self._path(path)
         self._check_writable(p)
@@ -67,7 +66,7 @@ class OpenFiles:
         except FileNotFoundError:
             pass
 
-    def create(self, path: str, mode: int, flags: int = os.O_WRONLY, caller: Caller = ROOT) -> Any:
+    def create(self, path: str, mode: int, flags: int = os.O_WRONLY, caller: Caller = ROOT) -> Handle:
         """open(2) with O_CREAT of a file that does not exist: its open handle."""
         p = self._path(path)
         self._check_writable(p)
@@ -98,7 +97,7 @@ class OpenFiles:
             return "cached"
         if mode != "off" and not write and self.cache is not None:
             item = self.cache.peek(p)
-            if item is not None and (item.opens or item.dirty):
+            if item is not None and item.is_busy():
                 return "cached"  # local changes not uploaded yet: read them, not the remote
         if read and write:
             # off mode, as rclone: read+write of a file being created or truncated opens it write
@@ -109,7 +108,7 @@ class OpenFiles:
             raise OSError(errno.EPERM, "can't open for read and write without --vfs-cache-mode >= minimal", p)
         return "write" if write else "read"
 
-    def open(self, path: str, flags: int) -> Any:
+    def open(self, path: str, flags: int) -> Handle:
         """open(2) of an existing file: a handle of the kind open_kind() says."""
         p = self._path(path)
         kind = self.open_kind(p, flags)
@@ -157,23 +156,23 @@ class OpenFiles:
         # one exception less per new file)
         lookup = (lambda: None) if create_mode is not None else (lambda: self._remote_entry(p))
         item.open(lookup, truncate=bool(flags & os.O_TRUNC))
-        if create_mode is not None:
-            item.mode = create_mode & 0o7777 if self._can_chmod else None
+        if create_mode is not None:  # a new file: its upload applies these
+            item.set_pending_meta(mode=create_mode & 0o7777 if self._can_chmod else None)
             if self._can_chown:
-                item.uid, item.gid, _pid = caller
+                item.set_pending_meta(uid=caller[0], gid=caller[1])
         handle = CachedHandle(item, flags & _ACCMODE != os.O_WRONLY, bool(flags & os.O_APPEND))
         if create_mode is not None or flags & os.O_TRUNC:
             self.dircache.put(p, Entry(p, False, item.size, item.modtime_ns, item.mode, item.uid, item.gid))
         self._open.add(handle)
         return handle
 
-    def fsync(self, handle: Any, datasync: bool = False) -> None:
+    def fsync(self, handle: Handle, datasync: bool = False) -> None:
         # rclone's mount answers fsync without doing anything; here the bytes reach the disk
         # they are on (the backend's file in mode off, the cache file in the cache modes)
         if isinstance(handle, (WriteHandle, CachedHandle)):
             handle.fsync(datasync)
 
-    def release(self, handle: Any) -> None:
+    def release(self, handle: Handle) -> None:
         """The last close of an open file (its handle from open() or create())."""
         self._open.discard(handle)
         handle.release()

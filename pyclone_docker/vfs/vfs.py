@@ -29,7 +29,7 @@ from ..backends.base import (
 from ..flags import OptionValues
 from .cache import Cache
 from .dircache import DirCache
-from .handles import WriteHandle
+from .handles import Handle, WriteHandle
 from .metadata import Metadata
 from .openfiles import OpenFiles
 from .perms import ROOT, Caller, Perms
@@ -191,10 +191,9 @@ class VFS(OpenFiles, Metadata):
             entry.size = writer.size
         if self.cache is not None:
             item = self.cache.peek(path)
-            if item is not None and (item.opens or item.dirty):
-                if item.passthrough_writers:
-                    item.sync_from_disk()  # the kernel writes it without telling us
-                entry.size, entry.mtime_ns = item.size, item.modtime_ns
+            live = item.local_attrs() if item is not None else None
+            if live is not None:  # open or changed here (what the kernel wrote in passthrough too)
+                entry.size, entry.mtime_ns = live
         return entry
 
     def _check_writable(self, path: str) -> None:
@@ -212,7 +211,7 @@ class VFS(OpenFiles, Metadata):
             except OSError as e:
                 log.debug("chown %s: %s", path, e)
 
-    def mknod(self, path: str, mode: int, dev: int, caller: Caller = ROOT) -> Any:
+    def mknod(self, path: str, mode: int, dev: int, caller: Caller = ROOT) -> Handle | None:
         """A regular file (`mknod` and NFS servers create files this way) is created on the
         remote: its open handle is returned, for the caller to release (after what an open
         needs, e.g. passthrough); a FIFO, socket or device node is kept in memory while
@@ -277,7 +276,7 @@ class VFS(OpenFiles, Metadata):
         pending = False
         if self.cache is not None:
             item = self.cache.peek(p)
-            pending = item is not None and item.dirty
+            pending = item is not None and item.pending()
             self.cache.remove(p)
         try:
             self.backend.delete(p)
@@ -300,19 +299,23 @@ class VFS(OpenFiles, Metadata):
         if entry.is_dir and self.cache is not None and self.cache.has_pending_under(dst):
             # replacing a directory that looks empty on the remote would orphan those files
             raise OSError(errno.ENOTEMPTY, "directory not empty (files not uploaded yet)", dst)
-        replaced = self._stop_upload_of_replaced(dst) if self.cache is not None and src != dst else None
+        # uploads of the file replaced end first; those of the files moved stop counting
+        hold = self.cache.begin_rename(src, dst) if self.cache is not None else None
         try:
             self.backend.move(src, dst)
         except FileNotFoundError:
             item = self.cache.peek(src) if self.cache is not None else None
-            if item is None or not item.dirty:
-                self._resume_upload(replaced)
+            if item is None or not item.pending():
+                self._end_rename(hold, False)
                 raise  # else: not uploaded yet; it will be uploaded under its new name
         except BaseException:
-            self._resume_upload(replaced)
+            self._end_rename(hold, False)
             raise
         if self.cache is not None:
-            self.cache.rename(src, dst)
+            try:
+                self.cache.rename(src, dst)
+            finally:
+                self._end_rename(hold, True)
         self.specials.remove(dst)  # a file or directory moved over a special node
         self.dircache.remove(src)
         self.dircache.remove(dst)
@@ -333,26 +336,10 @@ class VFS(OpenFiles, Metadata):
             self.dircache.put(dst, dataclasses.replace(entry))
         return src, dst
 
-    def _stop_upload_of_replaced(self, dst: str) -> Any:
-        """Before a rename over a file not uploaded yet: an upload of it running now ends first
-        (its item's lock), and none starts later (it is no longer dirty), or it would land on
-        the remote after the move and put the replaced bytes back over the renamed file.
-        Returns the item to resume (_resume_upload) if the rename fails."""
-        assert self.cache is not None
-        item = self.cache.peek(dst)
-        if item is None:
-            return None
-        with item.lock:
-            if not item.dirty or item.opens:
-                return None  # nothing queued (an open one is uploaded only after its close)
-            item.dirty = False
-        return item
-
-    def _resume_upload(self, item: Any) -> None:
-        if item is not None:
-            with item.lock:
-                item.dirty = True
-            self.cache.writeback.schedule(item.path)
+    def _end_rename(self, hold: Any, done: bool) -> None:
+        if hold is not None:
+            assert self.cache is not None
+            self.cache.end_rename(hold, done)
 
     def _rename_special(self, src: str, dst: str) -> int:
         try:
