@@ -25,13 +25,15 @@ REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
            500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
            505: "HTTP Version Not Supported"}
 
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
-_TARGET = re.compile(r"/[^\x00-\x20\x7f]*\Z")
+_TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_TOKEN = re.compile(_TCHARS + r"\Z")
 _VERSION = re.compile(r"HTTP/([0-9])\.([0-9])\Z")
-_DIGITS = re.compile(r"[0-9]+\Z")
+# method SP origin-form SP HTTP-version (the target: no space or control character)
+_REQUEST_LINE = re.compile(rf"({_TCHARS}) (/[^\x00-\x20\x7f]*) HTTP/([0-9])\.([0-9])")
 _HEX = re.compile(rb"[0-9A-Fa-f]+\Z")
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,8})[ \t]*(?:;[^\r\n]*)?\r?\n")
 _BLANK_LINES = re.compile(rb"(?:\r?\n)*")
+_FIELD_KEYS: dict[str, str] = {}  # field names seen valid -> their lower case
 
 
 @dataclass
@@ -67,7 +69,7 @@ class RequestParser:
     """Parses the request at the front of a connection's buffer, resuming where the last call
     stopped. Call parse() each time the buffer has grown; reset() after taking a request."""
 
-    __slots__ = ("_lead", "_scan", "_head", "_pos", "_chunk", "_body")
+    __slots__ = ("_lead", "_scan", "_head", "_pos", "_chunk", "_body", "chunked")
 
     def __init__(self) -> None:
         self.reset()
@@ -79,11 +81,7 @@ class RequestParser:
         self._pos = 0  # the body: its start, or the next chunk-size line of a chunked body
         self._chunk = -1  # size of the chunk whose data is awaited, -1 while at a size line
         self._body: bytearray | None = None  # a chunked body decoded so far
-
-    @property
-    def chunked(self) -> bool:
-        """A chunked body is being decoded."""
-        return self._body is not None
+        self.chunked = False  # a chunked body is being decoded
 
     def parse(self, buf: bytearray) -> tuple[Request, int] | None:
         """One complete request from the front of `buf` and its length in bytes, or None if it
@@ -97,9 +95,12 @@ class RequestParser:
         if length >= 0:
             if len(buf) - self._pos < length:
                 return None
-            with memoryview(buf) as view:
-                body = bytes(view[self._pos:self._pos + length])
             used = self._pos + length
+            if length < 65536:
+                body = bytes(buf[self._pos:used])
+            else:  # one copy, not two
+                with memoryview(buf) as view:
+                    body = bytes(view[self._pos:used])
         else:
             done = self._dechunk(buf)
             if done < 0:
@@ -128,6 +129,7 @@ class RequestParser:
         self._head = _parse_head_text(buf[self._lead:last].decode("latin-1"))
         if self._head[5] == -2:  # chunked
             self._body = bytearray()
+            self.chunked = True
         return end
 
     def _dechunk(self, buf: bytearray) -> int:
@@ -181,18 +183,13 @@ def _find_blank_line(buf: bytearray, scan: int) -> tuple[int, int]:
     """Find a line end followed by an empty line, searching from `scan`. Returns (offset just
     past that line end, offset just past the empty line), or (where to resume, -1). An LF,
     with or without a CR before it, ends a line."""
-    n = len(buf)
-    i = buf.find(b"\n", scan)
-    while i >= 0:
-        j = i + 1
-        if j < n and buf[j] == 13:
-            j += 1
-        if j >= n:
-            return i, -1
-        if buf[j] == 10:
-            return i + 1, j + 1
-        i = buf.find(b"\n", j)
-    return n, -1
+    lf = buf.find(b"\n\n", scan)
+    crlf = buf.find(b"\n\r\n", scan, lf + 1 if lf >= 0 else len(buf))
+    if crlf >= 0:
+        return crlf + 1, crlf + 3
+    if lf >= 0:
+        return lf + 1, lf + 2
+    return max(scan, len(buf) - 2), -1
 
 
 def _chunk_size(line: bytes) -> int:
@@ -209,71 +206,81 @@ def _chunk_size(line: bytes) -> int:
 
 def _parse_head_text(text: str) -> tuple[str, str, str, dict[str, str], bool, int]:
     """Request line and header fields -> (method, path, query, headers, keep-alive, length);
-    length is -2 for a chunked body."""
+    length is -2 for a chunked body. `text` ends with its last line's LF."""
     if "\0" in text:
         raise _bad("NUL in request head")
     text = text.replace("\r\n", "\n")
     if "\r" in text:
         raise _bad("bare CR in request head")
-    lines = text[:-1].split("\n")  # the head ends with its last line's LF
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not _TOKEN.match(parts[0]):
+    lines = text.split("\n")  # the last is the empty string after the final LF
+    m = _REQUEST_LINE.fullmatch(lines[0])
+    if m is None:
+        parts = lines[0].split(" ")
+        vm = _VERSION.match(parts[-1])
+        if len(parts) == 3 and _TOKEN.match(parts[0]) and vm is not None and vm.group(1) != "1":
+            raise ParseError(505, f"{parts[2]} not supported, use HTTP/1.1")
         raise _bad("malformed request line")
-    method, target, version = parts
-    vm = _VERSION.match(version)
-    if vm is None:
-        raise _bad("malformed request line")
-    if vm.group(1) != "1":
-        raise ParseError(505, f"{version} not supported, use HTTP/1.1")
-    if not _TARGET.match(target):
-        raise _bad("malformed request target")
+    method, target, major, minor = m.groups()
+    if major != "1":
+        raise ParseError(505, f"HTTP/{major}.{minor} not supported, use HTTP/1.1")
     headers: dict[str, str] = {}
-    lengths: list[str] = []
-    codings: list[str] = []
-    te_seen = False
-    connection: list[str] = []
-    for line in lines[1:]:
+    repeated: dict[str, list[str]] = {}
+    for line in lines[1:-1]:
         name, sep, value = line.partition(":")
-        if not sep or not _TOKEN.match(name):  # also a space before the colon, or a folded line
-            raise _bad("malformed header line")
-        value = value.strip(" \t")
-        key = name.lower()
-        if key == "content-length":
-            lengths.append(value)
-        elif key == "transfer-encoding":
-            te_seen = True
-            codings += [c.strip(" \t").lower() for c in value.split(",") if c.strip(" \t")]
-        elif key == "connection":
-            connection += [c.strip(" \t").lower() for c in value.split(",")]
-        headers.setdefault(key, value)
-    http10 = vm.group(2) == "0"
-    keep = "keep-alive" in connection if http10 else "close" not in connection
-    if te_seen:
-        if lengths:
+        key = _FIELD_KEYS.get(name) if sep else None
+        if key is None:
+            # a field name is a token: no space before the colon, no folded line (leading space)
+            if not sep or not _TOKEN.match(name):
+                raise _bad("malformed header line")
+            key = name.lower()
+            if len(_FIELD_KEYS) < 512:  # the few names clients send, checked once
+                _FIELD_KEYS[name] = key
+        if key in headers:  # the first value stands; the others matter for three fields below
+            repeated.setdefault(key, []).append(value.strip(" \t"))
+        else:
+            headers[key] = value.strip(" \t")
+    http10 = minor == "0"
+    if "connection" in headers:
+        tokens = {t.strip(" \t").lower() for v in (headers["connection"], *repeated.get("connection", ()))
+                  for t in v.split(",")}
+        keep = "keep-alive" in tokens if http10 else "close" not in tokens
+    else:
+        keep = not http10
+    if "transfer-encoding" in headers:
+        if "content-length" in headers:
             raise _bad("both Transfer-Encoding and Content-Length")
         if http10:
             raise _bad("Transfer-Encoding in an HTTP/1.0 request")
+        codings = [c.strip(" \t").lower() for v in (headers["transfer-encoding"],
+                                                     *repeated.get("transfer-encoding", ()))
+                   for c in v.split(",") if c.strip(" \t")]
         if not codings or not all(_TOKEN.match(c) for c in codings) or codings[-1] != "chunked" \
                 or "chunked" in codings[:-1]:
             raise _bad("malformed Transfer-Encoding: chunked must be the last coding, once")
         if len(codings) > 1:
             raise ParseError(501, f"transfer coding {codings[0]!r} not supported")
         length = -2
-    elif lengths:
-        if not all(_DIGITS.match(v) for v in lengths):
-            raise _bad("malformed Content-Length")
-        if any(len(v.lstrip("0")) > 9 for v in lengths):
-            raise ParseError(413, f"request body larger than {MAX_BODY} bytes")
-        values = {int(v) for v in lengths}
-        if len(values) > 1:
-            raise _bad("conflicting Content-Length values")
-        length = values.pop()
-        if length > MAX_BODY:
-            raise ParseError(413, f"request body larger than {MAX_BODY} bytes")
+    elif "content-length" in headers:
+        length = _content_length(headers["content-length"])
+        for other in repeated.get("content-length", ()):
+            if _content_length(other) != length:
+                raise _bad("conflicting Content-Length values")
     else:
         length = 0
     path, _, query = target.partition("?")
     return method, path, query, headers, keep, length
+
+
+def _content_length(value: str) -> int:
+    """1*DIGIT, nothing else: int() would also take "1_1", "+5", " 5" (any Unicode space)."""
+    if not (value.isascii() and value.isdigit()):
+        raise _bad("malformed Content-Length")
+    if len(value) > 9 and len(value.lstrip("0")) > 9:
+        raise ParseError(413, f"request body larger than {MAX_BODY} bytes")
+    length = int(value)
+    if length > MAX_BODY:
+        raise ParseError(413, f"request body larger than {MAX_BODY} bytes")
+    return length
 
 
 def parse_request(buf: bytearray) -> tuple[Request, int] | None:
@@ -287,10 +294,11 @@ def render(resp: Response, keep_alive: bool, extra: Mapping[str, str] | None = N
     head = (f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Unknown')}\r\n"
             f"Content-Type: {resp.content_type}\r\n"
             f"Content-Length: {len(resp.body)}\r\n")
-    for fields in (extra, resp.headers):
-        for name, value in (fields or {}).items():
-            if not _TOKEN.match(name) or "\r" in value or "\n" in value:
-                raise ValueError(f"bad response header {name!r}")
-            head += f"{name}: {value}\r\n"
-    head += f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
+    if extra or resp.headers:
+        for fields in (extra or {}, resp.headers):
+            for name, value in fields.items():
+                if not _TOKEN.match(name) or "\r" in value or "\n" in value:
+                    raise ValueError(f"bad response header {name!r}")
+                head += f"{name}: {value}\r\n"
+    head += "Connection: keep-alive\r\n\r\n" if keep_alive else "Connection: close\r\n\r\n"
     return head.encode("latin-1") + resp.body
