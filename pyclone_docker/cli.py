@@ -229,13 +229,12 @@ def _rc_server(pf: ParsedFlags, driver: Driver) -> RcServer | None:
         if pf.explicit & {"rc_addr", "rc_user", "rc_pass", "rc_no_auth"}:
             log.warning("--rc-addr, --rc-user, --rc-pass and --rc-no-auth do nothing without --rc")
         return None
-    from .docker.serve import open_rc_listener
-    from .rc import RcServer
+    from .rc.server import RcServer, open_listener
     from .vfs import rc as _vfs_rc  # noqa: F401  (registers the vfs/* methods)
 
     if v.rc_pass and not v.rc_user:
         log.warning("--rc-pass without --rc-user: the rc server does no authentication (as rclone)")
-    return RcServer(driver, open_rc_listener(str(v.rc_addr)), user=str(v.rc_user), password=str(v.rc_pass),
+    return RcServer(driver, open_listener(str(v.rc_addr)), user=str(v.rc_user), password=str(v.rc_pass),
                     no_auth=bool(v.rc_no_auth))
 
 

@@ -8,20 +8,18 @@ backend contact), serve; stale-mount cleanup and remounts run in the background.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import signal
 import socket
-import stat
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..lib.atomic import atomic_write
 from ..lib.httpserver import HttpServer
 from ..lib.libc import tune_malloc
+from ..lib.listeners import Listener, sd_notify, systemd_socket, unix_listener
 from . import api as apimod
 from .driver import Driver
 
@@ -33,24 +31,6 @@ log = logging.getLogger("pyclone.serve")
 PLUGIN_DIR = "/run/docker/plugins"
 SPEC_DIR = "/etc/docker/plugins"
 DEFAULT_NAME = "pyclone"
-SD_LISTEN_FDS_START = 3
-
-
-@dataclass
-class Listener:
-    sock: socket.socket
-    driver_name: str
-    cleanup: list[str]  # files to remove at exit (socket, spec)
-    description: str
-
-    def close(self) -> None:
-        """Remove the socket and spec files, then close the socket."""
-        for path in self.cleanup:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-        self.sock.close()
 
 
 def unix_socket_path(addr: str) -> str:
@@ -63,24 +43,6 @@ def unix_socket_path(addr: str) -> str:
     return path
 
 
-def systemd_socket(env: dict[str, str] | None = None) -> socket.socket | None:
-    """The socket systemd passed (LISTEN_PID/LISTEN_FDS, fd 3), or None."""
-    env = dict(os.environ) if env is None else env
-    if env.get("LISTEN_PID") != str(os.getpid()):
-        return None
-    try:
-        count = int(env.get("LISTEN_FDS", "0"))
-    except ValueError:
-        return None
-    if count == 0:
-        return None
-    if count != 1:
-        raise RuntimeError(f"expected only one socket from systemd, got {count}")
-    fd = SD_LISTEN_FDS_START
-    fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
-    return socket.socket(fileno=fd)
-
-
 def open_listener(socket_addr: str, socket_gid: int, no_spec: bool) -> Listener:
     passed = systemd_socket()
     if passed is not None:
@@ -88,31 +50,7 @@ def open_listener(socket_addr: str, socket_gid: int, no_spec: bool) -> Listener:
         return Listener(passed, name, [], "systemd socket")
     if socket_addr and not socket_addr.startswith("/") and ":" in socket_addr:
         return _tcp_listener(socket_addr, no_spec)
-    return _unix_listener(unix_socket_path(socket_addr), socket_gid)
-
-
-def _unix_listener(path: str, gid: int) -> Listener:
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    try:
-        st = os.lstat(path)
-        if not stat.S_ISSOCK(st.st_mode):
-            raise RuntimeError(f"{path} exists and is not a socket; refusing to replace it")
-        os.unlink(path)  # stale socket from an earlier run
-        log.info("removed stale socket %s", path)
-    except FileNotFoundError:
-        pass
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o117)  # born 0660: no window where others may connect
-    try:
-        sock.bind(path)
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o660)
-    if os.geteuid() == 0:
-        os.chown(path, 0, gid)
-    sock.listen(128)
-    name = os.path.splitext(os.path.basename(path))[0]
-    return Listener(sock, name, [path], f"unix socket {path}")
+    return unix_listener(unix_socket_path(socket_addr), socket_gid)
 
 
 def _tcp_listener(addr: str, no_spec: bool) -> Listener:
@@ -136,50 +74,6 @@ def _tcp_listener(addr: str, no_spec: bool) -> Listener:
         atomic_write(spec, f"tcp://{shown}:{bound_port}".encode(), mode=0o644)
         cleanup.append(spec)
     return Listener(sock, DEFAULT_NAME, cleanup, f"tcp {bound_host}:{bound_port}")
-
-
-def open_rc_listener(addr: str) -> Listener:
-    """The --rc-addr socket: TCP only where asked (default localhost:5572), or a unix socket
-    (`unix:///path` or `/path`) created 0660 like the plugin's own."""
-    from ..rc import parse_rc_addr
-
-    try:
-        kind, host, port = parse_rc_addr(addr)
-    except ValueError as e:
-        raise RuntimeError(str(e)) from None
-    if kind == "unix":
-        listener = _unix_listener(host, os.getgid())
-        return Listener(listener.sock, "rc", listener.cleanup, f"unix://{host}")
-    try:
-        if host:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            # Go's Listen takes the first IPv4 address of a name: localhost is 127.0.0.1
-            family, _, _, _, sockaddr = next((i for i in infos if i[0] == socket.AF_INET), infos[0])
-            sock = socket.create_server(sockaddr[:2], family=family, backlog=128)
-        elif socket.has_dualstack_ipv6():  # ":port" is every interface, as Go's net.Listen
-            sock = socket.create_server(("", port), family=socket.AF_INET6, backlog=128, dualstack_ipv6=True)
-        else:
-            sock = socket.create_server(("0.0.0.0", port), backlog=128)
-    except OSError as e:
-        raise RuntimeError(f"cannot listen on --rc-addr {addr}: {e.strerror or e}") from None
-    bound_host, bound_port = sock.getsockname()[:2]
-    shown = f"[{bound_host}]" if sock.family == socket.AF_INET6 else bound_host
-    return Listener(sock, "rc", [], f"http://{shown}:{bound_port}/")
-
-
-def sd_notify(message: str) -> None:
-    """The sd_notify protocol without libsystemd: one datagram to $NOTIFY_SOCKET."""
-    target = os.environ.get("NOTIFY_SOCKET")
-    if not target:
-        return
-    if target.startswith("@"):
-        target = "\0" + target[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.connect(target)
-            s.sendall(message.encode())
-    except OSError as e:
-        log.warning("sd_notify %s: %s", message.split("=")[0], e)
 
 
 class PluginServer:

@@ -8,13 +8,16 @@ import binascii
 import hmac
 import json
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote
 
 from .. import __version__
 from ..lib.httpserver import HttpServer, Request, Response
+from ..lib.listeners import Listener, unix_listener
 from ..parsers import go_quote
 from .params import JOB_PARAMS, Params, RcError, request_params
 from .registry import CALLS, Call
@@ -22,13 +25,6 @@ from .registry import CALLS, Call
 log = logging.getLogger("pyclone.rc")
 
 REALM = "rclone"
-
-
-class Listener(Protocol):
-    sock: Any
-    description: str
-
-    def close(self) -> None: ...
 
 
 def to_json(data: Any) -> bytes:
@@ -188,3 +184,30 @@ def parse_rc_addr(addr: str) -> tuple[str, str, int]:
     elif ":" in host:
         raise ValueError(f"bad --rc-addr {addr!r}: write an IPv6 address as [addr]:port")
     return "tcp", host, int(port_text)
+
+
+def open_listener(addr: str) -> Listener:
+    """The --rc-addr socket: TCP only where asked (default localhost:5572), or a unix socket
+    (`unix:///path` or `/path`) created 0660 like the plugin's own."""
+    try:
+        kind, host, port = parse_rc_addr(addr)
+    except ValueError as e:
+        raise RuntimeError(str(e)) from None
+    if kind == "unix":
+        listener = unix_listener(host, os.getgid())
+        return Listener(listener.sock, "rc", listener.cleanup, f"unix://{host}")
+    try:
+        if host:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            # Go's Listen takes the first IPv4 address of a name: localhost is 127.0.0.1
+            family, _, _, _, sockaddr = next((i for i in infos if i[0] == socket.AF_INET), infos[0])
+            sock = socket.create_server(sockaddr[:2], family=family, backlog=128)
+        elif socket.has_dualstack_ipv6():  # ":port" is every interface, as Go's net.Listen
+            sock = socket.create_server(("", port), family=socket.AF_INET6, backlog=128, dualstack_ipv6=True)
+        else:
+            sock = socket.create_server(("0.0.0.0", port), backlog=128)
+    except OSError as e:
+        raise RuntimeError(f"cannot listen on --rc-addr {addr}: {e.strerror or e}") from None
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if sock.family == socket.AF_INET6 else bound_host
+    return Listener(sock, "rc", [], f"http://{shown}:{bound_port}/")

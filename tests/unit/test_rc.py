@@ -19,11 +19,11 @@ from pyclone_docker import backends, rc
 from pyclone_docker import fs as fsmod
 from pyclone_docker.cli import UsageError, parse_rc_args
 from pyclone_docker.docker.driver import Driver, vfs_name
-from pyclone_docker.docker.serve import open_rc_listener
 from pyclone_docker.docker.state import StateFile
 from pyclone_docker.docker.volume import Volume
 from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
 from pyclone_docker.lib.httpserver import Request, Response
+from pyclone_docker.rc.server import open_listener as open_rc_listener
 from pyclone_docker.vfs import rc as vfsrc
 from pyclone_docker.vfs.dircache import DirCache
 from pyclone_docker.vfs.vfs import VFS
