@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
 
 from ..backends.base import Entry
 
@@ -25,20 +24,11 @@ class Metadata:
         self.dircache.put(p, dataclasses.replace(node))
         return True
 
-    def _pending(self, p: str) -> Any:
-        """The cache item of a file whose upload is still pending, else None."""
-        if self.cache is None:
-            return None
-        item = self.cache.peek(p)
-        return item if item is not None and item.dirty else None
-
     def _pending_meta(self, p: str, **attrs: int) -> bool:
         """Keep chmod/chown of a file not uploaded yet; the upload applies them."""
-        item = self._pending(p)
-        if item is None:
+        item = self.cache.peek(p) if self.cache is not None else None
+        if item is None or not item.set_pending_meta(**attrs):
             return False
-        for key, value in attrs.items():
-            setattr(item, key, value)
         try:
             entry = self._lookup(p)
             for key, value in attrs.items():
@@ -92,25 +82,11 @@ class Metadata:
             return 0  # UTIME_OMIT: only the access time changes, and that is not stored (as rclone)
         if self.cache is not None:
             item = self.cache.peek(p)
-            if item is not None and (item.opens or item.dirty):
-                with item.lock:
-                    opened_only = False
-                    if item.passthrough_writers:
-                        item.sync_from_disk()  # a write by the kernel before it must not win over it
-                        # dirty only because a writer is open (as `touch` opens the file): the
-                        # remote takes the time now, as for a clean file, not a whole upload
-                        opened_only = not item.kernel_wrote and item.clean_before is not None
-                        if opened_only:
-                            item.clean_before = mtime
-                        else:
-                            item.touched()
-                    item.modtime_ns = mtime  # the upload carries it
-                    if not item.opens:
-                        item.persist()
-                    pending = item.dirty and not opened_only
-                if pending:
-                    self.dircache.put(p, Entry(p, False, item.size, mtime))
-                    return 0
+            # open or changed here: the pending upload carries the time (True), or, clean but
+            # for a writer that wrote nothing, the remote takes it now as below (False)
+            if item is not None and item.set_modtime(mtime):
+                self.dircache.put(p, Entry(p, False, item.size, mtime))
+                return 0
         writer = self._writers.get(p)
         if writer is not None:
             writer.mtime_ns = mtime  # applied when the upload completes

@@ -47,6 +47,7 @@ class KernelServed:
     # a writer that could map the file joined a kernel-served file: a shared mapping may
     # write the data file after the last close, so the cache keeps checking it (Cache.watch)
     maybe_mapped: bool
+    gen: int  # ItemStates'
 
     def _init_kernel(self) -> None:
         self.passthrough_id = 0
@@ -99,7 +100,7 @@ class KernelServed:
         The modtime shown stays the file's own until a write shows. False if Dirty could not
         be saved."""
         self.clean_before = None if self.dirty else self.modtime_ns
-        self._mark_dirty(touch=False)
+        self._mark_dirty(touch=False)  # and a change for an upload running now (gen)
         if self.dirty and self.meta_modtime != self.modtime_ns:
             self.persist()  # a restart takes the modtime from here while the data file has none
         os.utime(self.fd, ns=(KERNEL_WRITE_SENTINEL_NS, KERNEL_WRITE_SENTINEL_NS))
@@ -164,6 +165,7 @@ class KernelServed:
         self.disk_stamp = stamp
         self.size, self.modtime_ns = st.st_size, st.st_mtime_ns
         self.ranges = RangeSet([(0, self.size)])
+        self.gen += 1
         return True
 
     def touched(self) -> None:

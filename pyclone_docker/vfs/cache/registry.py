@@ -26,6 +26,16 @@ log = logging.getLogger("pyclone.vfs.cache")
 PASSTHROUGH_WRITE_ROOM = 1 << 30  # free cache disk below which writers stay on the plugin's path
 
 
+class RenameHold:
+    """What Cache.begin_rename held, for end_rename."""
+
+    __slots__ = ("replaced", "moving")
+
+    def __init__(self, replaced: CacheItem | None, moving: list[CacheItem]) -> None:
+        self.replaced = replaced
+        self.moving = moving
+
+
 class Cache:
     def __init__(self, backend: Backend, cache_dir: str, volume: str, *, read_ahead: int = 0, buffer_size: int = 0,
                  write_back: float = 5.0, transfers: int = 4, max_age: float = 3600.0, max_size: int = -1,
@@ -103,6 +113,30 @@ class Cache:
                 item.dirty = False
                 item.remove_files(keep_fd=item.deleted)
 
+    def begin_rename(self, old: str, new: str) -> RenameHold:
+        """Before the remote's move of `old` to `new`. A file renamed over (`new`) must not be
+        uploaded after the move: an upload of it running now ends first, a queued one is held
+        (CacheItem.hold_upload). The files moved (`old` and below) never wait: an upload of
+        one running now will not count, and none starts until end_rename (CacheItem.begin_move).
+        """
+        replaced = None
+        if new != old:
+            item = self.peek(new)
+            if item is not None and item.hold_upload():
+                replaced = item
+        with self.lock:
+            moving = [i for p, i in self.items.items() if p == old or p.startswith(old + "/")]
+        for item in moving:
+            item.begin_move()
+        return RenameHold(replaced, moving)
+
+    def end_rename(self, hold: RenameHold, done: bool) -> None:
+        """After the move (`done`: it happened, and rename() was called) or its failure."""
+        if not done and hold.replaced is not None:
+            hold.replaced.resume_upload()
+        for item in hold.moving:
+            item.end_move()
+
     def rename(self, old: str, new: str) -> None:
         """Move a cached item (and everything below a directory) with its pending upload.
 
@@ -116,8 +150,9 @@ class Cache:
                 item = self.items[src]
                 with item.lock:  # an open descriptor follows the file: nothing to reopen
                     self.dirs.move_files([(item.data_path, os.path.join(self.data_root, dst)),
-                                 (item.meta_path, os.path.join(self.meta_root, dst))])
+                                          (item.meta_path, os.path.join(self.meta_root, dst))])
                     item.path = dst
+                    item.cancel_downloads()  # their readers fetch again, from the new name
                 del self.items[src]
                 self.items[dst] = item
                 self.writeback.rename(src, dst)

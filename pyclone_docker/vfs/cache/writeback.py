@@ -1,5 +1,11 @@
 """The write-back queue: dirty items are uploaded --vfs-write-back after their last close,
---transfers at a time, and all of them before an unmount completes."""
+--transfers at a time, and all of them before an unmount completes.
+
+An upload holds no lock while it sends: the item gives a snapshot (states.py), the data
+file is read without the item's lock, and the item decides at the end whether it became
+clean or must go again (changed, or renamed, meanwhile). Open, read, stat and rename of the
+file never wait for it; a rename over it does (CacheItem.hold_upload), and an unlink.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,8 @@ from collections.abc import Callable
 
 from ...backends.base import FEATURE_CHMOD, FEATURE_CHOWN, FEATURE_MODTIME, Backend, Entry
 from .fingerprint import fingerprint, fingerprint_hash, new_hash
-from .item import CacheItem
 from .owner import QueueOwner
+from .states import CHANGED, CLEAN, MOVED, Upload
 
 log = logging.getLogger("pyclone.vfs.cache")
 
@@ -81,7 +87,7 @@ class WriteBack:
         while self.heap:
             when, path = self.heap[0]
             if self.due.get(path) != when or path in self.busy:
-                heapq.heappop(self.heap)  # stale: rescheduled, cancelled or being uploaded
+                heapq.heappop(self.heap)  # stale, or being uploaded (_worker pushes it again)
                 continue
             if when > now:
                 self.cond.wait(min(when - now, 1.0))
@@ -91,7 +97,7 @@ class WriteBack:
             if item is None or not item.dirty:
                 self.due.pop(path, None)
                 continue
-            if item.opens:
+            if item.opens or item.moving or item.uploading:
                 self._set_due(path, now + 0.5)  # rclone waits for the last close
                 continue
             del self.due[path]
@@ -108,9 +114,9 @@ class WriteBack:
                 path = self._next()
             if path is None:
                 continue
-            ok = False
+            ok, again, delay = False, "", None
             try:
-                ok = self._upload(path)
+                ok, again, delay = self._upload(path)
             except Exception as e:
                 log.error("upload of %s failed: %s", path, e)
             with self.cond:
@@ -122,55 +128,84 @@ class WriteBack:
                     log.info("will retry upload of %s in %.0fs", path, wait)
                 elif ok:
                     self.backoff.pop(path, None)
+                    if again:  # changed or renamed while it was sent: once more, as it is now
+                        if delay is None:
+                            delay = 0.0 if self.flushing else self.delay
+                        self._set_due(again, time.monotonic() + delay)
+                if path in self.due:  # scheduled while it was being uploaded
+                    heapq.heappush(self.heap, (self.due[path], path))
                 self.cond.notify_all()
 
-    def _upload(self, path: str) -> bool:
+    def _upload(self, path: str) -> tuple[bool, str, float | None]:
+        """Upload one item. Returns (ok, the path to upload again or "", after how long:
+        None for --vfs-write-back)."""
         item = self.cache.peek(path)
         if item is None:
-            return True
+            return True, "", None
+        job = item.begin_upload()
+        if job is None:
+            return True, "", None
+        if not isinstance(job, Upload):
+            return True, item.path, 0.5  # open, renamed or uploading right now: soon
         backend = self.cache.backend
-        with item.lock:
-            if not item.dirty or item.opens:
-                return True
-            item.fill_missing()
-            # the fingerprint's hash is taken on the way up, as rclone's local backend does:
-            # reading the file back afterwards would double the cost of every upload
-            kind = fingerprint_hash(backend, self.cache.fast_fingerprint)
-            hasher = new_hash(kind) if kind else None
-            fd = os.open(item.data_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fp = self._send(item, job)
+        except BaseException:
+            item.abort_upload()
+            raise
+        finally:
+            os.close(job.fd)
+        outcome, stray = item.end_upload(job, fp)
+        if outcome == CLEAN:
+            log.info("uploaded %s (%d bytes)", job.path, job.size)
+            if self.on_uploaded is not None:
+                self.on_uploaded(job.path)
+            return True, "", None
+        if outcome == MOVED and stray and self.cache.peek(job.path) in (None, item):
+            # renamed meanwhile: what was sent belongs to a name the file no longer has
             try:
-                writer = backend.open_write(item.path, item.size,
-                                            item.modtime_ns if self.cache.set_modtime else None)
-                try:
-                    buf = bytearray(min(UPLOAD_BLOCK, max(item.size, 1)))
-                    view = memoryview(buf)
-                    pos = 0
-                    while pos < item.size:
-                        n = os.preadv(fd, [view[:min(len(buf), item.size - pos)]], pos)
-                        if n == 0:
-                            break
-                        writer.write(view[:n])
-                        if hasher is not None:
-                            hasher.update(view[:n])
-                        pos += n
-                except BaseException:
+                backend.delete(job.path)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                log.error("%s: cannot remove the copy uploaded before a rename: %s", job.path, e)
+        log.info("%s changed or moved while it was uploaded: uploading it again", item.path)
+        return True, item.path, None if outcome == CHANGED else 0.0
+
+    def _send(self, item, job: Upload) -> str | None:
+        """Send the snapshot without the item's lock; the remote's fingerprint after it, or
+        None if a rename stopped it (the rest would be sent under a stale name)."""
+        backend = self.cache.backend
+        # the fingerprint's hash is taken on the way up, as rclone's local backend does:
+        # reading the file back afterwards would double the cost of every upload
+        kind = fingerprint_hash(backend, self.cache.fast_fingerprint)
+        hasher = new_hash(kind) if kind else None
+        writer = backend.open_write(job.path, job.size, job.modtime_ns if self.cache.set_modtime else None)
+        try:
+            buf = bytearray(min(UPLOAD_BLOCK, max(job.size, 1)))
+            view = memoryview(buf)
+            pos = 0
+            while pos < job.size:
+                if item.moves != job.moves:
                     writer.abort()
-                    raise
-                writer.close()
-            finally:
-                os.close(fd)
-            remote = backend.stat(item.path)
-            if _apply_metadata(backend, item, remote, self.cache.set_modtime):
-                remote = backend.stat(item.path)
-            if hasher is not None:
-                backend.hash_written(item.path, kind, hasher.hexdigest())
-            item.dirty = False
-            item.fp = fingerprint(remote, backend, self.cache.fast_fingerprint, item.path)
-            item.persist()
-        log.info("uploaded %s (%d bytes)", path, item.size)
-        if self.on_uploaded is not None:
-            self.on_uploaded(path)
-        return True
+                    return None
+                n = os.preadv(job.fd, [view[:min(len(buf), job.size - pos)]], pos)
+                if n == 0:
+                    break  # truncated meanwhile: the item changed, it goes again
+                writer.write(view[:n])
+                if hasher is not None:
+                    hasher.update(view[:n])
+                pos += n
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+        remote = backend.stat(job.path)
+        if _apply_metadata(backend, job, remote, self.cache.set_modtime):
+            remote = backend.stat(job.path)
+        if hasher is not None:
+            backend.hash_written(job.path, kind, hasher.hexdigest())
+        return fingerprint(remote, backend, self.cache.fast_fingerprint, job.path)
 
     def flush(self, timeout: float) -> bool:
         """Upload every dirty item now and wait until none is left (or the timeout).
@@ -207,7 +242,7 @@ class WriteBack:
             self.cond.notify_all()
 
 
-def _apply_metadata(backend: Backend, item: CacheItem, remote: Entry, set_modtime: bool) -> bool:
+def _apply_metadata(backend: Backend, item: Upload, remote: Entry, set_modtime: bool) -> bool:
     """After an upload: the modtime, and chmod/chown made before the file existed remotely.
 
     Only what the uploaded object does not already have: with thousands of small files the
