@@ -569,7 +569,8 @@ def main() -> int:
               f"{meta['started']} on {meta['host']} (kernel {meta['kernel']}, {meta['cpus']} CPUs), "
               f"{meta['minutes']} min; backing dir {root}"]
     for lb, t in meta["trees"].items():
-        report.append(f"{lb}: pyclone-docker {t['commit']} {t['dirty']} ({t['src']}; {t['subject']})"
+        report.append(f"{lb}: pyclone-docker {' '.join(filter(None, (t['commit'], t['dirty'])))} ({t['src']}: "
+                      f"{t['subject']})"
                       + (f"; zipapp {pyz}" if pyz and lb == ours_label else ""))
     report += [f"rclone: {rclone_line} ({rclone})",
                f"options: {' '.join(sys.argv[1:])}",
