@@ -624,7 +624,8 @@ def main() -> int:
     ap.add_argument("--pjdfstest", default=os.environ.get("PJDFSTEST", "/var/tmp/pjdfstest"))
     ap.add_argument("--modes", nargs="+", default=["off", "minimal", "writes", "full"],
                     choices=["off", "minimal", "writes", "full"])
-    ap.add_argument("--out", default="posix_suite.md")
+    ap.add_argument("--out", default=str(REPO / "bench" / f"results-{time.strftime('%Y-%m-%d')}-posix"
+                                         / "posix_suite.md"))
     ap.add_argument("--raw-dir", default="", help="verbose TAP, plugin logs, per-run json (default: "
                     "$BENCH_DIR or /var/tmp, /posix_suite_raw)")
     ap.add_argument("--file-timeout", type=float, default=600, help="seconds before one test file counts as hung")
