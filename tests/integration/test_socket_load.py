@@ -112,10 +112,36 @@ def activate_latencies(plugin: Plugin, n: int) -> list[float]:
     return out
 
 
+def wait_backlog_drained(plugin: Plugin, timeout: float = 10.0) -> None:
+    """Until the plugin has accepted the hostile clients' connects: while the listen backlog
+    is full, a non-blocking connect (Go's, dockerd's) fails EAGAIN before the loop sees it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            plugin.client.call("Plugin.Activate")
+            return
+        except BlockingIOError:
+            assert time.monotonic() < deadline, "listen backlog still full"
+            time.sleep(0.01)
+
+
 def raise_fd_limit(need: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
+
+
+def settled_rss_kib(pid: int) -> int:
+    """RSS once start-up is over (the VFS layer loads in the background after the socket
+    answers): two readings 0.2 s apart agree."""
+    last, deadline = -1, time.monotonic() + 5
+    while time.monotonic() < deadline:
+        now = rss_kib(pid)
+        if now == last:
+            break
+        last = now
+        time.sleep(0.2)
+    return last
 
 
 def rss_kib(pid: int) -> int:
@@ -132,8 +158,9 @@ def test_600_idle_and_slow_clients_never_lock_valid_calls_out(plugin: Plugin) ->
     when closed: a flood of reconnects fills the listen backlog, which is the listener's.)"""
     raise_fd_limit(4096)
     assert plugin.proc is not None
-    rss_before = rss_kib(plugin.proc.pid)
+    rss_before = settled_rss_kib(plugin.proc.pid)
     with hostile(plugin, "idle", 300, reconnect=False), hostile(plugin, "slow", 300, reconnect=False):
+        wait_backlog_drained(plugin)
         times = activate_latencies(plugin, 40)
         rss_during = rss_kib(plugin.proc.pid)
     print(f"\nActivate under 600 idle+slow clients: median {statistics.median(times) * 1000:.1f} ms, "
