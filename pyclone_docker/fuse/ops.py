@@ -299,12 +299,10 @@ class FuseOps:
         handle.writable = flags & _ACCMODE != os.O_RDONLY
         try:
             if self.cache_mode == "writes":
-                # the item's lock first (a fetch may hold it a while), then no read-only
-                # open may turn into a stream meanwhile (open())
-                with item.lock, self._lock:
-                    streamed = item.path in self._streams
-                    backing_id = 0 if streamed else item.open_passthrough(
-                        self.passthrough, handle.writable, readable)
+                # not beside a read-only open streamed from the remote, and none may turn into
+                # a stream meanwhile (open()): asked under the item's lock, then self._lock
+                backing_id = item.open_passthrough(self.passthrough, handle.writable, readable,
+                                                   refuse=lambda path: path in self._streams, guard=self._lock)
             else:  # mode full streams nothing
                 backing_id = item.open_passthrough(self.passthrough, handle.writable, readable)
         except BaseException:

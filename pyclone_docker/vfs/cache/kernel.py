@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from .owner import ItemOwner
@@ -58,7 +60,9 @@ class KernelServed:
         self.clean_before = None
         self.maybe_mapped = False
 
-    def open_passthrough(self, passthrough, writable: bool, readable: bool) -> int:
+    def open_passthrough(self, passthrough, writable: bool, readable: bool,
+                         refuse: Callable[[str], bool] | None = None,
+                         guard: AbstractContextManager[Any] | None = None) -> int:
         """After open(): the backing id to hand this open to the kernel with, or 0 to serve it
         here. Starting it takes an open of a wholly cached file that nothing else has open,
         read-only or write-only: a writer that can read could map the file shared and write it
@@ -66,8 +70,11 @@ class KernelServed:
         close reaches us too early), and a writer needs room on the cache disk (a nearly full
         one keeps the plugin's evict-and-retry write path). Once a file is open in passthrough
         the kernel requires it of every open of that file (any other is EIO), so those join
-        whatever they are."""
-        with self.lock:
+        whatever they are. `refuse(path)`, asked under the item's lock and then `guard`
+        (held until the answer is given), keeps it off (the mount's streamed opens)."""
+        with self.lock, guard if guard is not None else nullcontext():
+            if refuse is not None and refuse(self.path):
+                return 0
             starting = not self.passthrough_id
             if starting:
                 if (self.opens != 1 or self.deleted or not self.ranges.contains(0, self.size)
