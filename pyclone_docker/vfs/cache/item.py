@@ -340,6 +340,8 @@ class CacheItem(ItemStates, KernelServed):
     def fill_missing(self) -> None:
         """Fetch every byte not cached yet (before an upload of a partly written file)."""
         with self.lock:
+            if self.ranges.contains(0, self.size):
+                return  # the usual case: a dirty item is whole
             self.fd_holds += 1
             try:
                 self._open_fd()
