@@ -200,12 +200,17 @@ class WriteBack:
             writer.abort()
             raise
         writer.close()
-        remote = backend.stat(job.path)
-        if _apply_metadata(backend, job, remote, self.cache.set_modtime):
+        try:
             remote = backend.stat(job.path)
-        if hasher is not None:
-            backend.hash_written(job.path, kind, hasher.hexdigest())
-        return fingerprint(remote, backend, self.cache.fast_fingerprint, job.path)
+            if _apply_metadata(backend, job, remote, self.cache.set_modtime):
+                remote = backend.stat(job.path)
+            if hasher is not None:
+                backend.hash_written(job.path, kind, hasher.hexdigest())
+            return fingerprint(remote, backend, self.cache.fast_fingerprint, job.path)
+        except FileNotFoundError:
+            if item.moves != job.moves:
+                return None  # moved away by a rename since it landed: MOVED, not a failure
+            raise
 
     def flush(self, timeout: float) -> bool:
         """Upload every dirty item now and wait until none is left (or the timeout).
