@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ..lib.atomic import atomic_write
 from ..lib.httpserver import HttpServer
 from ..lib.libc import tune_malloc
-from ..lib.listeners import Listener, sd_notify, systemd_socket, unix_listener
+from ..lib.listeners import BACKLOG, Listener, raise_open_files_limit, sd_notify, systemd_socket, unix_listener
 from . import api as apimod
 from .driver import Driver
 
@@ -64,7 +64,7 @@ def _tcp_listener(addr: str, no_spec: bool) -> Listener:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(128)
+    sock.listen(BACKLOG)
     bound_host, bound_port = sock.getsockname()[:2]
     cleanup = []
     if not no_spec:
@@ -111,6 +111,7 @@ class PluginServer:
 
     def run(self) -> int:
         tune_malloc()  # before any thread exists
+        raise_open_files_limit()
         self.install_signals()
         if not self.forget_state:
             self.driver.load_state()

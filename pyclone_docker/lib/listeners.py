@@ -13,6 +13,8 @@ from dataclasses import dataclass
 log = logging.getLogger("pyclone.serve")
 
 SD_LISTEN_FDS_START = 3
+# as Go's net.Listen (somaxconn): a connect storm must not fill the queue before the loop sees it
+BACKLOG = socket.SOMAXCONN
 
 
 @dataclass
@@ -71,9 +73,22 @@ def unix_listener(path: str, gid: int) -> Listener:
     os.chmod(path, 0o660)
     if os.geteuid() == 0:
         os.chown(path, 0, gid)
-    sock.listen(128)
+    sock.listen(BACKLOG)
     name = os.path.splitext(os.path.basename(path))[0]
     return Listener(sock, name, [path], f"unix socket {path}")
+
+
+def raise_open_files_limit() -> None:
+    """The soft RLIMIT_NOFILE up to the hard one, as Go's runtime does at start: every client
+    connection, FUSE mount and cached file costs a descriptor."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError) as e:
+            log.debug("cannot raise the open files limit from %d to %d: %s", soft, hard, e)
 
 
 def sd_notify(message: str) -> None:

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 from .. import __version__
 from ..lib.httpserver import HttpServer, Request, Response
-from ..lib.listeners import Listener, unix_listener
+from ..lib.listeners import BACKLOG, Listener, unix_listener
 from ..parsers import go_quote
 from .params import JOB_PARAMS, Params, RcError, request_params
 from .registry import CALLS, Call
@@ -201,11 +201,11 @@ def open_listener(addr: str) -> Listener:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             # Go's Listen takes the first IPv4 address of a name: localhost is 127.0.0.1
             family, _, _, _, sockaddr = next((i for i in infos if i[0] == socket.AF_INET), infos[0])
-            sock = socket.create_server(sockaddr[:2], family=family, backlog=128)
+            sock = socket.create_server(sockaddr[:2], family=family, backlog=BACKLOG)
         elif socket.has_dualstack_ipv6():  # ":port" is every interface, as Go's net.Listen
-            sock = socket.create_server(("", port), family=socket.AF_INET6, backlog=128, dualstack_ipv6=True)
+            sock = socket.create_server(("", port), family=socket.AF_INET6, backlog=BACKLOG, dualstack_ipv6=True)
         else:
-            sock = socket.create_server(("0.0.0.0", port), backlog=128)
+            sock = socket.create_server(("0.0.0.0", port), backlog=BACKLOG)
     except OSError as e:
         raise RuntimeError(f"cannot listen on --rc-addr {addr}: {e.strerror or e}") from None
     bound_host, bound_port = sock.getsockname()[:2]
