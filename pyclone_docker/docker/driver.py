@@ -27,6 +27,7 @@ from .. import rcconfig
 from ..backends.base import Backend
 from ..flags import OptionValues
 from ..fuse import mount as mountmod
+from .mounting import build_vfs, ensure_root
 from .options import (
     OptionError,
     VolumeSpec,
@@ -40,7 +41,6 @@ from .volume import Volume, check_mount_id, check_name
 
 if TYPE_CHECKING:
     from ..vfs.rc import ActiveVFS
-    from ..vfs.vfs import VFS
 
 log = logging.getLogger("pyclone.driver")
 
@@ -319,8 +319,8 @@ class Driver:
                 vol.spec = self._spec(saved_options(vol.fs, vol.fs_type, vol.path, vol.options))
             spec = vol.spec
             backend = vol.backend or fsmod.new_fs(spec.resolved or spec.remote, self.fs_ctx)
-            _ensure_root(backend)
-            vfs = self._make_vfs(vol.name, backend, spec)
+            ensure_root(backend)
+            vfs = build_vfs(vol.name, backend, spec, self.cache_dir, self.transfers, self.buffer_size)
             self._prepare_mountpoint(vol.mountpoint)
             if mountmod.is_mountpoint(vol.mountpoint):
                 mountmod.umount(vol.mountpoint, lazy=True)
@@ -338,25 +338,6 @@ class Driver:
                               f"{': ' + str(e.filename) if e.filename else ''}") from None
         vol.backend, vol.vfs, vol.mount, vol.error = backend, vfs, m, ""
         log.info('mounted volume "%s" at %s', vol.name, vol.mountpoint)
-
-    def _make_vfs(self, name: str, backend: Backend, spec: VolumeSpec) -> VFS:
-        from ..vfs.cache import Cache  # the VFS layer loads at the first mount, not at start-up
-        from ..vfs.vfs import VFS
-
-        v = spec.values
-        if v.vfs_cache_mode == "off":
-            return VFS(backend, v, spec.explicit, buffer_size=self.buffer_size)
-        holder: list[VFS] = []
-        cache = Cache(backend, self.cache_dir, name, read_ahead=int(v.vfs_read_ahead), buffer_size=self.buffer_size,
-                      write_back=float(v.vfs_write_back), transfers=self.transfers,
-                      max_age=float(v.vfs_cache_max_age), max_size=int(v.vfs_cache_max_size),
-                      poll_interval=float(v.vfs_cache_poll_interval) or 60.0,
-                      fast_fingerprint=bool(v.vfs_fast_fingerprint), set_modtime=not v.no_modtime,
-                      on_uploaded=lambda path: holder[0].uploaded(path) if holder else None)
-        vfs = VFS(backend, v, spec.explicit, cache=cache, buffer_size=self.buffer_size)
-        holder.append(vfs)
-        cache.start()
-        return vfs
 
     def unmount(self, name: Any, mount_id: Any) -> None:
         vol = self._get(name)
@@ -479,20 +460,6 @@ class Driver:
             self.save()
         except OSError as e:
             log.error("failed to save state at exit: %s", e)
-
-
-def _ensure_root(backend: Backend) -> None:
-    """The volume's root must be a directory; a missing one is created, as a local mkdir -p."""
-    try:
-        root = backend.stat("")
-    except FileNotFoundError:
-        if backend.type_name == "local":
-            os.makedirs(backend.root, exist_ok=True)
-        else:
-            backend.mkdir("")
-        return
-    if not root.is_dir:
-        raise ValueError(f"{backend.root} is a file, not a directory")
 
 
 def _rmdir_quiet(path: str) -> None:
