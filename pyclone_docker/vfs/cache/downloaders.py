@@ -7,7 +7,9 @@ while the remote is read.
   wait on a fetch (they take the item's lock, which a Download holds only to copy a block it
   has read into the data file).
 - Sequential readers share one stream: a Download keeps reading from where it is, and a read
-  just ahead of a running Download extends it rather than opening a second stream.
+  just ahead of a running Download extends it rather than opening a second stream. A read
+  that starts where a recent fetch ended is sequential (one per reader: several sequential
+  readers of one file each keep their --buffer-size window).
 - A Download writes only the parts of a block still missing, checked under the item's lock:
   bytes written meanwhile win over the fetched ones.
 - A failed fetch wakes its waiters with its error (EIO unless the backend said otherwise), a
@@ -29,6 +31,7 @@ from .files import pwrite_all
 log = logging.getLogger("pyclone.vfs.cache")
 
 FETCH_BLOCK = 1 << 20  # the unit a Download copies into the data file (and wakes readers by)
+RECENT_ENDS = 16  # where the last fetches end: a read starting at one is sequential
 
 
 class NoSpace(Exception):
@@ -55,11 +58,12 @@ class Download:
 class Downloaders:
     """The Downloads of one CacheItem (`item`: its lock, cond, ranges, size, fd, path, cache)."""
 
-    __slots__ = ("item", "active")
+    __slots__ = ("item", "active", "ends")
 
     def __init__(self, item: Any) -> None:
         self.item = item
         self.active: list[Download] = []
+        self.ends: list[int] = []  # the RECENT_ENDS last fetch ends, oldest first
 
     # --- waiting for bytes (item lock held) -----------------------------------------------
 
@@ -96,7 +100,7 @@ class Downloaders:
                 d = self._behind(pos)
                 if d is not None:
                     d.stop = self._cap(d.pos, end if whole else max(end, pos + self._window(pos)), d)
-                    self.item.fetched_to = d.stop
+                    self._ended_at(d.stop)
             if d is None:
                 d = self._start(pos, end if whole else max(end, pos + self._window(pos)))
             owners.append(d)
@@ -110,7 +114,15 @@ class Downloaders:
         sequential reader (rclone's rule), one block plus the read-ahead for a random one, so
         a database page costs 1 MiB, not 16."""
         cache = self.item.cache
-        return cache.sequential_window if pos == self.item.fetched_to else FETCH_BLOCK + cache.read_ahead
+        if pos in self.ends:
+            self.ends.remove(pos)
+            return cache.sequential_window
+        return FETCH_BLOCK + cache.read_ahead
+
+    def _ended_at(self, stop: int) -> None:
+        self.ends.append(stop)
+        if len(self.ends) > RECENT_ENDS:
+            del self.ends[0]
 
     def _covering(self, pos: int) -> Download | None:
         for d in self.active:
@@ -138,7 +150,7 @@ class Downloaders:
 
     def _start(self, pos: int, stop: int) -> Download:
         d = Download(pos, self._cap(pos, stop))
-        self.item.fetched_to = d.stop
+        self._ended_at(d.stop)
         self.active.append(d)
         threading.Thread(target=self._run, args=(d,), name="fetch", daemon=True).start()
         return d

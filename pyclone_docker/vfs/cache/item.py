@@ -57,7 +57,6 @@ class CacheItem(ItemStates, KernelServed):
         self.fd_holds = 0  # users of the data file's fd besides the opens (fill_missing)
         self.downloads: Downloaders | None = None  # made at the first fetch
         self.deleted = False  # unlinked while open: the fd lives on, nothing is saved or uploaded
-        self.fetched_to = -1  # where the last fetch ended: a read starting there is sequential
         self.dirty_saved = False  # the metadata on disk already says Dirty
         self.dirty_synced = False  # ... and has been fsynced since (by an fsync(2) of the file)
         self.meta_written = False  # a metadata file exists (from this run or an earlier one)
@@ -242,7 +241,6 @@ class CacheItem(ItemStates, KernelServed):
         self.size = remote.size if remote else 0
         self.modtime_ns = remote.mtime_ns if remote else time.time_ns()
         self.fp = fp
-        self.fetched_to = -1
 
     def close(self) -> None:
         with self.lock:
