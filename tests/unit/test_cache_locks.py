@@ -201,6 +201,24 @@ def test_sequential_readers_of_one_file_share_one_stream(tmp_path: Path) -> None
     cache.shutdown(1)
 
 
+def test_a_read_just_ahead_of_a_running_fetch_waits_for_it_not_for_a_second_stream(tmp_path: Path) -> None:
+    backend, cache, data = setup(tmp_path)
+    item = opened(backend, cache)
+    backend.hold["reader.readinto"] = go = threading.Event()
+    a = Runner(read, item, 0, 4096)  # a Download of [0, 1 MiB), held in its first block
+    assert backend.wait_calls("reader.readinto", 1)
+    b = Runner(read, item, M, 4096)  # just past its end: it is extended instead
+    assert wait_until(lambda: waiters(item) == 2)
+    assert backend.calls["open_read"] == 1  # no second stream while the first runs
+    go.set()
+    assert a.outcome() == (data[:4096], None)
+    assert b.outcome() == (data[M:M + 4096], None)
+    spans = sorted((s.opened, s.closed) for s in backend.streams)
+    assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(spans))
+    item.close()
+    cache.shutdown(1)
+
+
 def test_a_write_waits_for_the_fetch_of_a_partly_cached_file_and_wins(tmp_path: Path) -> None:
     """Before its first change a clean item is fetched whole (a kill must leave a complete
     dirty file): the write waits for that fetch, lock released, and its bytes win."""
