@@ -43,15 +43,24 @@ def _entry(name: str, st: os.stat_result, is_link: bool = False) -> Entry:
 
 
 class LocalReader:
-    """A file descriptor: streaming reads and positional reads straight into the caller's buffer."""
+    """A file descriptor: streaming reads (of `length` bytes at most, as a ranged request) and
+    positional reads straight into the caller's buffer."""
 
-    __slots__ = ("fd",)
+    __slots__ = ("fd", "left")
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, length: int = -1) -> None:
         self.fd = fd
+        self.left = length  # bytes the stream may still give; -1: to the end of the file
 
     def readinto(self, view: memoryview) -> int:
-        return os.readv(self.fd, [view])
+        left = self.left
+        if left < 0:
+            return os.readv(self.fd, [view])
+        if left < len(view):
+            view = view[:left]
+        n = os.readv(self.fd, [view])
+        self.left = left - n
+        return n
 
     def pread_into(self, view: memoryview, offset: int) -> int:
         return os.preadv(self.fd, [view], offset)
@@ -65,11 +74,12 @@ class LocalReader:
 class LocalWriter:
     """Writes go to the target file directly, as rclone's local backend does."""
 
-    __slots__ = ("fd", "path", "mtime_ns")
+    __slots__ = ("fd", "path", "full", "mtime_ns")
 
-    def __init__(self, fd: int, path: str, mtime_ns: int | None) -> None:
+    def __init__(self, fd: int, path: str, mtime_ns: int | None, full: str = "") -> None:
         self.fd = fd
         self.path = path
+        self.full = full  # its path on this host
         self.mtime_ns = mtime_ns
 
     def write(self, view: memoryview) -> int:
@@ -90,7 +100,16 @@ class LocalWriter:
             os.close(fd)
 
     def abort(self) -> None:
-        self.close()
+        """A failed upload: the partly written file is removed, as rclone's local backend does
+        (the bytes before it were truncated away when the upload began)."""
+        if self.fd < 0:
+            return
+        os.close(self.fd)
+        self.fd = -1
+        try:
+            os.unlink(self.full)
+        except FileNotFoundError:
+            pass
 
 
 def _o(name: str, kind: str = "bool", default: str = "false", noop: bool = False) -> BackendOption:
@@ -175,7 +194,7 @@ class LocalBackend(Backend):
         fd = os.open(self._abs(path), _O_BINARY_RO)
         if offset:
             os.lseek(fd, offset, os.SEEK_SET)
-        return LocalReader(fd)
+        return LocalReader(fd, length)
 
     def open_write(self, path: str, size: int = -1, mtime_ns: int | None = None,
                    mode: int | None = None) -> LocalWriter:
@@ -187,7 +206,7 @@ class LocalBackend(Backend):
             # as rclone's local backend: an upload makes the directories it needs
             os.makedirs(os.path.dirname(full), 0o777, exist_ok=True)
             fd = os.open(full, _O_WRITE, perms)
-        return LocalWriter(fd, path, None if self.no_set_modtime else mtime_ns)
+        return LocalWriter(fd, path, None if self.no_set_modtime else mtime_ns, full)
 
     def mkdir(self, path: str) -> None:
         os.mkdir(self._abs(path), 0o777)

@@ -27,16 +27,7 @@ from pyclone_docker import fs as fsmod
 from pyclone_docker.backends.base import Backend
 from tests.support.faulty import FaultyBackend
 
-_ABORT_LEAVES_FILE = ("LocalWriter.abort() only closes the file it wrote in place: an aborted upload leaves "
-                      "its partial bytes under the final name (rclone's local backend removes the file on a "
-                      "failed upload)")
-_RANGE_NOT_BOUNDED = ("LocalBackend.open_read(path, offset, length) ignores `length`: the stream goes on "
-                      "to the end of the file (callers cap their own reads today)")
-LOCAL_KNOWN_FAILURES = {
-    "test_abort_new_file_leaves_no_object": _ABORT_LEAVES_FILE,
-    "test_abort_overwrite_leaves_old_object_or_none": _ABORT_LEAVES_FILE,
-    "test_ranged_stream_ends_at_length": _RANGE_NOT_BOUNDED,
-}
+LOCAL_KNOWN_FAILURES: dict[str, str] = {}  # test name -> why it fails (a strict xfail)
 
 
 @dataclass(frozen=True)
