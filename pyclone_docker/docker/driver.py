@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .. import fs as fsmod
-from .. import rcconfig
 from ..backends.base import Backend
 from ..flags import OptionValues
 from ..fuse import mount as mountmod
@@ -82,11 +81,8 @@ class Driver:
 
     # --- helpers ----------------------------------------------------------------------
 
-    def _type_of_remote(self, name: str, conn: dict[str, str]) -> str | None:
-        return rcconfig.remote_type(name, conn_params=conn, env=self.fs_ctx.env, config=self.fs_ctx.config)
-
     def _spec(self, opts: dict[str, str] | None) -> VolumeSpec:
-        spec = parse_volume_options(opts, self.defaults, self.explicit, self._type_of_remote)
+        spec = parse_volume_options(opts, self.defaults, self.explicit, self.fs_ctx.type_of_remote)
         # unknown backend / option / remote -> ValueError; the backend is built from this at Mount
         spec.resolved = fsmod.resolve(spec.remote, self.fs_ctx, spec.values)
         return spec
