@@ -1,5 +1,5 @@
 """Swarm: a single-node `docker swarm init`, a stack whose volume uses the (v1) plugin with
-driver_opts (seed 002's compose example, adapted to a local remote), the service writing through it.
+driver_opts (rclone's serve docker compose example, adapted to a local remote), the service writing through it.
 The node must not be in a swarm already (skipped otherwise); the swarm is left at the end, and the
 networks must be back as they were (no docker_gwbridge/ingress left to break later tests)."""
 

@@ -1,4 +1,4 @@
-"""Chunked reading: rclone's doubling rule (seed 001's 0-100M, 100M-300M, 300M-700M example)."""
+"""Chunked reading: rclone's doubling rule (its docs' 0-100M, 100M-300M, 300M-700M example)."""
 
 from __future__ import annotations
 

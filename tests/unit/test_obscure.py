@@ -1,4 +1,4 @@
-"""rclone obscure/reveal: the vectors of rclone_formats.md section 1, plus real rclone."""
+"""rclone obscure/reveal: vectors made by real rclone, plus live cross-checks with it."""
 
 from __future__ import annotations
 

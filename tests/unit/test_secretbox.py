@@ -9,7 +9,7 @@ import pytest
 from pyclone_docker.obscure import obscure
 from pyclone_docker.secretbox import OVERHEAD, hsalsa20, open_, seal
 
-# data key of crypt password "correct horse battery staple" (rclone_formats.md 2.1)
+# data key of crypt password "correct horse battery staple" (scrypt N=16384 r=8 p=1, rclone's default salt; checked with rclone)
 HORSE_KEY = bytes.fromhex("7c88752cf3db1a2ea4835274f5dee9a3c01f8ca0d78fb307c824e364941ff47b")
 HORSE_PASSWORD = "correct horse battery staple"
 MAGIC = b"RCLONE\x00\x00"
@@ -47,7 +47,7 @@ def test_quick_brown_fox_vector():
 
 
 def test_rclone_written_hello_file():
-    # written by real rclone (rclone_formats.md 2.2): header, nonce, one block
+    # written by real rclone (rclone cat of a crypt remote's file): header, nonce, one block
     raw = bytes.fromhex(
         "52434c4f4e450000f6688288e1fdf7ffd220639fd12d77eaa8aeff9f2e67645b"
         "e7aecc2d639f7a361ecd2d33d57c487f27c986efa1bf2862faa77f2d324be4e1"

@@ -43,7 +43,7 @@ def test_missing_state_is_empty_and_corrupt_state_is_kept_aside(tmp_path) -> Non
 
 
 def test_rclone_state_file_is_readable(tmp_path) -> None:
-    """A state file written by rclone 1.60 (shared/reference/rclone_docker.md §4.2)."""
+    """A state file as rclone 1.60 writes it (its JSON field names and layout, copied from a real one)."""
     rclone = ('[{"name":"o2","mountpoint":"/srv/rdtest/base/o2","created":"2026-11-23T07:01:01.778930403Z",'
               '"fs":"","type":"local","path":"/srv/rdtest/data2","options":{"local-one-file-system":"true",'
               '"mount-type":"mount","persist":"false"},"mounts":[]},{"name":"v1","mountpoint":'
