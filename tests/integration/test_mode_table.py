@@ -116,7 +116,8 @@ def mmap_shared_write(p: Path) -> None:
         m.flush()
 
 
-# row -> expected cell per mode: rclone's VFS rules (its --vfs-cache-mode docs) as rclone's mount applies them (1.60 and 1.75.2 alike)
+# row -> expected cell per mode: rclone's VFS rules (its --vfs-cache-mode docs) as rclone's mount
+# applies them (1.60 and 1.75.2 alike)
 # (test_rclone_mount_gives_the_same_table checks every cell against it)
 TABLE: dict[str, tuple[Callable[[Path], bytes | None], dict[str, str]]] = {
     # off: "Files can't be opened for both read AND write"; minimal and up cache such opens

@@ -9,7 +9,8 @@ import pytest
 from pyclone_docker.obscure import obscure
 from pyclone_docker.secretbox import OVERHEAD, hsalsa20, open_, seal
 
-# data key of crypt password "correct horse battery staple" (scrypt N=16384 r=8 p=1, rclone's default salt; checked with rclone)
+# data key of crypt password "correct horse battery staple" (scrypt N=16384 r=8 p=1, rclone's
+# default salt; checked with rclone)
 HORSE_KEY = bytes.fromhex("7c88752cf3db1a2ea4835274f5dee9a3c01f8ca0d78fb307c824e364941ff47b")
 HORSE_PASSWORD = "correct horse battery staple"
 MAGIC = b"RCLONE\x00\x00"
