@@ -137,7 +137,10 @@ def _apply_env(pf: ParsedFlags, env: Mapping[str, str]) -> None:
     for key, value in env.items():
         if key.startswith("RCLONE_") and not key.startswith("RCLONE_CONFIG"):
             flag = key[len("RCLONE_"):].lower().replace("_", "-")
-            if _backend_flag(flag) is not None:
+            found = backends.backend_option(flag)
+            # rclone 1.75.2: the variable is the flag's value unless it reads as the default;
+            # then it ranks below RCLONE_CONFIG_<REMOTE>_<KEY> (rcconfig.lookup_option reads it)
+            if found is not None and not found[1].means_default(value):
                 pf.backend_flags.setdefault(flag, value)
 
 

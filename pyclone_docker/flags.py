@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from . import parsers
@@ -39,6 +40,13 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "cachemode": _parse_cache_mode,
     "tristate": parsers.parse_tristate,
 }
+# rclone 1.75.2 reads a flag (or its RCLONE_ variable) twice: parsed, printed and parsed again,
+# which rounds a size to what rclone prints; a config item (a volume or backend option) once
+ITEM_PARSERS: dict[str, Callable[[str], Any]] = {
+    **PARSERS,
+    "duration": partial(parsers.parse_duration, as_flag=False),
+    "size": partial(parsers.parse_size, as_flag=False),
+}
 
 
 @dataclass(frozen=True)
@@ -62,8 +70,8 @@ class Option:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
-    def parse(self, value: str) -> Any:
-        return PARSERS[self.kind](value)
+    def parse(self, value: str, *, as_flag: bool = True) -> Any:
+        return (PARSERS if as_flag else ITEM_PARSERS)[self.kind](value)
 
 
 def _umask_default() -> int:
@@ -215,13 +223,14 @@ class OptionValues:
         except KeyError:
             raise AttributeError(name) from None
 
-    def set(self, name: str, raw: str) -> None:
-        """Parse and store; an empty value means unset, as in rclone's configstruct."""
+    def set(self, name: str, raw: str, *, as_flag: bool = True) -> None:
+        """Parse and store (as a flag, or as a config item); an empty value means unset, as in
+        rclone's configstruct."""
         opt = ALL_OPTIONS[name]
         if raw == "" and opt.kind != "string":
             self.values[name] = _copy(opt.default)
             return
-        value = opt.parse(raw)
+        value = opt.parse(raw, as_flag=as_flag)
         if opt.kind == "csv":
             value = list(self.values.get(name) or []) + value if name in ("option", "fuse_flag") else value
         self.values[name] = value

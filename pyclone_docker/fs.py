@@ -136,7 +136,8 @@ def _collect(info: BackendInfo, remote: str, type_name: str, conn: Mapping[str, 
     out: dict[str, str] = {}
     for opt in info.options:
         value = rcconfig.lookup_option(remote, type_name, opt.name, conn_params=conn,
-                                       cli_flags=ctx.cli_flags, env=ctx.env, config=ctx.config)
+                                       cli_flags=ctx.cli_flags, env=ctx.env, config=ctx.config,
+                                       is_default=opt.means_default)
         if value is None or value == "":
             continue
         if opt.is_password:

@@ -1,7 +1,8 @@
 """rclone connection strings: `remote:path`, `:backend,key=value:path`, `/local/path`.
 
 parse() follows rclone's fspath.Parse: same accepted forms, same error texts. Remote
-names use the rules of rclone >= 1.61 (Unicode letters and digits, `+`, `@`).
+names use the rules of rclone >= 1.61 (Unicode letters and digits, `+`, `@`); parameter
+names may hold a `.` as in rclone 1.75.2 (`global.timeout`, `override.contimeout`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ ERR_EMPTY_PATH = "can't use empty string as a path"
 ERR_INVALID_NAME = ("config name contains invalid characters - may only contain numbers, letters, "
                     "`_`, `-`, `.`, `+`, `@` and space, while not start with `-` or space, "
                     "and not end with space")
-ERR_BAD_PARAM = "config parameters may only contain `0-9`, `A-Z`, `a-z` and `_`"
+ERR_BAD_PARAM = "config parameters may only contain `0-9`, `A-Z`, `a-z`, `_` and `.`"
 ERR_EMPTY_PARAM = "config parameters can't be empty"
 ERR_EMPTY_NAME = "config name can't be empty"
 ERR_NAME_NO_COLON = "config name needs a trailing `:`"
@@ -67,7 +68,7 @@ def _check_name(name: str) -> None:
 
 
 def _is_param_char(c: str) -> bool:
-    return c.isascii() and (c.isalnum() or c == "_")
+    return c.isascii() and (c.isalnum() or c in "_.")
 
 
 def _scan_name(s: str) -> int | None:

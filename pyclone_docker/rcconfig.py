@@ -318,23 +318,34 @@ def _from_config(config: RcloneConfig | None, remote: str, key: str) -> str | No
 
 def lookup_option(remote: str, backend: str, key: str, *, conn_params: Mapping[str, str],
                   cli_flags: Mapping[str, str], env: Mapping[str, str],
-                  config: RcloneConfig | None) -> str | None:
+                  config: RcloneConfig | None,
+                  is_default: Callable[[str], bool] | None = None) -> str | None:
     """An option's value from the first source that has it, or None (use the default).
 
-    Order: connection string, `--backend-key` flag, RCLONE_CONFIG_<REMOTE>_<KEY>,
-    RCLONE_<BACKEND>_<KEY>, config file section. remote '' skips the remote's own
-    sources (env and file).
+    Order (rclone 1.75.2): connection string, `--backend-key` flag, RCLONE_<BACKEND>_<KEY>
+    unless it means the option's default, RCLONE_CONFIG_<REMOTE>_<KEY>, RCLONE_<BACKEND>_<KEY>,
+    config file section. rclone reads RCLONE_<BACKEND>_<KEY> into the flag's value, which
+    outranks the remote's variable when it differs from the default (1.60 put the remote's
+    variable first). `is_default(value)` tells (default: value == ""). remote '' skips the
+    remote's own sources (env and file).
     """
     if key in conn_params:
         return conn_params[key]
     flag = backend_flag(backend, key)
     if flag in cli_flags:
         return cli_flags[flag]
+    from_backend_env = env.get(backend_env(backend, key)) if backend else None
+    if from_backend_env is not None and not (is_default or _is_empty)(from_backend_env):
+        return from_backend_env
     if remote and remote_env(remote, key) in env:
         return env[remote_env(remote, key)]
-    if backend and backend_env(backend, key) in env:
-        return env[backend_env(backend, key)]
+    if from_backend_env is not None:
+        return from_backend_env
     return _from_config(config, remote, key)
+
+
+def _is_empty(value: str) -> bool:
+    return value == ""
 
 
 def remote_type(remote: str, *, conn_params: Mapping[str, str], env: Mapping[str, str],

@@ -62,16 +62,25 @@ class BackendOption:
 
     def parse(self, raw: str) -> Any:
         """The typed value of `raw` ('' means the default), in rclone's configstruct words on error."""
-        from ..flags import PARSERS
+        from ..flags import ITEM_PARSERS
         from ..parsers import go_quote
 
         value = raw if raw != "" else self.default
         try:
-            return PARSERS[self.kind](value)
+            return ITEM_PARSERS[self.kind](value)  # a config item: read once
         except ValueError as e:
             go_type, q = _GO_TYPES.get(self.kind, self.kind), go_quote(value)
-            raise ValueError(f"couldn't parse config item {go_quote(self.name)} = {q} as {go_type}: "
-                             f"parsing {q} as {go_type} failed: {e}") from None
+            why = str(e)
+            if self.kind not in ("size", "duration"):  # those parsers name the value and type themselves
+                why = f"parsing {q} as {go_type} failed: {why}"
+            raise ValueError(f"couldn't parse config item {go_quote(self.name)} = {q} as {go_type}: {why}") from None
+
+    def means_default(self, raw: str) -> bool:
+        """Whether `raw` reads as the default (rclone's Option.IsDefault); a bad value does not."""
+        try:
+            return self.parse(raw) == self.parse("")
+        except ValueError:
+            return False
 
 
 _ZERO = {"bool": "false", "int": "0", "size": "0", "duration": "0s"}

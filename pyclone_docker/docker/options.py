@@ -164,7 +164,7 @@ def parse_volume_options(opts: Mapping[str, str] | None, defaults: OptionValues,
             if nk == "daemon" and value.strip() and parsers.parse_bool(value):
                 raise OptionError('option "daemon" is not supported: the plugin serves every mount itself')
             try:
-                values.set(nk, value)
+                values.set(nk, value, as_flag=False)  # a config item: read once (flags.ITEM_PARSERS)
             except ValueError as e:
                 raise OptionError(f'cannot parse {group} options: couldn\'t parse config item "{nk}" '
                                   f'= "{value}": {e}') from None

@@ -41,6 +41,9 @@ EXAMPLES = [
     ("a,b=x'y',c:", ParsedPath("a", {"b": "x'y'", "c": "true"}, "")),
     ("a,b,c=,d=\"\":", ParsedPath("a", {"b": "true", "c": "", "d": ""}, "")),
     ("a,b=1,b=2:", ParsedPath("a", {"b": "2"}, "")),
+    (":local,global.timeout=1s,override.x.y=2:p",
+     ParsedPath(":local", {"global.timeout": "1s", "override.x.y": "2"}, "p")),
+    ("a,.=x:", ParsedPath("a", {".": "x"}, "")),
     # rclone >= 1.61 names
     ("größe:x", ParsedPath("größe", {}, "x")),
     ("a+b@c:", ParsedPath("a+b@c", {}, "")),
@@ -58,7 +61,6 @@ ERRORS = [
     ("a,=x:", fspath.ERR_EMPTY_PARAM),
     ("a,,b:", fspath.ERR_EMPTY_PARAM),
     ("a,b/c:d", fspath.ERR_BAD_PARAM),
-    ("a,b.c=1:", fspath.ERR_BAD_PARAM),
     ("a,b c:", fspath.ERR_BAD_PARAM),
     (":ab/c:", fspath.ERR_INVALID_NAME),
     ("a!b:", fspath.ERR_INVALID_NAME),
@@ -73,6 +75,9 @@ ERRORS = [
     ("a,b=':", fspath.ERR_UNTERMINATED),
     ("a,b=" + "'" * 3 + ":", fspath.ERR_UNTERMINATED),
     # accepted
+    ("a,b.c=1:", None),  # rclone 1.75.2 takes a `.` in a parameter name (1.60: ERR_BAD_PARAM)
+    ("a,.:", None),
+    (":local,global.timeout=1s:/x", None),
     ("a:,b", None),
     ("x:a,b=c", None),
     ("a,b=c:", None),

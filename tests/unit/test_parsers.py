@@ -33,8 +33,11 @@ SIZES = [
     ("0.5", 512), ("1e3", 1024000), ("1T", 1 << 40), ("1P", 1 << 50), ("1E", 1 << 60),
     ("off", -1), ("OFF", -1), ("Off", -1), ("1giB", 1 << 30), ("1KI", 1024), ("+1", 1024),
     ("-0", 0), ("1_000", 1024000), ("0x1p4", 16384), (".5k", 512), ("5.", 5120),
-    # overflow becomes MinInt64, as Go's float->int64 conversion does on amd64
-    ("9E", MIN_INT64), ("infk", MIN_INT64), ("nank", MIN_INT64),
+    # a flag is read, printed and read again (rclone 1.75.2): an overflow (MinInt64 on amd64,
+    # Go's float->int64) prints as "off", which reads as -1; 1.60 kept MinInt64
+    ("9E", -1), ("infk", -1), ("nank", -1),
+    # ... and what String() shows is what a flag holds: 1.177Mi (1.60: 1234567)
+    ("1234567B", 1234173), ("1.1k", 1126),
 ]
 
 SIZE_ERRORS = [
@@ -72,8 +75,40 @@ def test_parse_size(text, expected):
 @pytest.mark.parametrize(("text", "message"), SIZE_ERRORS)
 def test_parse_size_errors(text, message):
     with pytest.raises(ValueError) as err:
-        parse_size(text)
+        parsers.set_size(text)
     assert str(err.value) == message
+    # rclone 1.75.2 (its Option type) names the value and the type; 1.60 gave the reason alone
+    for as_flag in (True, False):
+        with pytest.raises(ValueError) as err:
+            parse_size(text, as_flag=as_flag)
+        assert str(err.value) == f"parsing {parsers.go_quote(text)} as fs.SizeSuffix failed: {message}"
+
+
+def test_config_items_are_read_once():
+    """A volume option, connection string or rclone.conf value is parsed once, as it is."""
+    assert parse_size("1234567B", as_flag=False) == 1234567
+    assert parse_size("9E", as_flag=False) == MIN_INT64
+    assert parse_size("128M", as_flag=False) == parse_size("128M") == 128 << 20
+    assert parsers.parse_duration_ns("100000h", as_flag=False) == 100000 * 3600 * 10**9
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    # Go looks at bytes: a non-ASCII suffix is its last UTF-8 byte, quoted as a rune
+    ("1é", "bad suffix '©'"), ("éi", "bad suffix '©'"), ("1\t", "bad suffix '\\t'"),
+    ("1'", "bad suffix '\\''"), ("1\\", "bad suffix '\\\\'"), ("1\udcff", "bad suffix 'ÿ'"),
+])
+def test_size_suffix_bytes(text, reason):
+    with pytest.raises(ValueError) as err:
+        parsers.set_size(text)
+    assert str(err.value) == reason
+
+
+def test_go_quote():
+    assert parsers.go_quote('a"b\\c') == '"a\\"b\\\\c"'
+    assert parsers.go_quote("\a\b\f\n\r\t\v\x00\x7f") == '"\\a\\b\\f\\n\\r\\t\\v\\x00\\x7f"'
+    assert parsers.go_quote("é\u00a0\u200b\U0001d400\U000e0001") == '"é\\u00a0\\u200b\U0001d400\\U000e0001"'
+    assert parsers.go_quote("x\udcff") == '"x\\xff"'  # a byte that was no UTF-8
+    assert parsers.go_quote_rune("'") == "'\\''" and parsers.go_quote_rune('"') == "'\"'"
 
 
 @pytest.mark.parametrize(("n", "text"), [
@@ -102,11 +137,13 @@ DURATIONS = [
     ("0x1p4", 16), ("-1d", -86400), ("1ns", 1e-9),
 ]
 
+# Go >= 1.20 (rclone 1.75.2) names the text where the failing element began; Go 1.19
+# (rclone 1.60) named what was left after it: "1d12h" gave cannot parse "h" as "2006"
 DURATION_ERRORS = [
-    ("1d12h", 'parsing time "1d12h" as "2006-01-02": cannot parse "h" as "2006"'),
-    ("1h30", 'parsing time "1h30" as "2006-01-02": cannot parse "" as "2006"'),
+    ("1d12h", 'parsing time "1d12h" as "2006-01-02": cannot parse "1d12h" as "2006"'),
+    ("1h30", 'parsing time "1h30" as "2006-01-02": cannot parse "1h30" as "2006"'),
     ("1D", 'parsing time "1D" as "2006-01-02": cannot parse "1D" as "2006"'),
-    ("1h-30m", 'parsing time "1h-30m" as "2006-01-02": cannot parse "0m" as "2006"'),
+    ("1h-30m", 'parsing time "1h-30m" as "2006-01-02": cannot parse "1h-30m" as "2006"'),
     ("", 'parsing time "" as "2006-01-02": cannot parse "" as "2006"'),
     ("OFF", 'parsing time "OFF" as "2006-01-02": cannot parse "OFF" as "2006"'),
     ("1W", 'parsing time "1W" as "2006-01-02": cannot parse "1W" as "2006"'),
@@ -115,7 +152,7 @@ DURATION_ERRORS = [
     ("2023-13-01", 'parsing time "2023-13-01": month out of range'),
     ("2023-02-30", 'parsing time "2023-02-30": day out of range'),
     ("2023-01-02X", 'parsing time "2023-01-02X": extra text: "X"'),
-    ("20a3-01-01", 'parsing time "20a3-01-01" as "2006-01-02": cannot parse "-01-01" as "2006"'),
+    ("20a3-01-01", 'parsing time "20a3-01-01" as "2006-01-02": cannot parse "20a3-01-01" as "2006"'),
     ("2023x01-01", 'parsing time "2023x01-01" as "2006-01-02": cannot parse "x01-01" as "-"'),
     ("2023-1-01", 'parsing time "2023-1-01" as "2006-01-02": cannot parse "1-01" as "01"'),
     ("2023-01-1", 'parsing time "2023-01-1" as "2006-01-02": cannot parse "1" as "02"'),
@@ -140,8 +177,22 @@ def test_parse_duration_off_and_exact_ns():
 def test_parse_duration_errors(text, message):
     assert parsers.go_parse_duration(text) is None
     with pytest.raises(ValueError) as err:
-        parse_duration(text)
+        parsers.fs_parse_duration(text)
     assert str(err.value) == message
+    # rclone 1.75.2 names the value and the type; 1.60 gave the reason alone
+    for as_flag in (True, False):
+        with pytest.raises(ValueError) as err:
+            parse_duration(text, as_flag=as_flag)
+        assert str(err.value) == f"parsing {parsers.go_quote(text)} as fs.Duration failed: {message}"
+
+
+def test_duration_flags_are_read_twice():
+    """Parsed, printed (Duration.String()) and parsed again: from a day on, String() is a float."""
+    assert parsers.parse_duration_ns("123456789.123456789s", as_flag=False) == 123456789123456789
+    assert parsers.format_duration_ns(123456789123456789) == "3.9147891020883048y"
+    assert parsers.parse_duration_ns("123456789.123456789s") == 123456789123456784
+    assert parsers.parse_duration_ns("1.000000001d") == 86400 * 10**9 + 86400  # exact: both ways
+    assert parsers.parse_duration_ns("infd") == parsers.parse_duration_ns("infd", as_flag=False) == MIN_INT64
 
 
 def test_go_parse_duration_rejects():
@@ -299,7 +350,8 @@ def _rc_option(run_rclone, flag: str, value: str, field: str):
 
 @pytest.mark.rclone
 @pytest.mark.parametrize("text", [t for t, _ in SIZES] + [t for t, _ in SIZE_ERRORS]
-                         + ["1.25Mi", "999", "2pib", "3ei", "1e18"])
+                         + ["1.25Mi", "999", "2pib", "3ei", "1e18", "1é", "éi", "1\t", "1'", "1\\",
+                            "8191P", "1023B", "7.9999Ei"])
 def test_sizes_match_rclone(run_rclone, text):
     stored, error = _rc_option(run_rclone, "--max-size", text, "MaxSize")
     try:
@@ -313,7 +365,8 @@ def test_sizes_match_rclone(run_rclone, text):
 
 @pytest.mark.rclone
 @pytest.mark.parametrize("text", [t for t, _ in DURATIONS] + [t for t, _ in DURATION_ERRORS]
-                         + ["off", "1.000000001s", "0.1234567891h", "100000h", "1y2"])
+                         + ["off", "1.000000001s", "0.1234567891h", "100000h", "1y2", "1.000000001d",
+                            "-1.5w", "3y", "1e300d", "2023-01-02T3:04", "2023-01-02 25:00:00"])
 def test_durations_match_rclone(run_rclone, text):
     stored, error = _rc_option(run_rclone, "--max-age", text, "MaxAge")
     try:
@@ -354,3 +407,30 @@ def test_connection_string_bools_match_rclone(run_rclone, tmp_path, text):
         assert res.returncode == 0, res.stderr
     else:
         assert "Failed to create file system" in res.stderr and f": {ours}\n" in res.stderr, (ours, res.stderr)
+
+
+# --- where each reading applies ----------------------------------------------------
+
+def test_flags_are_read_twice_volume_and_backend_options_once():
+    """rclone 1.75.2: `--vfs-cache-max-size 1234567B` holds 1.177Mi; a volume option holds 1234567."""
+    from pyclone_docker import cli
+    from pyclone_docker.backends.base import BackendOption
+    from pyclone_docker.docker.options import parse_volume_options
+    from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
+
+    pf = cli.parse_flags(["--vfs-cache-max-size", "1234567B", "--vfs-read-chunk-size", "9E"], {})
+    assert pf.values.vfs_cache_max_size == 1234173 and pf.values.vfs_read_chunk_size == -1
+    env = cli.parse_flags([], {"RCLONE_VFS_CACHE_MAX_SIZE": "1234567B"})
+    assert env.values.vfs_cache_max_size == 1234173
+    spec = parse_volume_options({"type": "local", "vfs-cache-max-size": "1234567B", "vfs_read_chunk_size": "9E"},
+                                OptionValues.defaults(VOLUME_OPTIONS))
+    assert spec.values.vfs_cache_max_size == 1234567 and spec.values.vfs_read_chunk_size == MIN_INT64
+    assert BackendOption("chunk_size", "size").parse("1234567B") == 1234567
+    with pytest.raises(ValueError) as err:
+        BackendOption("chunk_size", "size").parse("1x")
+    assert str(err.value) == ('couldn\'t parse config item "chunk_size" = "1x" as fs.SizeSuffix: '
+                              'parsing "1x" as fs.SizeSuffix failed: bad suffix \'x\'')
+    with pytest.raises(cli.UsageError) as uerr:
+        cli.parse_flags(["--max-read-ahead", "1x"], {})
+    assert str(uerr.value) == ('invalid argument "1x" for "--max-read-ahead" flag: '
+                               'parsing "1x" as fs.SizeSuffix failed: bad suffix \'x\'')

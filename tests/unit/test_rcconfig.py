@@ -13,6 +13,7 @@ import time
 import pytest
 
 from pyclone_docker import rcconfig
+from pyclone_docker.parsers import parse_bool
 from pyclone_docker.rcconfig import (
     RcloneConfig,
     default_config_path,
@@ -332,11 +333,39 @@ def test_lookup_precedence():
     env = {"RCLONE_CONFIG_MYREM_HOST": "remote-env", "RCLONE_SFTP_HOST": "backend-env"}
     assert _lookup("host", conn=conn, flags=flags, env=env) == "conn"
     assert _lookup("host", flags=flags, env=env) == "flag"
-    assert _lookup("host", env=env) == "remote-env"
+    # rclone 1.75.2: the backend's variable is the flag's value, above the remote's (1.60: below)
+    assert _lookup("host", env=env) == "backend-env"
+    assert _lookup("host", env={"RCLONE_CONFIG_MYREM_HOST": "remote-env"}) == "remote-env"
     assert _lookup("host", env={"RCLONE_SFTP_HOST": "backend-env"}) == "backend-env"
     assert _lookup("host") == "file-host"
     assert _lookup("host", config=None) is None
     assert _lookup("nothing") is None
+
+
+def test_a_backend_variable_that_means_the_default_ranks_below_the_remotes():
+    env = {"RCLONE_CONFIG_MYREM_PORT": "2222", "RCLONE_SFTP_PORT": "22"}
+    assert lookup_option("myrem", "sftp", "port", conn_params={}, cli_flags={}, env=env, config=CONFIG,
+                         is_default=lambda v: int(v) == 22) == "2222"
+    assert lookup_option("myrem", "sftp", "port", conn_params={}, cli_flags={}, env=env, config=CONFIG) == "22"
+    # still above the file, as in 1.60
+    assert lookup_option("myrem", "sftp", "host", conn_params={}, cli_flags={}, config=CONFIG,
+                         env={"RCLONE_SFTP_HOST": ""}) == ""
+
+
+def test_backend_variables_rank_as_rclone_175_when_a_remote_is_resolved(tmp_path):
+    from pyclone_docker import cli
+    from pyclone_docker import fs as fsmod
+
+    def resolved(env):
+        pf = cli.parse_flags([], env)
+        ctx = fsmod.FsContext(env=env, cli_flags=pf.backend_flags)
+        return fsmod.resolve(f"r:{tmp_path}", ctx).options.get("case_sensitive"), pf.backend_flags
+
+    base = {"RCLONE_CONFIG_R_TYPE": "local", "RCLONE_CONFIG_R_CASE_SENSITIVE": "true"}
+    # at the default (false), RCLONE_LOCAL_* is no flag: the remote's variable wins
+    assert resolved({**base, "RCLONE_LOCAL_CASE_SENSITIVE": "false"}) == ("true", {})
+    assert resolved({**base, "RCLONE_CONFIG_R_CASE_SENSITIVE": "false", "RCLONE_LOCAL_CASE_SENSITIVE": "1"}) == (
+        "1", {"local-case-sensitive": "1"})
 
 
 def test_lookup_details():
@@ -508,6 +537,24 @@ def test_precedence_matches_rclone(run_rclone, tmp_path):
         assert res.returncode == 0, res.stderr
         picked = res.stdout.split()[0].removesuffix(".txt")
         assert str(dirs[picked]) == ours, used
+
+
+@pytest.mark.rclone
+@pytest.mark.parametrize(("remote_value", "backend_value"), [
+    ("true", "false"), ("true", "0"), ("false", "true"), ("false", "1"), ("0", "T")])
+def test_backend_variable_at_its_default_matches_rclone(run_rclone, tmp_path, remote_value, backend_value):
+    """RCLONE_LOCAL_LINKS outranks RCLONE_CONFIG_R_LINKS only when it is not the default (false)."""
+    (tmp_path / "target.txt").write_text("x")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "link.txt").symlink_to(tmp_path / "target.txt")
+    conf = tmp_path / "rclone.conf"
+    conf.write_text("[r]\ntype = local\n")
+    env = {"RCLONE_CONFIG_R_LINKS": remote_value, "RCLONE_LOCAL_LINKS": backend_value}
+    ours = lookup_option("r", "local", "links", conn_params={}, cli_flags={}, env=env,
+                         config=RcloneConfig.load(str(conf)), is_default=lambda v: parse_bool(v) is False)
+    res = run_rclone("lsf", "--config", str(conf), f"r:{tmp_path / 'd'}", env=env)
+    assert res.returncode == 0, res.stderr
+    assert ("link.txt.rclonelink" in res.stdout.split()) == parse_bool(ours), (ours, res.stdout)
 
 
 @pytest.mark.rclone
