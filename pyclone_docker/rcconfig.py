@@ -1,4 +1,4 @@
-"""Read rclone.conf the way rclone 1.60 does (read-only).
+"""Read rclone.conf the way rclone does (1.60 to 1.75.2 alike; read-only).
 
 The INI dialect is that of Unknwon/goconfig v1.0.0, which rclone uses: no inline
 comments, `=` or `:` separators, backtick and triple-quote values, `%(name)s`
