@@ -35,7 +35,7 @@ lint:
 	$(PYTHON) -m ruff check pyclone_docker tests bench tools build_zipapp.py
 
 unit:
-	$(PYTHON) -m pytest -q tests/unit
+	$(PYTHON) -m pytest -q tests/unit tests/conformance
 
 integration:
 	$(PYTHON) -m pytest -q tests/integration
