@@ -141,6 +141,10 @@ class Plugin:
             if self.conn is not None:
                 self.conn.close()
             self.conn = UnixHTTP(self.sock, timeout)
+        else:  # a kept connection waits as long as this call allows (start() opened it with 5 s)
+            self.conn.timeout = timeout
+            if self.conn.sock is not None:
+                self.conn.sock.settimeout(timeout)
         data = b"" if body is None else json.dumps(body).encode() + b"\n"
         try:
             self.conn.request("POST", "/" + method, data)

@@ -222,7 +222,15 @@ class WriteBack:
         grace = time.monotonic() + 2.0  # how long a file may stay open and still be waited for
         with self.cond:
             self.flushing = True
+            next_scan = 0.0
             while True:
+                # every finished upload wakes this loop; a scan of all items per wake-up would
+                # cost O(n) each, O(n^2) for n small files: one scan per 50 ms at the most
+                now = time.monotonic()
+                if now < next_scan:
+                    self.cond.wait(next_scan - now)
+                    continue
+                next_scan = now + 0.05
                 dirty = [i for i in list(self.cache.all_items()) if i.dirty and not i.deleted]
                 for item in dirty:
                     # failed uploads keep their backoff: retrying one every 50 ms only fills the log
