@@ -130,6 +130,8 @@ class CacheItem(ItemStates, KernelServed):
         """Before the first change: the whole object in the data file (fetched, the lock
         released meanwhile) and Dirty recorded on disk. `touch`: the change happens now (a
         write; not a passthrough open, which may write nothing)."""
+        if touch:  # before the save: a record that already holds the new modtime is not saved twice
+            self.modtime_ns = time.time_ns()
         while not (self.dirty_saved and self.dirty):
             if not self.ranges.contains(0, self.size):
                 self._wait_present(0, self.size, whole=True)
@@ -138,8 +140,6 @@ class CacheItem(ItemStates, KernelServed):
             self.dirty_synced = False
             self.persist(sync=False)
             break  # a failed save is logged; the next change tries again
-        if touch:
-            self.modtime_ns = time.time_ns()
         self.gen += 1
 
     def _wait_present(self, start: int, end: int, whole: bool = False) -> None:
