@@ -2,11 +2,11 @@
 PYTHON ?= python3
 # rclone is not among them: Debian 12's is 1.60.1; the reference is 1.75.2, from PyPI (requirements-dev.txt)
 APT_PACKAGES = python3 python3-pip docker.io fuse3 libfuse2 busybox-static fio curl psmisc sqlite3 iptables \
-	iproute2 systemd binutils-aarch64-linux-gnu gcc-arm-linux-gnueabihf debootstrap xz-utils
+	iproute2 systemd binutils-aarch64-linux-gnu gcc-arm-linux-gnueabihf debootstrap xz-utils openssh-server openssh-client
 DEMO_DIR ?= /tmp/pyclone-demo
 
 .PHONY: help system-deps deps demo test unit integration e2e lint check bench posix pjdfstest clean zipapp install \
-	test-zipapp arm-proof plugin plugin-clean
+	uninstall test-zipapp arm-proof plugin plugin-clean
 
 help:
 	@echo "make demo    - install what is needed and run the plugin on a local demo volume"
@@ -68,13 +68,31 @@ arm-proof: zipapp
 
 ARCH ?= $(shell $(PYTHON) -c "import struct,os; m=os.uname().machine; b=struct.calcsize('P')*8; \
 	print('amd64' if m=='x86_64' else 'arm64' if b==64 else 'armv7')")
+# the command on PATH, /usr/local/bin/pyclone-docker, is a relative symlink to the pyz (so it holds
+# under DESTDIR too), run by the pyz's #!/usr/bin/env python3; the unit runs /usr/bin/python3 on the pyz
 install:
 	install -D -m 0755 dist/pyclone-docker-$(ARCH).pyz $(DESTDIR)/usr/local/lib/pyclone-docker/pyclone-docker.pyz
 	install -D -m 0644 systemd/pyclone-docker.service $(DESTDIR)/etc/systemd/system/pyclone-docker.service
 	install -D -m 0644 systemd/pyclone-docker.socket $(DESTDIR)/etc/systemd/system/pyclone-docker.socket
 	install -D -m 0644 README.md $(DESTDIR)/usr/local/lib/pyclone-docker/README.md
+	install -d $(DESTDIR)/usr/local/bin
+	ln -sfn ../lib/pyclone-docker/pyclone-docker.pyz $(DESTDIR)/usr/local/bin/pyclone-docker
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; \
 		echo "now: systemctl enable --now pyclone-docker.socket && systemctl restart docker"; fi
+
+# what install put there; refuses while the plugin runs (stopping it would unmount the volumes);
+# the plugin's config, state and caches under /var/lib/docker-plugins/pyclone stay
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		if systemctl is-active --quiet pyclone-docker.service pyclone-docker.socket; then \
+			echo "pyclone-docker is running; first: systemctl disable --now pyclone-docker.socket pyclone-docker.service" >&2; \
+			exit 1; fi; \
+		systemctl disable --quiet pyclone-docker.socket pyclone-docker.service 2>/dev/null || true; fi
+	rm -f $(DESTDIR)/usr/local/bin/pyclone-docker $(DESTDIR)/usr/local/lib/pyclone-docker/pyclone-docker.pyz \
+		$(DESTDIR)/usr/local/lib/pyclone-docker/README.md \
+		$(DESTDIR)/etc/systemd/system/pyclone-docker.service $(DESTDIR)/etc/systemd/system/pyclone-docker.socket
+	rmdir $(DESTDIR)/usr/local/lib/pyclone-docker 2>/dev/null || true
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 # Docker managed plugin: build/plugin/pyclone-$(PLUGIN_ARCH)/{config.json,rootfs/} from a debootstrap
 # bookworm minbase (python3, fuse3; cached in build/plugin/rootfs-cache-*) plus this arch's zipapp.
