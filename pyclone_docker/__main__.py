@@ -2,6 +2,11 @@
 
 import sys
 
+if sys.argv[1:2] == ["askpass"]:  # ssh's password helper: start fast, import nothing else
+    from .lib.askpass import client_main
+
+    sys.exit(client_main(sys.argv[2:]))
+
 from .cli import main
 
 sys.exit(main())

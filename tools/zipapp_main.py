@@ -42,6 +42,12 @@ if sys.argv[1:2] == ["version"] and len(sys.argv) == 2:
     print(f"pyclone-docker v{BUILD['version']} ({BUILD['arch']} zipapp, python {sys.version.split()[0]})")
     sys.exit(0)
 
+if sys.argv[1:2] == ["askpass"]:
+    # ssh's password helper (lib/askpass.py): fast, no native modules, nothing else imported
+    from pyclone_docker.lib.askpass import client_main
+
+    sys.exit(client_main(sys.argv[2:]))
+
 
 def _cache_root():
     env = os.environ.get("PYCLONE_NATIVE_CACHE")

@@ -102,6 +102,8 @@ class BackendContext:
     retries: int = 3  # --retries
     no_checksum: bool = False  # --no-checksum (a per-volume VFS option in rclone)
     use_server_modtime: bool = False  # --use-server-modtime
+    inplace: bool = False  # --inplace: upload straight to the final name (no partial name)
+    partial_suffix: str = ".partial"  # --partial-suffix
 
     @classmethod
     def from_values(cls, values: Any) -> BackendContext:

@@ -17,6 +17,7 @@ missing feature as the reason, on a backend that does not declare it. A case's
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,10 @@ from pathlib import Path
 import pytest
 
 from pyclone_docker import fs as fsmod
+from pyclone_docker import obscure
 from pyclone_docker.backends.base import Backend
 from tests.support.faulty import FaultyBackend
+from tests.support.sshd import SshServer, sshd_server
 
 LOCAL_KNOWN_FAILURES: dict[str, str] = {}  # test name -> why it fails (a strict xfail)
 
@@ -72,12 +75,44 @@ def _faulty(tmp: Path, request: pytest.FixtureRequest) -> Backend:
     return FaultyBackend(_local(tmp, request), delay=0.001)
 
 
+def _sftp_root(tmp: Path, request: pytest.FixtureRequest) -> tuple[SshServer, str]:
+    srv: SshServer = request.getfixturevalue("sshd")
+    root = Path(srv.root_dir) / tmp.name
+    root.mkdir()
+    os.chown(root, srv.uid, srv.gid)
+    return srv, str(root)
+
+
+def _sftp(tmp: Path, request: pytest.FixtureRequest) -> Backend:
+    # a key file and a known_hosts file: the way a careful user configures it
+    srv, root = _sftp_root(tmp, request)
+    return fsmod.new_fs(f":sftp,host={srv.host},port={srv.port},user={srv.user},key_file='{srv.key_file}',"
+                        f"known_hosts_file='{srv.known_hosts_file}':{root}", fsmod.FsContext())
+
+
+def _sftp_pass(tmp: Path, request: pytest.FixtureRequest) -> Backend:
+    # seed 002's getting-started: a password (obscured), no host key validation, a relative root
+    srv, root = _sftp_root(tmp, request)
+    relative = os.path.relpath(root, srv.home)
+    return fsmod.new_fs(f":sftp,host={srv.host},port={srv.port},user={srv.user},pass={obscure.obscure(srv.password)}:"
+                        f"{relative}", fsmod.FsContext())
+
+
+SFTP_KNOWN_FAILURES: dict[str, str] = {}
+
 CASES = [
     BackendCase("local", _local, known_failures=LOCAL_KNOWN_FAILURES),
     BackendCase("alias", _alias, known_failures=LOCAL_KNOWN_FAILURES),
     BackendCase("faulty", _faulty, known_failures=LOCAL_KNOWN_FAILURES),
     BackendCase("local-no-modtime", _local_no_modtime, known_failures=LOCAL_KNOWN_FAILURES),
+    BackendCase("sftp", _sftp, modtime_precision_ns=10**9, known_failures=SFTP_KNOWN_FAILURES),
+    BackendCase("sftp-pass", _sftp_pass, modtime_precision_ns=10**9, known_failures=SFTP_KNOWN_FAILURES),
 ]
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[SshServer]:
+    yield from sshd_server()
 
 
 def pytest_configure(config: pytest.Config) -> None:

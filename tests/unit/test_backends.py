@@ -20,7 +20,7 @@ from pyclone_docker.backends.wrapping import WrappingBackend
 from pyclone_docker.flags import ALL_OPTIONS, OptionValues
 
 REPO = Path(__file__).resolve().parents[2]
-PLANNED = ("sftp", "s3", "webdav", "http", "ftp", "crypt")
+PLANNED = ("s3", "webdav", "http", "ftp", "crypt")
 
 
 def _modules_after(code: str) -> list[str]:

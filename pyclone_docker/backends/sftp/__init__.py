@@ -1,16 +1,38 @@
-"""The `sftp` backend (SSH/SFTP): rclone 1.75.2's options, declared only.
+"""The `sftp` backend (SSH/SFTP) over the system OpenSSH client: rclone 1.75.2's options.
 
-Not built yet: a volume of this type is checked as rclone would check it (option names,
-types, password reveal) and then refused as "not available in this pyclone-docker version yet".
+The modules: proto (SFTP v3 packets), channel (one pipelined session), ssh (options to an
+OpenSSH command line), pool (shared connections), transfer (pipelined reads and writes),
+hashes (remote commands), backend (the Backend). Only this module is imported until a volume
+uses sftp.
 """
 
 from __future__ import annotations
 
-from .base import BackendInfo
-from .base import BackendOption as _O
+import os
+from typing import Any
 
-INFO = BackendInfo("sftp", None, (
-    _O("host", required=True), _O("user", default="root"), _O("port", "int", "22"),
+from ..base import Backend, BackendInfo
+from ..base import BackendOption as _O
+
+
+def _current_user() -> str:
+    """rclone's default user: the one running the plugin."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return os.environ.get("USER") or os.environ.get("LOGNAME") or "root"
+
+
+def _new(name: str, root: str, config: dict[str, str], ctx: Any = None) -> Backend:
+    from .backend import SftpBackend
+
+    return SftpBackend(name, root, config, ctx)
+
+
+INFO = BackendInfo("sftp", _new, (
+    _O("host", required=True), _O("user", default=_current_user()), _O("port", "int", "22"),
     _O("pass", is_password=True), _O("key_pem"), _O("key_file"), _O("key_file_pass", is_password=True),
     _O("pubkey"), _O("pubkey_file"), _O("known_hosts_file"), _O("pin_host_key", "bool"),
     _O("host_keys", "csv"), _O("key_use_agent", "bool"), _O("use_insecure_cipher", "bool"),

@@ -1,0 +1,293 @@
+"""The OpenSSH command lines for an sftp remote: rclone's sftp options as `ssh -o` settings.
+
+rclone's own SSH client reads no ssh_config, tries no default identity and validates no host
+key unless told to, so the command starts with `-F none` and says everything itself. Secrets
+never appear here: passwords and key passphrases go through lib/askpass; an inline key
+(`key_pem`) or certificate (`pubkey`) is written 0600 into the private runtime directory.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import shlex
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...lib.askpass import AskpassServer, helper_command
+
+log = logging.getLogger("pyclone")
+
+NO_VALIDATION_NOTICE = ('No host key validation is being performed. Set known_hosts_file (to "none" to silence '
+                        'this notice) or use --sftp-pin-host-key to enable it. See: '
+                        'https://rclone.org/sftp/#host-key-validation')
+_INSECURE_CIPHERS = "+aes128-cbc,aes192-cbc,aes256-cbc,3des-cbc"
+_INSECURE_KEX = "+diffie-hellman-group-exchange-sha1,diffie-hellman-group-exchange-sha256"
+
+_TAG_KEY = os.urandom(32)
+_runtime_lock = threading.Lock()
+_runtime: dict[str, Any] = {}
+
+
+def runtime_dir() -> str:
+    """A private (0700) directory for control sockets, inline keys and the askpass helper,
+    on a file system that allows exec (the helper is a script); removed at exit."""
+    with _runtime_lock:
+        if "dir" not in _runtime:
+            bases = [os.environ.get("PYCLONE_RUNTIME_DIR", ""), "/run" if os.geteuid() == 0 else "",
+                     os.environ.get("XDG_RUNTIME_DIR", ""), tempfile.gettempdir(), os.path.expanduser("~")]
+            for base in bases:
+                if not base or not os.path.isdir(base) or not os.access(base, os.W_OK):
+                    continue
+                if os.statvfs(base).f_flag & os.ST_NOEXEC:
+                    continue
+                _runtime["dir"] = tempfile.mkdtemp(prefix="pyclone-ssh-", dir=base)
+                break
+            else:
+                raise OSError("sftp: no directory that allows exec for the askpass helper "
+                              "(set PYCLONE_RUNTIME_DIR)")
+            atexit.register(shutil.rmtree, _runtime["dir"], True)
+        return _runtime["dir"]
+
+
+def askpass() -> tuple[AskpassServer, str]:
+    """The process's askpass server and the helper executable for SSH_ASKPASS."""
+    d = runtime_dir()
+    with _runtime_lock:
+        if "askpass" not in _runtime:
+            server = AskpassServer(d)
+            _runtime["askpass"] = (server, helper_command(d, server.path))
+        return _runtime["askpass"]
+
+
+# rclone's client (Go x/crypto/ssh) offers these key exchanges; OpenSSH's first choice before
+# 9.9, sntrup761x25519, costs ~100 ms of CPU per connect here (far more on a Pi), so unless
+# key_exchange says otherwise we offer what rclone's client would negotiate, fastest first
+_KEX_PREFERENCE = ("mlkem768x25519-sha256", "curve25519-sha256", "curve25519-sha256@libssh.org",
+                   "ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521",
+                   "diffie-hellman-group14-sha256", "diffie-hellman-group16-sha512")
+
+
+def _default_kex() -> str:
+    with _runtime_lock:
+        if "kex" not in _runtime:
+            try:
+                import subprocess
+
+                out = subprocess.run(["ssh", "-Q", "kex"], capture_output=True, text=True, timeout=10,
+                                     check=False).stdout.split()
+            except (OSError, subprocess.SubprocessError):
+                out = []
+            _runtime["kex"] = ",".join(k for k in _KEX_PREFERENCE if k in out)
+        return _runtime["kex"]
+
+
+def _expand(path: str) -> str:
+    return os.path.expandvars(os.path.expanduser(path)) if path else ""
+
+
+def _space_list(value: str) -> list[str]:
+    """rclone's SpaceSepList: space separated, with double quotes for items holding spaces."""
+    return shlex.split(value) if value else []
+
+
+@dataclass
+class SshConfig:
+    """What one connection needs; equal configs share connections (pool.py)."""
+
+    host: str
+    port: int
+    user: str
+    argv: list[str]  # ssh and its options, up to (not including) the destination
+    external: bool = False  # the user's own `ssh` command line: no ControlMaster, no askpass
+    password: str = field(default="", repr=False)
+    passphrase: str = field(default="", repr=False)
+    subsystem: str = "sftp"
+    server_command: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)  # written into the runtime dir: removed at close
+    validates_host_key: bool = False
+
+    @property
+    def label(self) -> str:
+        """How errors name the server (never a secret)."""
+        return f"{self.user}@{self.host}:{self.port}" if not self.external else f"ssh {shlex.join(self.argv[1:3])}..."
+
+    def key(self) -> str:
+        h = hashlib.sha256()
+        for part in (*self.argv, self.host, str(self.port), self.user, self.password, self.passphrase,
+                     self.subsystem, self.server_command, *sorted(self.env.items())):
+            h.update(str(part).encode("utf-8", "surrogateescape") + b"\0")
+        return h.hexdigest()
+
+    def session_argv(self, control: str | None) -> list[str]:
+        """The command that starts the SFTP session (and, with `control`, the ControlMaster)."""
+        if self.external:
+            return [*self.argv, self.server_command] if self.server_command else [*self.argv, "-s", self.subsystem]
+        argv = list(self.argv)
+        if control:
+            argv += ["-o", "ControlMaster=yes", "-o", f"ControlPath={control}", "-o", "ControlPersist=no"]
+        argv += ["-p", str(self.port), "-l", self.user]
+        if self.server_command:
+            return [*argv, "--", self.host, self.server_command]
+        return [*argv, "-s", "--", self.host, self.subsystem]
+
+    def exec_argv(self, control: str | None, command: str) -> list[str]:
+        """A remote command: over the ControlMaster's connection where there is one."""
+        if self.external:
+            return [*self.argv, command]
+        argv = list(self.argv)
+        if control:
+            argv += ["-o", "ControlMaster=no", "-o", f"ControlPath={control}"]
+        return [*argv, "-p", str(self.port), "-l", self.user, "--", self.host, command]
+
+    def child_env(self, askpass_helper: str) -> dict[str, str]:
+        env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LC_ALL": "C",
+               "HOME": os.environ.get("HOME", "/root")}
+        env.update(self.env)
+        if not self.external and (self.password or self.passphrase):
+            env["SSH_ASKPASS"] = askpass_helper
+            env["SSH_ASKPASS_REQUIRE"] = "force"
+            env["DISPLAY"] = ":0"  # older OpenSSH asks for one before using SSH_ASKPASS
+        return env
+
+    def answer(self, prompt: str) -> str | None:
+        """askpass: the secret for one of ssh's prompts."""
+        low = prompt.lower()
+        if "passphrase" in low:
+            return self.passphrase or None
+        if "password" in low or low.endswith(":"):
+            return self.password or None
+        return None
+
+    def close(self) -> None:
+        for path in self.files:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def _private_file(name: str, content: str) -> str:
+    path = os.path.join(runtime_dir(), name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(content if content.endswith("\n") else content + "\n")
+    return path
+
+
+def build(opt: dict[str, Any], ctx_contimeout: float) -> SshConfig:
+    """An SshConfig from the sftp backend's parsed options (rclone's names), or ValueError."""
+    if opt["ssh"]:
+        argv = _space_list(opt["ssh"])
+        if opt["set_env"]:
+            raise ValueError("ssh external: can't set environment variables")
+        if opt["host"] or opt["user"]:
+            log.warning("sftp: the ssh option is set, so host, user and port are not used")
+        log.log(25, "%s", NO_VALIDATION_NOTICE)
+        return SshConfig(opt["host"] or "ssh", int(opt["port"]), opt["user"], argv, external=True,
+                         subsystem=opt["subsystem"] or "sftp", server_command=opt["server_command"])
+    if shutil.which("ssh") is None:
+        raise ValueError("sftp: the OpenSSH client `ssh` is not installed: install it (Debian/Ubuntu: "
+                         "apt-get install openssh-client; Alpine: apk add openssh-client)")
+    if not opt["host"]:
+        raise ValueError('sftp: option "host" is required')
+    if opt["use_insecure_cipher"] and (opt["ciphers"] or opt["key_exchange"]):
+        raise ValueError("use_insecure_cipher must be false if ciphers or key_exchange are set in advanced "
+                         "configuration")
+    if opt["socks_proxy"] or opt["http_proxy"]:
+        raise ValueError("sftp: socks_proxy and http_proxy are not supported by pyclone-docker yet "
+                         "(use the ssh option with a ProxyCommand)")
+    if opt["ask_password"]:
+        raise ValueError("sftp: ask_password needs a terminal, which the plugin has not; set pass instead")
+    # the runtime files of one exact configuration are one set, named without revealing anything
+    tag = hmac.new(_TAG_KEY, repr(sorted(opt.items())).encode("utf-8", "surrogateescape"),
+                   "sha256").hexdigest()[:16]
+    files: list[str] = []
+    argv = ["ssh", "-F", "none", "-T", "-x", "-a", "-e", "none", "-o", "BatchMode=no",
+            "-o", "LogLevel=ERROR", "-o", f"ConnectTimeout={max(1, int(ctx_contimeout))}",
+            "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4", "-o", "ClearAllForwardings=yes",
+            "-o", "NumberOfPasswordPrompts=1", "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "UpdateHostKeys=no", "-o", "CheckHostIP=no", "-o", "HashKnownHosts=no"]
+    password = opt["pass"]
+    key_file = _expand(opt["key_file"])
+    if opt["key_pem"]:
+        key_file = _private_file(f"key-{tag}", opt["key_pem"].replace("\\n", "\n"))
+        files.append(key_file)
+    cert = _expand(opt["pubkey_file"])
+    if opt["pubkey"]:
+        cert = _private_file(f"cert-{tag}.pub", opt["pubkey"])
+        files.append(cert)
+    agent = bool(opt["key_use_agent"]) or not (password or key_file)
+    if agent and not os.environ.get("SSH_AUTH_SOCK"):
+        raise ValueError("couldn't connect to ssh-agent: SSH agent requested but SSH_AUTH_SOCK not-specified")
+    env: dict[str, str] = {}
+    if agent:
+        env["SSH_AUTH_SOCK"] = os.environ["SSH_AUTH_SOCK"]
+    else:
+        argv += ["-o", "IdentityAgent=none"]
+    if key_file:
+        argv += ["-i", key_file, "-o", "IdentitiesOnly=yes"]
+        if cert:
+            argv += ["-o", f"CertificateFile={cert}"]
+    if not key_file and not agent:
+        argv += ["-o", "PubkeyAuthentication=no"]
+    if password:
+        argv += ["-o", "PasswordAuthentication=yes", "-o", "KbdInteractiveAuthentication=yes"]
+    else:
+        argv += ["-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no"]
+    validates = True
+    known_hosts = _expand(opt["known_hosts_file"])
+    host_keys = [k.strip() for k in opt["host_keys"] if k.strip()]
+    if known_hosts and known_hosts != "none":
+        argv += ["-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes"]
+    elif host_keys and known_hosts != "none":
+        host = opt["host"] if int(opt["port"]) == 22 else f"[{opt['host']}]:{opt['port']}"
+        algos = []
+        lines = []
+        for k in host_keys[:16]:
+            parts = k.split()
+            if len(parts) < 2:
+                raise ValueError(f"sftp: host_keys entry {k!r} is not \"algorithm base64-key\"")
+            if "-cert-" in parts[0]:
+                raise ValueError("sftp: host_keys may not hold certificates")
+            algos += ["rsa-sha2-512", "rsa-sha2-256"] if parts[0] == "ssh-rsa" else [parts[0]]
+            lines.append(f"{host} {parts[0]} {parts[1]}")
+        path = _private_file(f"known-{tag}", "\n".join(lines))
+        files.append(path)
+        argv += ["-o", f"UserKnownHostsFile={path}", "-o", "StrictHostKeyChecking=yes"]
+        if not opt["host_key_algorithms"]:
+            argv += ["-o", "HostKeyAlgorithms=" + ",".join(dict.fromkeys(algos))]
+    elif opt["pin_host_key"] and known_hosts != "none":
+        # trust on first use for as long as the plugin runs (rclone also writes it to rclone.conf)
+        path = os.path.join(runtime_dir(), f"pinned-{tag}")
+        argv += ["-o", f"UserKnownHostsFile={path}", "-o", "StrictHostKeyChecking=accept-new"]
+        log.warning("sftp %s: pin_host_key pins the host key for as long as the plugin runs; pyclone-docker "
+                    "does not write it into rclone.conf as host_keys (set host_keys or known_hosts_file to keep it)",
+                    opt["host"])
+        files.append(path)
+    else:
+        validates = False
+        argv += ["-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no"]
+        if known_hosts != "none":
+            log.log(25, "%s", NO_VALIDATION_NOTICE)
+    for name, ssh_name in (("ciphers", "Ciphers"), ("key_exchange", "KexAlgorithms"), ("macs", "MACs"),
+                           ("host_key_algorithms", "HostKeyAlgorithms")):
+        if opt[name]:
+            argv += ["-o", f"{ssh_name}={','.join(_space_list(opt[name]))}"]
+    if not opt["key_exchange"] and not opt["use_insecure_cipher"] and (kex := _default_kex()):
+        argv += ["-o", f"KexAlgorithms={kex}"]
+    if opt["use_insecure_cipher"]:
+        argv += ["-o", f"Ciphers={_INSECURE_CIPHERS}", "-o", f"KexAlgorithms={_INSECURE_KEX}"]
+    for item in _space_list(opt["set_env"]):
+        if "=" not in item:
+            raise ValueError(f"sftp: set_env item {item!r} is not VAR=value")
+        argv += ["-o", f"SetEnv={item}"]
+    return SshConfig(opt["host"], int(opt["port"]), opt["user"], argv, password=password,
+                     passphrase=opt["key_file_pass"], subsystem=opt["subsystem"] or "sftp",
+                     server_command=opt["server_command"], env=env, files=files, validates_host_key=validates)
