@@ -280,6 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _obscure_cmd(cmd, args[1:])
         if cmd == "rc":
             return rc_cmd(args[1:], dict(os.environ))
+        if cmd == "askpass":  # ssh's SSH_ASKPASS helper (lib/askpass.py), also via the console script
+            from .lib.askpass import client_main
+
+            return client_main(args[1:])
         raise UsageError(f"unknown command {cmd!r}")
     except UsageError as e:
         sys.stderr.write(f"Error: {e}\n")
