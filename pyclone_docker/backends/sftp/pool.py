@@ -167,6 +167,7 @@ class Pool:
         self.cap = connections
         self.idle_timeout = idle_timeout
         self.refs = 0
+        self.unused_since = 0.0
         self._conns: list[Connection] = []
         self._opening = 0
         self._lock = threading.Lock()
@@ -264,34 +265,55 @@ def get_pool(cfg: SshConfig, timeout: float, contimeout: float, connections: int
             pool = _pools[key] = Pool(cfg, timeout, contimeout, connections, idle_timeout)
         # else: an equal config names the same files (ssh.build), which the pool keeps
         pool.refs += 1
-        if not _janitor and idle_timeout > 0:
-            t = threading.Thread(target=_close_idle_loop, name="sftp-idle", daemon=True)
-            _janitor.append(t)
-            t.start()
+        _start_janitor()
         return pool
 
 
+LINGER = 30.0  # seconds a pool no volume uses stays open: an Unmount then Mount (a container
+# restart) reuses its connection
+
+
 def put_pool(pool: Pool) -> None:
-    """One user fewer: the last one closes the connections and removes the inline key files."""
+    """One user fewer. The last one leaves the pool open for LINGER seconds; then (janitor) it
+    closes its connections and removes its inline key files."""
     with _pools_lock:
         pool.refs -= 1
-        if pool.refs > 0:
-            return
-        for k, v in list(_pools.items()):
-            if v is pool:
-                del _pools[k]
-    pool.close()
-    pool.cfg.close()
+        if pool.refs <= 0:
+            pool.unused_since = time.monotonic()
+        _start_janitor()
+
+
+def _start_janitor() -> None:
+    if not _janitor:
+        t = threading.Thread(target=_close_idle_loop, name="sftp-idle", daemon=True)
+        _janitor.append(t)
+        t.start()
+
+
+def _close_unused(now: float, linger: float) -> None:
+    with _pools_lock:
+        gone = [(k, p) for k, p in _pools.items() if p.refs <= 0 and now - p.unused_since >= linger]
+        for k, _p in gone:
+            del _pools[k]
+    for _k, p in gone:
+        p.close()
+        p.cfg.close()
+
+
+def close_all() -> None:
+    """Every pool no volume uses, now (tests; the plugin's exit removes the runtime dir anyway)."""
+    _close_unused(float("inf"), 0.0)
 
 
 def _close_idle_loop() -> None:
     while True:
-        time.sleep(5)
-        with _pools_lock:
-            pools = list(_pools.values())
+        time.sleep(2)
         now = time.monotonic()
-        for p in pools:
-            try:
+        try:
+            _close_unused(now, LINGER)
+            with _pools_lock:
+                pools = list(_pools.values())
+            for p in pools:
                 p.close_idle(now)
-            except Exception:  # the janitor must not die
-                log.exception("sftp: closing idle connections failed")
+        except Exception:  # the janitor must not die
+            log.exception("sftp: closing idle connections failed")

@@ -89,6 +89,28 @@ def _default_kex() -> str:
         return _runtime["kex"]
 
 
+# OpenSSH turns Nagle's algorithm off only for interactive sessions, and an SFTP session is
+# not one: its small key-exchange, auth and channel-setup packets then wait on the peer's
+# delayed ACKs (~40 ms each, twice per connect). So the TCP connection is made by this helper,
+# with TCP_NODELAY (as rclone's Go client has it) and keepalives, and handed to ssh as a file
+# descriptor (ProxyUseFdpass). It must not contain '%' (ssh expands those in ProxyCommand).
+_CONNECT = ("import socket as S,sys\n"
+            "h,p,t=sys.argv[1],int(sys.argv[2]),float(sys.argv[3])\n"
+            "try:\n"
+            " s=S.create_connection((h,p),t)\n"
+            "except OSError as e:\n"
+            " sys.exit('ssh: connect to host '+h+' port '+str(p)+': '+(e.strerror or str(e)))\n"
+            "s.setsockopt(S.IPPROTO_TCP,S.TCP_NODELAY,1)\n"
+            "s.setsockopt(S.SOL_SOCKET,S.SO_KEEPALIVE,1)\n"
+            "S.socket(fileno=1).sendmsg([b'x'],[(S.SOL_SOCKET,S.SCM_RIGHTS,s.fileno().to_bytes(4,sys.byteorder))])\n")
+
+
+def _proxy_command(contimeout: float) -> str:
+    import sys
+
+    return f"{shlex.quote(sys.executable)} -I -S -c {shlex.quote(_CONNECT)} %h %p {max(1.0, contimeout):g}"
+
+
 def _expand(path: str) -> str:
     return os.path.expandvars(os.path.expanduser(path)) if path else ""
 
@@ -213,7 +235,8 @@ def build(opt: dict[str, Any], ctx_contimeout: float) -> SshConfig:
             "-o", "LogLevel=ERROR", "-o", f"ConnectTimeout={max(1, int(ctx_contimeout))}",
             "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4", "-o", "ClearAllForwardings=yes",
             "-o", "NumberOfPasswordPrompts=1", "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "UpdateHostKeys=no", "-o", "CheckHostIP=no", "-o", "HashKnownHosts=no"]
+            "-o", "UpdateHostKeys=no", "-o", "CheckHostIP=no", "-o", "HashKnownHosts=no",
+            "-o", "ProxyUseFdpass=yes", "-o", f"ProxyCommand={_proxy_command(ctx_contimeout)}"]
     password = opt["pass"]
     key_file = _expand(opt["key_file"])
     if opt["key_pem"]:
