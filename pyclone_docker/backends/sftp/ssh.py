@@ -75,18 +75,44 @@ _KEX_PREFERENCE = ("mlkem768x25519-sha256", "curve25519-sha256", "curve25519-sha
                    "diffie-hellman-group14-sha256", "diffie-hellman-group16-sha512")
 
 
-def _default_kex() -> str:
+# and the ciphers in the order rclone's client prefers them: AES-GCM first where the CPU has AES
+# instructions, ChaCha20-Poly1305 first where it has not (a Raspberry Pi 4, say)
+_AES_FIRST = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com",
+              "aes128-ctr", "aes192-ctr", "aes256-ctr")
+
+
+def _cpu_has_aes() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("flags", "features")):
+                    return "aes" in line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    return False
+
+
+def _supported(kind: str, preference: tuple[str, ...]) -> str:
     with _runtime_lock:
-        if "kex" not in _runtime:
+        if kind not in _runtime:
             try:
                 import subprocess
 
-                out = subprocess.run(["ssh", "-Q", "kex"], capture_output=True, text=True, timeout=10,
+                out = subprocess.run(["ssh", "-Q", kind], capture_output=True, text=True, timeout=10,
                                      check=False).stdout.split()
             except (OSError, subprocess.SubprocessError):
                 out = []
-            _runtime["kex"] = ",".join(k for k in _KEX_PREFERENCE if k in out)
-        return _runtime["kex"]
+            _runtime[kind] = ",".join(k for k in preference if k in out)
+        return _runtime[kind]
+
+
+def _default_kex() -> str:
+    return _supported("kex", _KEX_PREFERENCE)
+
+
+def _default_ciphers() -> str:
+    order = _AES_FIRST if _cpu_has_aes() else (_AES_FIRST[2], *_AES_FIRST[:2], *_AES_FIRST[3:])
+    return _supported("cipher", order)
 
 
 # OpenSSH turns Nagle's algorithm off only for interactive sessions, and an SFTP session is
@@ -305,6 +331,8 @@ def build(opt: dict[str, Any], ctx_contimeout: float) -> SshConfig:
             argv += ["-o", f"{ssh_name}={','.join(_space_list(opt[name]))}"]
     if not opt["key_exchange"] and not opt["use_insecure_cipher"] and (kex := _default_kex()):
         argv += ["-o", f"KexAlgorithms={kex}"]
+    if not opt["ciphers"] and not opt["use_insecure_cipher"] and (ciphers := _default_ciphers()):
+        argv += ["-o", f"Ciphers={ciphers}"]
     if opt["use_insecure_cipher"]:
         argv += ["-o", f"Ciphers={_INSECURE_CIPHERS}", "-o", f"KexAlgorithms={_INSECURE_KEX}"]
     for item in _space_list(opt["set_env"]):
