@@ -230,3 +230,17 @@ def test_channel_against_a_real_sftp_server(tmp_path: Path) -> None:
 
     with pytest.raises(ChannelClosed):
         ch.call(proto.STAT, proto.string("f"))
+
+
+def test_hash_kinds_that_are_not_built_are_said_loudly(caplog: pytest.LogCaptureFixture) -> None:
+    from pyclone_docker.backends.sftp.hashes import RemoteCommands
+
+    class Host:
+        label = "me@example.org:22"
+
+    with caplog.at_level(20, logger="pyclone"):
+        rc = RemoteCommands(Host(), _opts(hashes="sha256,crc32", crc32sum_command="crc32"))  # type: ignore[arg-type]
+    assert rc.hash_names() == ("sha256",)
+    assert "crc32 are not supported" in caplog.text and "crc32sum_command not used" in caplog.text
+    assert RemoteCommands(Host(), _opts(disable_hashcheck="true")).hash_names() == ()  # type: ignore[arg-type]
+    assert RemoteCommands(Host(), _opts()).hash_names() == ("md5", "sha1")  # type: ignore[arg-type]

@@ -17,8 +17,11 @@ from .pool import Connection
 
 log = logging.getLogger("pyclone")
 
-_EMPTY = {"md5": "d41d8cd98f00b204e9800998ecf8427e", "sha1": "da39a3ee5e6b4b0d3255bfef95601890afd80709"}
-_CANDIDATES = {"md5": ("md5sum", "md5 -r", "rclone md5sum"), "sha1": ("sha1sum", "sha1 -r", "rclone sha1sum")}
+_EMPTY = {"md5": "d41d8cd98f00b204e9800998ecf8427e", "sha1": "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+          "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}
+_CANDIDATES = {"md5": ("md5sum", "md5 -r", "rclone md5sum"), "sha1": ("sha1sum", "sha1 -r", "rclone sha1sum"),
+               "sha256": ("sha256sum", "sha256 -r", "rclone hashsum sha256")}
+_ORDER = ("md5", "sha1", "sha256")
 _UNIX_SAFE = re.compile(r"[A-Za-z0-9_.,:/@\u0080-\U0010ffff+\n-]")
 _HEX = re.compile(r"^[0-9a-f]+$")
 
@@ -59,8 +62,14 @@ class RemoteCommands:
         self.path_override = str(opt["path_override"] or "")
         wanted = [h.strip().lower() for h in (opt["hashes"] or []) if h.strip()] or ["md5", "sha1"]
         self.wanted = [h for h in wanted if h in _CANDIDATES]
+        if unknown := [h for h in wanted if h not in _CANDIDATES]:
+            log.warning("sftp %s: hashes %s are not supported by pyclone-docker yet (md5, sha1 and sha256 are): "
+                        "they are not used", backend.label, ",".join(unknown))
+        if unused := [f"{k}sum_command" for k in ("crc32", "blake3", "xxh3", "xxh128") if opt.get(f"{k}sum_command")]:
+            log.warning("sftp %s: %s not used: pyclone-docker hashes with md5, sha1 and sha256 only",
+                        backend.label, ", ".join(unused))
         self.commands: dict[str, str] = {}
-        for kind in ("md5", "sha1"):
+        for kind in _ORDER:
             given = str(opt.get(f"{kind}sum_command") or "")
             if given:
                 self.commands[kind] = given
@@ -69,7 +78,7 @@ class RemoteCommands:
     def hash_names(self) -> tuple[str, ...]:
         if self.disabled or self.shell_type == "none":
             return ()
-        return tuple(k for k in ("md5", "sha1") if k in self.wanted and self.commands.get(k) != "none")
+        return tuple(k for k in _ORDER if k in self.wanted and self.commands.get(k) != "none")
 
     def _shell(self) -> str:
         if not self.shell_type:
