@@ -40,6 +40,7 @@ class QueueOwner(Protocol):
     """The Cache as the write-back queue sees it."""
 
     backend: Backend
+    volume: str  # its name, for log lines
     fast_fingerprint: bool
     set_modtime: bool
 

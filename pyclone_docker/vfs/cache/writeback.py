@@ -118,7 +118,7 @@ class WriteBack:
             try:
                 ok, again, delay = self._upload(path)
             except Exception as e:
-                log.error("upload of %s failed: %s", path, e)
+                log.error('volume "%s": upload of %s failed: %s', self.cache.volume, path, e)
             with self.cond:
                 self.busy.discard(path)
                 if not ok and self.cache.peek(path) is not None and path not in self.due:
