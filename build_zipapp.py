@@ -130,8 +130,10 @@ def build(arch: str, out: Path, lock: dict) -> Path:
     native = {"_native/" + n: d for n, d in crypto_files(arch, lock).items()}
     hashes = {n: sha256(d) for n, d in sorted(native.items())}
     build_id = sha256(json.dumps([arch, __version__, sorted(hashes.items())]).encode())[:16]
+    # names the compiled-code cache (tools/zipapp_main.py): any change to a module is a new one
+    code_id = sha256(json.dumps(sorted((n, sha256(d)) for n, d in pure.items())).encode())[:16]
     meta = {"arch": arch, "version": __version__, "build_id": f"{__version__}-{arch}-{build_id}",
-            "native": hashes}
+            "native": hashes, "code_id": code_id}
     boot = (REPO / "tools" / "zipapp_main.py").read_text()
     boot = boot.replace("BUILD = {}  # replaced by build_zipapp.py: arch, version, build_id, native file hashes",
                         "BUILD = " + json.dumps(meta, sort_keys=True))

@@ -154,6 +154,11 @@ class Driver:
         for mp in mountmod.clean_stale_mounts(self.base_dir):
             log.info("cleaned stale mount %s", mp)
 
+    def has_remounts(self) -> bool:
+        """Whether restore() has volumes to mount again (mount IDs live before the restart)."""
+        with self._lock:
+            return any(v.mount_ids for v in self._volumes.values())
+
     def restore(self) -> None:
         """Slow part, run after the socket listens: clean dead mounts, check options, remount."""
         try:

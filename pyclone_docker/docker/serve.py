@@ -14,10 +14,11 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..lib.atomic import atomic_write
-from ..lib.httpserver import HttpServer
+from ..lib.httpserver import HttpServer, Request, Response
 from ..lib.libc import tune_malloc
 from ..lib.listeners import BACKLOG, Listener, raise_open_files_limit, sd_notify, systemd_socket, unix_listener
 from . import api as apimod
@@ -31,6 +32,7 @@ log = logging.getLogger("pyclone.serve")
 PLUGIN_DIR = "/run/docker/plugins"
 SPEC_DIR = "/etc/docker/plugins"
 DEFAULT_NAME = "pyclone"
+WARM_UP_DELAY = 1.0  # seconds restore() waits for the first request when nothing needs remounting
 
 
 def unix_socket_path(addr: str) -> str:
@@ -86,7 +88,8 @@ class PluginServer:
         self.forget_state = forget_state
         self.rc = rc  # the --rc server, served on its own thread
         self.api = apimod.Api(driver)
-        self.http = HttpServer(listener.sock, self.api.handle, apimod.err_body)
+        self._answered = threading.Event()  # the first request is answered: warm-up may begin
+        self.http = HttpServer(listener.sock, self._handle_first, apimod.err_body)
         self._signals: list[int] = []
 
     def _on_signal(self, signum: int, _frame: object) -> None:
@@ -127,7 +130,19 @@ class PluginServer:
             self.shutdown()
         return 0
 
+    def _handle_first(self, req: Request) -> Response | Callable[[], Response]:
+        """The first request (dockerd's Activate, as a rule) goes before the warm-up imports of
+        restore(), which would otherwise share the interpreter with it; then the API's own
+        handler takes over."""
+        try:
+            return self.api.handle(req)
+        finally:
+            self.http.handler = self.api.handle
+            self._answered.set()
+
     def _restore(self) -> None:
+        if not self.driver.has_remounts():
+            self._answered.wait(WARM_UP_DELAY)
         try:
             self.driver.restore()
         except Exception:

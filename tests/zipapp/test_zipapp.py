@@ -114,7 +114,7 @@ def test_native_modules_unpack_once_and_concurrently(pyz: Path, tmp_path: Path) 
     for p in procs:
         _out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
-    entries = os.listdir(cache)
+    entries = [e for e in os.listdir(cache) if not e.startswith("code-")]  # code-*: compiled code
     assert len(entries) == 1 and not entries[0].startswith(".tmp")  # one build dir, no leftovers
     assert os.path.exists(cache / entries[0] / ".complete")
 
@@ -123,7 +123,42 @@ def test_serving_without_crypto_unpacks_nothing(pyz: Path, tmp_path: Path) -> No
     cache = tmp_path / "native"
     res = run(sys.executable, pyz, "serve", "docker", "--help", env={"PYCLONE_NATIVE_CACHE": str(cache)})
     assert res.returncode == 0
-    assert not cache.exists()
+    assert [e for e in os.listdir(cache) if not e.startswith("code-")] == []
+
+
+def test_compiled_code_is_kept_and_reused(pyz: Path, tmp_path: Path) -> None:
+    """zipimport compiles a zip's sources at every start; the boot keeps the compiled code."""
+    cache = tmp_path / "native"
+    env = {"PYCLONE_NATIVE_CACHE": str(cache)}
+    assert run(sys.executable, pyz, "obscure", "x", env=env).returncode == 0
+    [code_dir] = [cache / e for e in os.listdir(cache) if e.startswith("code-")]
+    kept = {p.name: p.stat().st_mtime_ns for p in code_dir.iterdir()}
+    assert "pyclone_docker.cli.code" in kept and "pyclone_docker.obscure.code" in kept
+    assert not [n for n in kept if n.endswith(".tmp")]
+    # a damaged entry is compiled again, never trusted
+    (code_dir / "pyclone_docker.obscure.code").write_bytes(b"\x00garbage")
+    res = run(sys.executable, pyz, "obscure", "x", env=env)
+    assert res.returncode == 0 and res.stdout.strip()
+    again = {p.name: p.stat().st_mtime_ns for p in code_dir.iterdir()}
+    assert again["pyclone_docker.cli.code"] == kept["pyclone_docker.cli.code"]  # reused, not rewritten
+    assert (code_dir / "pyclone_docker.obscure.code").read_bytes() != b"\x00garbage"
+    # tracebacks still show the source (the loader gives linecache the zip's text)
+    res = run(sys.executable, pyz, "reveal", "not-base64!", env=env)
+    assert res.returncode != 0
+
+
+def test_compiled_code_others_can_write_is_not_used_by_root(pyz: Path, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the rule is for root")
+    cache = tmp_path / "native"
+    env = {"PYCLONE_NATIVE_CACHE": str(cache)}
+    assert run(sys.executable, pyz, "obscure", "x", env=env).returncode == 0
+    [code_dir] = [cache / e for e in os.listdir(cache) if e.startswith("code-")]
+    for p in code_dir.iterdir():
+        p.unlink()
+    code_dir.chmod(0o777)  # anyone could plant code here: root must not run it
+    assert run(sys.executable, pyz, "obscure", "x", env=env).returncode == 0
+    assert list(code_dir.iterdir()) == []
 
 
 def test_unwritable_cache_gives_a_clear_error(pyz: Path, tmp_path: Path) -> None:
