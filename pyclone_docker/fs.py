@@ -125,6 +125,8 @@ def resolve(fs: str | FsSpec, ctx: FsContext, values: Any = None) -> ResolvedFs:
     if info.factory is None:
         raise ValueError(f'backend "{type_name}" is not available in this pyclone-docker version yet')
     _check_values(info, options)
+    if info.precheck is not None:
+        info.precheck(options)
     root = spec.path
     if type_name == "local":
         root = os.path.join(ctx.cwd, root)

@@ -262,6 +262,9 @@ class BackendInfo:
     options: tuple[BackendOption, ...] = field(default_factory=tuple)
     description: str = ""
     wraps: bool = False
+    # checks what a volume's Create can check without connecting (a program the backend needs);
+    # raises ValueError with what to do
+    precheck: Callable[[Mapping[str, str]], None] | None = None
 
     def option(self, name: str) -> BackendOption | None:
         for opt in self.options:

@@ -244,3 +244,14 @@ def test_hash_kinds_that_are_not_built_are_said_loudly(caplog: pytest.LogCapture
     assert "crc32 are not supported" in caplog.text and "crc32sum_command not used" in caplog.text
     assert RemoteCommands(Host(), _opts(disable_hashcheck="true")).hash_names() == ()  # type: ignore[arg-type]
     assert RemoteCommands(Host(), _opts()).hash_names() == ("md5", "sha1")  # type: ignore[arg-type]
+
+
+def test_create_without_ssh_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Create resolves the volume without connecting: the missing program is found there."""
+    from pyclone_docker import fs as fsmod
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ValueError, match="apt-get install openssh-client"):
+        fsmod.resolve(":sftp,host=example.org:", fsmod.FsContext())
+    # with its own ssh command line, the program is the user's business
+    fsmod.resolve(":sftp,ssh='/opt/ssh/bin/ssh me@host':", fsmod.FsContext())

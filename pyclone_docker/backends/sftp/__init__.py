@@ -9,6 +9,7 @@ uses sftp.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from ..base import Backend, BackendInfo
@@ -23,6 +24,18 @@ def _current_user() -> str:
         return pwd.getpwuid(os.getuid()).pw_name
     except (ImportError, KeyError):
         return os.environ.get("USER") or os.environ.get("LOGNAME") or "root"
+
+
+NO_SSH = ("sftp: the OpenSSH client `ssh` is not installed: install it (Debian/Ubuntu: "
+          "apt-get install openssh-client; Alpine: apk add openssh-client)")
+
+
+def _precheck(options: Mapping[str, str]) -> None:
+    """At Create: the ssh program is there (unless the `ssh` option names its own)."""
+    import shutil
+
+    if not options.get("ssh") and shutil.which("ssh") is None:
+        raise ValueError(NO_SSH)
 
 
 def _new(name: str, root: str, config: dict[str, str], ctx: Any = None) -> Backend:
@@ -46,4 +59,4 @@ INFO = BackendInfo("sftp", _new, (
     _O("connections", "int", "0"), _O("set_env"), _O("ciphers"), _O("key_exchange"), _O("macs"),
     _O("host_key_algorithms"), _O("ssh"), _O("socks_proxy"), _O("http_proxy"), _O("copy_is_hardlink", "bool"),
     _O("description"),
-), "SSH/SFTP")
+), "SSH/SFTP", precheck=_precheck)

@@ -241,8 +241,9 @@ def build(opt: dict[str, Any], ctx_contimeout: float) -> SshConfig:
         return SshConfig(opt["host"] or "ssh", int(opt["port"]), opt["user"], argv, external=True,
                          subsystem=opt["subsystem"] or "sftp", server_command=opt["server_command"])
     if shutil.which("ssh") is None:
-        raise ValueError("sftp: the OpenSSH client `ssh` is not installed: install it (Debian/Ubuntu: "
-                         "apt-get install openssh-client; Alpine: apk add openssh-client)")
+        from . import NO_SSH
+
+        raise ValueError(NO_SSH)
     if not opt["host"]:
         raise ValueError('sftp: option "host" is required')
     if opt["use_insecure_cipher"] and (opt["ciphers"] or opt["key_exchange"]):
