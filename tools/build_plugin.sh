@@ -39,7 +39,7 @@ if [ "$arch" != "$(host_arch)" ] && [ ! -e "/proc/sys/fs/binfmt_misc/$qemu" ]; t
 fi
 
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-packages=python3,fuse3,ca-certificates
+packages=python3,fuse3,ca-certificates,openssh-client
 out=build/plugin/pyclone-$arch
 cache=$PWD/build/plugin/rootfs-cache-$deb
 stamp="bookworm minbase $packages $mirror, upgraded, apt purged"
