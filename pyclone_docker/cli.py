@@ -202,7 +202,7 @@ def serve_docker(argv: Sequence[str]) -> int:
     base_dir = os.path.abspath(v.base_dir)
     config_path = v.config or rcconfig.default_config_path(env)
     try:
-        config = rcconfig.RcloneConfig.load(config_path, env=env)
+        config = rcconfig.ReloadingConfig(config_path, env=env)  # read again when it changes, as rclone
     except ValueError as e:
         raise UsageError(f"cannot read config file {config_path}: {e}") from None
     fs_ctx = fsmod.FsContext(config=config, env=env, cli_flags=pf.backend_flags, cwd=cwd,

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Mapping
 
 from . import secretbox
@@ -290,6 +292,69 @@ class RcloneConfig:
                     found = self._data[section].get(name, "")
             value = value.replace(token, found)
         return value
+
+
+class ReloadingConfig(RcloneConfig):
+    """rclone.conf as rclone's config file storage keeps it: read again when its size,
+    modification time or inode changed, so a section written after start-up is found (the order
+    the docs give for a managed plugin: install it, then save rclone.conf). A file that fails to
+    parse keeps the last good contents, with an error logged; at start-up it is an error."""
+
+    def __init__(self, path: str, *, env: Mapping[str, str] | None = None,
+                 password_command: Callable[[], str] | None = None) -> None:
+        super().__init__(path)
+        self._env = env
+        self._password_command = password_command
+        self._signature: tuple[int, int, int] | None = (-1, -1, -1)
+        self._reload_lock = threading.Lock()
+        self._refresh(first=True)
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _refresh(self, first: bool = False) -> None:
+        if is_in_memory_path(self.path):
+            return
+        sig = self._stat()
+        if sig == self._signature:
+            return
+        with self._reload_lock:
+            if sig == self._signature:
+                return
+            try:
+                fresh = RcloneConfig.load(self.path, env=self._env, password_command=self._password_command)
+            except ValueError as e:
+                if first:
+                    raise
+                logging.getLogger("pyclone").error("config file %s changed but cannot be read (%s): "
+                                                   "keeping what was read before", self.path, e)
+                self._signature = sig
+                return
+            self._data, self.encrypted, self._signature = fresh._data, fresh.encrypted, sig
+
+    def sections(self) -> list[str]:
+        self._refresh()
+        return super().sections()
+
+    def has_section(self, name: str) -> bool:
+        self._refresh()
+        return super().has_section(name)
+
+    def keys(self, section: str) -> list[str]:
+        self._refresh()
+        return super().keys(section)
+
+    def get(self, section: str, key: str) -> str | None:
+        self._refresh()
+        return super().get(section, key)
+
+    def dump(self) -> dict[str, dict[str, str]]:
+        self._refresh()
+        return super().dump()
 
 
 # ---------------------------------------------------------------------------

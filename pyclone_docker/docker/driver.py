@@ -211,17 +211,31 @@ class Driver:
         log.info('create volume "%s" with options %s', name, redact_options(opts, spec.fs_shown))
         if noop := no_effect_warning(spec):
             log.warning('volume "%s": %s', name, noop)
+        try:
+            # as rclone's Create (fs.NewFs): a network backend connects now, so a wrong host or
+            # password fails `docker volume create`; the first Mount uses this backend
+            backend = fsmod.new_fs(spec.resolved or spec.remote, self.fs_ctx)
+        except (OSError, ValueError) as e:
+            raise DriverError(f"{e.strerror or e}" if isinstance(e, OSError) else str(e)) from None
+        try:
+            self._register_new(name, spec, backend, opts)
+        except BaseException:
+            _call_quiet(backend.shutdown)
+            raise
+
+    def _register_new(self, name: str, spec: VolumeSpec, backend: Backend, opts: dict[str, str]) -> None:
         mountpoint = self._mountpoint(name)
         while True:
             created_dir = self._prepare_mountpoint(mountpoint)
             vol = Volume(name=name, mountpoint=mountpoint, created_ns=time.time_ns(), fs=spec.fs,
-                         fs_type=spec.fs_type, path=spec.path, options=spec.options, spec=spec)
+                         fs_type=spec.fs_type, path=spec.path, options=spec.options, spec=spec, backend=backend)
             with self._lock:
                 raced = self._volumes.get(name)
                 if raced is None and name not in self._removing:
                     self._volumes[name] = vol
                     break
             if raced is not None:
+                _call_quiet(backend.shutdown)
                 self._check_same_options(raced, opts)
                 return
             self._registered(name)  # another Create's volume is being removed: wait, try again
@@ -319,7 +333,9 @@ class Driver:
             if vol.spec is None:
                 vol.spec = self._spec(saved_options(vol.fs, vol.fs_type, vol.path, vol.options))
             spec = vol.spec
-            backend = vol.backend or fsmod.new_fs(spec.resolved or spec.remote, self.fs_ctx)
+            if vol.backend is None:
+                vol.backend = fsmod.new_fs(spec.resolved or spec.remote, self.fs_ctx)
+            backend = vol.backend
             ensure_root(backend)
             vfs = build_vfs(vol.name, backend, spec, self.cache_dir, self.transfers, self.buffer_size)
             self._prepare_mountpoint(vol.mountpoint)

@@ -313,8 +313,6 @@ def test_rclone_conf_section(plugin: PluginProcess, res: Resources, sshd: SshSer
     assert "Accepted publickey for " + sshd.user in sshd.log_text()[sshd_start:]
 
 
-@pytest.mark.xfail(strict=True, reason="the plugin reads rclone.conf once at start; rclone reloads it when it "
-                   "changes on disk (fs/config/configfile), as the seed's 'save as .../rclone.conf' relies on")
 def test_rclone_conf_written_after_start(plugin: PluginProcess, res: Resources, sshd: SshServer,
                                          config_section: Path) -> None:
     d = server_subdir(sshd, "conflate")
@@ -376,8 +374,6 @@ def test_wrong_password_fails_clearly(plugin: PluginProcess, res: Resources, ssh
     assert f"Failed password for {sshd.user}" in sshd.log_text()[sshd_start:], "sshd saw no password attempt"
 
 
-@pytest.mark.xfail(strict=True, reason="Create does not connect to the backend (driver.create only resolves the "
-                   "options; the first connection is at Mount); rclone's Volume.setup calls fs.NewFs at Create")
 def test_wrong_password_fails_at_create(plugin: PluginProcess, res: Resources, sshd: SshServer) -> None:
     name, _wrong, _obscured, r = wrong_password_volume(res, sshd)
     rc = r.returncode

@@ -34,10 +34,10 @@ def test_nul_and_absurd_paths_are_refused_at_create(plugin: Plugin, data_dir: Pa
 
 
 def test_flags_without_effect_warn_at_start_and_at_create(plugin_factory, data_dir: Path) -> None:
-    p = plugin_factory(["--vfs-refresh", "--contimeout", "5s", "--vfs-cache-mode", "writes"])
+    p = plugin_factory(["--vfs-refresh", "--retries", "5", "--vfs-cache-mode", "writes"])
     start = _log_lines(p, NO_EFFECT)
     assert len(start) == 1 and "NOTICE" in start[0], start  # rclone's word for a warning
-    assert "--vfs-refresh, --contimeout have no effect yet" in start[0]
+    assert "--vfs-refresh, --retries have no effect yet" in start[0]
     c = p.client
     c.ok("VolumeDriver.Create", {"Name": "v", "Opts": {"type": "local", "path": str(data_dir),
                                                        "vfs-links": "true", "local-links": "true"}})

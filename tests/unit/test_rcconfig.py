@@ -586,3 +586,22 @@ def test_sub_section_fallback_matches_rclone(run_rclone, tmp_path):
     res = run_rclone("lsf", "--config", str(conf), "par.child:")
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["inherited.txt"]
+
+
+def test_the_config_file_is_read_again_when_it_changes(tmp_path, caplog) -> None:
+    """rclone's config storage re-reads rclone.conf when it changes: a section saved after the
+    plugin started is found (the managed plugin's documented order)."""
+    from pyclone_docker.rcconfig import ReloadingConfig
+
+    path = tmp_path / "rclone.conf"
+    conf = ReloadingConfig(str(path))  # missing: empty, no error
+    assert conf.sections() == [] and conf.get("box", "type") is None
+    path.write_text("[box]\ntype = sftp\nhost = a\n")
+    assert conf.get("box", "host") == "a" and conf.has_section("box")
+    path.write_text("[box]\ntype = sftp\nhost = bb\n")  # same second, other size
+    assert conf.get("box", "host") == "bb"
+    path.write_text("[box\nbroken line\n")
+    assert conf.get("box", "host") == "bb"  # a file being edited keeps what was read before
+    assert "cannot be read" in caplog.text
+    path.unlink()
+    assert conf.sections() == []

@@ -27,6 +27,9 @@ from .ssh import SshConfig, askpass, runtime_dir
 log = logging.getLogger("pyclone")
 
 STREAMS_PER_CONNECTION = 4
+# ssh's stderr lines that say nothing to a user (the second and third follow a failed connect
+# of the ProxyUseFdpass helper, whose own line says why)
+_NOISE = ("Warning: Permanently", "mm_receive_fd", "proxy dialer did not pass back")
 _PIPE_SIZE = 1 << 20
 _ids = itertools.count(1)
 
@@ -45,8 +48,8 @@ def _classify(text: str) -> tuple[int, bool]:
         return errno.EACCES, False
     if "host key verification failed" in low or "remote host identification has changed" in low:
         return errno.EACCES, False
-    if "could not resolve hostname" in low:
-        return errno.EHOSTUNREACH, True
+    if "could not resolve hostname" in low or "name or service not known" in low:
+        return errno.EHOSTUNREACH, False  # as rclone: a name that does not resolve is not retried
     if "connection refused" in low:
         return errno.ECONNREFUSED, True
     if "timed out" in low:
@@ -115,7 +118,7 @@ class Connection:
             text = f.read()[-2000:].decode("utf-8", "replace")
         except (OSError, ValueError):
             return ""
-        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("Warning: Permanently")]
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith(_NOISE)]
         return "; ".join(lines[-3:])
 
     def exec(self, command: str, stdin: bytes = b"", timeout: float | None = None) -> tuple[int, bytes]:
