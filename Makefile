@@ -95,7 +95,7 @@ uninstall:
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 # Docker managed plugin: build/plugin/pyclone-$(PLUGIN_ARCH)/{config.json,rootfs/} from a debootstrap
-# bookworm minbase (python3, fuse3; cached in build/plugin/rootfs-cache-*) plus this arch's zipapp.
+# bookworm minbase (python3, fuse3, openssh-client; cached in build/plugin/rootfs-cache-*) plus this arch's zipapp.
 # Rebuilt only when the zipapp, config or script changed. A foreign arch needs qemu-user-static.
 #   docker plugin create pyclone/pyclone:$(PLUGIN_ARCH) build/plugin/pyclone-$(PLUGIN_ARCH)
 PLUGIN_ARCH ?= $(ARCH)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build a Docker managed plugin directory: build/plugin/pyclone-<arch>/{config.json,rootfs/}.
 #
-# The rootfs comes from Debian packages: a debootstrap bookworm minbase with python3, fuse3 and
-# ca-certificates, upgraded from bookworm-security/-updates, trimmed (apt itself, docs, man pages,
+# The rootfs comes from Debian packages: a debootstrap bookworm minbase with python3, fuse3,
+# ca-certificates and openssh-client (the sftp backend runs ssh), upgraded from bookworm-security/-updates, trimmed (apt itself, docs, man pages,
 # locales, logs), with the zipapp at /pyclone-docker.pyz. config.json is
 # tools/plugin-config.json (rclone's managed-plugin contract). Then, as root:
 #
