@@ -13,14 +13,34 @@ from pyclone_docker.vfs.cache import FETCH_BLOCK, Cache
 M = 1 << 20
 
 
+class _Counting:
+    """A reader that records how many bytes it gave: how far its fetch read."""
+
+    def __init__(self, inner, record: list[int]) -> None:
+        self.inner, self.record = inner, record
+
+    def readinto(self, view: memoryview) -> int:
+        n = self.inner.readinto(view)
+        self.record[1] += n
+        return n
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class RecordingLocal(LocalBackend):
     def __init__(self, root: str) -> None:
         super().__init__("local", root, {})
-        self.reads: list[tuple[int, int]] = []
+        self.streams: list[list[int]] = []  # [offset, bytes read from it]
+
+    @property
+    def reads(self) -> list[tuple[int, int]]:
+        return [(o, n) for o, n in self.streams]
 
     def open_read(self, path: str, offset: int = 0, length: int = -1):
-        self.reads.append((offset, length))
-        return super().open_read(path, offset, length)
+        record = [offset, 0]
+        self.streams.append(record)
+        return _Counting(super().open_read(path, offset, length), record)
 
 
 def make(tmp_path: Path, size: int, **kw) -> tuple[RecordingLocal, Cache, bytes]:
@@ -31,6 +51,19 @@ def make(tmp_path: Path, size: int, **kw) -> tuple[RecordingLocal, Cache, bytes]
     backend = RecordingLocal(str(remote))
     cache = Cache(backend, str(tmp_path / "cache"), "vol", **kw)
     return backend, cache, data
+
+
+def settled(item) -> None:
+    """Wait until no fetch of the item runs: how far each read is known only then."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with item.lock:
+            if item.downloads is None or item.downloads.idle():
+                return
+        time.sleep(0.005)
+    raise AssertionError("a fetch is still running")
 
 
 def read(item, offset: int, n: int) -> bytes:
@@ -45,17 +78,22 @@ def test_sequential_reads_fetch_buffer_size_plus_read_ahead(tmp_path: Path) -> N
     item.open(lambda: backend.stat("f"), truncate=False)
     try:
         assert read(item, 0, 128 * 1024) == data[:128 * 1024]
+        settled(item)
         # the first read of a file is not known to be sequential: one block and the read-ahead
         assert backend.reads == [(0, FETCH_BLOCK + 2 * M)]
         pos = 128 * 1024
+        fetched = []
         while pos < 20 * M:
             assert read(item, pos, 128 * 1024) == data[pos:pos + 128 * 1024]
             pos += 128 * 1024
-        starts = [o for o, _ in backend.reads]
-        assert starts[:3] == [0, 3 * M, 13 * M]  # then 10 MiB windows: --buffer-size + --vfs-read-ahead
-        assert all(n == 10 * M for _, n in backend.reads[1:3])
-        # a jump elsewhere is random: one block again
+            settled(item)
+            if backend.reads[0][1] not in fetched:
+                fetched.append(backend.reads[0][1])
+        # then 10 MiB windows (--buffer-size + --vfs-read-ahead), all on the first stream
+        assert fetched[:3] == [3 * M, 13 * M, 23 * M] and len(backend.reads) == 1
+        # a jump elsewhere is random: one block again, on a stream of its own
         assert read(item, 50 * M, 4096) == data[50 * M:50 * M + 4096]
+        settled(item)
         assert backend.reads[-1] == (50 * M, FETCH_BLOCK + 2 * M)
     finally:
         item.close()

@@ -161,17 +161,20 @@ def test_a_stream_that_fails_midway_wakes_the_readers_of_the_rest(tmp_path: Path
     backend, cache, data = setup(tmp_path, buffer_size=4 * M)
     item = opened(backend, cache)
     assert read(item, 0, 4096) == data[:4096]  # [0, 1 MiB) cached; a read at 1 MiB is sequential
-    backend.fail_reads_after = M + 4096  # the next stream breaks in its second block
+    assert wait_until(lambda: item.downloads.idle())  # its stream parked at 1 MiB
+    # the parked stream goes on for [1 MiB, 5 MiB) and breaks in that window's second block
+    backend.fail_reads_after = 2 * M + 4096
     backend.hold["reader.readinto"] = go = threading.Event()
+    calls = backend.calls["reader.readinto"]
     a = Runner(read, item, M, 4096)
-    assert backend.wait_calls("reader.readinto", 1)  # one stream, [1 MiB, 5 MiB), held
+    assert backend.wait_calls("reader.readinto", calls + 1)  # the same stream, held
     b = Runner(read, item, 3 * M, 4096)
     assert wait_until(lambda: waiters(item) == 2)  # b waits for that stream too
     go.set()
     assert a.outcome() == (data[M:M + 4096], None)  # its block landed before the failure
     result, error = b.outcome()
     assert isinstance(error, OSError) and error.errno == errno.EIO, (result, error)
-    assert backend.calls["open_read"] == 2
+    assert backend.calls["open_read"] == 1  # one stream for both windows
     item.close()
     cache.shutdown(1)
 

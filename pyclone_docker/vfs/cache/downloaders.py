@@ -7,7 +7,9 @@ while the remote is read.
   wait on a fetch (they take the item's lock, which a Download holds only to copy a block it
   has read into the data file).
 - Sequential readers share one stream: a Download keeps reading from where it is, and a read
-  just ahead of a running Download extends it rather than opening a second stream. A read
+  just ahead of a running Download extends it rather than opening a second stream. A Download
+  that has read its span parks its stream for PARK_TIME, and the next Download starting where
+  that stream is takes it over: one stream per sequential reader, not one per window. A read
   that starts where a recent fetch ended is sequential (one per reader: several sequential
   readers of one file each keep their --buffer-size window).
 - A Download writes only the parts of a block still missing, checked under the item's lock:
@@ -23,6 +25,7 @@ from __future__ import annotations
 import errno
 import logging
 import threading
+import time
 from typing import Any
 
 from ...backends.base import read_full
@@ -32,6 +35,8 @@ log = logging.getLogger("pyclone.vfs.cache")
 
 FETCH_BLOCK = 1 << 20  # the unit a Download copies into the data file (and wakes readers by)
 RECENT_ENDS = 16  # where the last fetches end: a read starting at one is sequential
+PARK_TIME = 5.0  # seconds a finished Download's stream waits for the next one to start where it is
+MAX_PARKED = 16
 
 
 class NoSpace(Exception):
@@ -41,9 +46,10 @@ class NoSpace(Exception):
 class Download:
     """One stream from the remote into the data file: it owns the bytes [pos, stop)."""
 
-    __slots__ = ("pos", "stop", "error", "nospace", "cancelled", "done")
+    __slots__ = ("pos", "stop", "error", "nospace", "cancelled", "done", "reader")
 
     def __init__(self, start: int, stop: int) -> None:
+        self.reader: Any = None  # a parked stream it took over, positioned at start
         self.pos = start  # everything before pos that it owned has landed
         self.stop = stop
         self.error: OSError | None = None
@@ -58,11 +64,12 @@ class Download:
 class Downloaders:
     """The Downloads of one CacheItem (`item`: its lock, cond, ranges, size, fd, path, cache)."""
 
-    __slots__ = ("item", "active", "ends")
+    __slots__ = ("item", "active", "ends", "parked")
 
     def __init__(self, item: Any) -> None:
         self.item = item
         self.active: list[Download] = []
+        self.parked: list[tuple[int, Any, float]] = []  # (position, stream, parked at) of finished Downloads
         self.ends: list[int] = []  # the RECENT_ENDS last fetch ends, oldest first
 
     # --- waiting for bytes (item lock held) -----------------------------------------------
@@ -150,10 +157,28 @@ class Downloaders:
 
     def _start(self, pos: int, stop: int) -> Download:
         d = Download(pos, self._cap(pos, stop))
+        d.reader = self._adopt(pos)
         self._ended_at(d.stop)
         self.active.append(d)
         threading.Thread(target=self._run, args=(d,), name="fetch", daemon=True).start()
         return d
+
+    def _adopt(self, pos: int) -> Any:
+        """The parked stream positioned at `pos`, taken out of the park (stale ones closed)."""
+        if not self.parked:
+            return None
+        now = time.monotonic()
+        found, keep, stale = None, [], []
+        for at, reader, since in self.parked:
+            if now - since >= PARK_TIME:
+                stale.append(reader)
+            elif found is None and at == pos:
+                found = reader
+            else:
+                keep.append((at, reader, since))
+        self.parked = keep
+        _close_later(stale)
+        return found
 
     def cancel(self) -> None:
         """Stop every Download (the data file closes, or its bytes no longer count): none
@@ -161,6 +186,8 @@ class Downloaders:
         for d in self.active:
             d.cancelled = True
         self.active.clear()
+        _close_later([reader for _at, reader, _since in self.parked])
+        self.parked = []
         self.item.cond.notify_all()
 
     def idle(self) -> bool:
@@ -175,7 +202,11 @@ class Downloaders:
                 gap = self._next_gap(d)
             while gap is not None:
                 path, gap_start, gap_stop = gap
-                gap = self._stream(d, path, gap_start, gap_stop)
+                adopted, d.reader = d.reader, None
+                if adopted is not None and gap_start != d.pos:
+                    adopted.close()  # its position is not where the gap begins
+                    adopted = None
+                gap = self._stream(d, path, gap_start, gap_stop, adopted)
         except OSError as e:
             d.error = e if e.errno else OSError(errno.EIO, str(e), item.path)
         except Exception as e:  # a backend bug must not leave its waiters hanging
@@ -185,16 +216,25 @@ class Downloaders:
             with item.lock:
                 self._finish(d)
 
-    def _stream(self, d: Download, path: str, start: int, stop: int) -> tuple[str, int, int] | None:
-        """Read [start, stop) from the remote without the lock, landing it block by block;
-        returns the next gap to read (found under the same lock as the last landing)."""
+    def _stream(self, d: Download, path: str, start: int, stop: int,
+                reader: Any = None) -> tuple[str, int, int] | None:
+        """Read [start, stop) from the remote without the lock, landing it block by block, and
+        on into the next gap while it starts where the stream is; returns the next gap that does
+        not (found under the same lock as the last landing)."""
         item = self.item
-        reader = item.cache.backend.open_read(path, start, stop - start)
+        # unbounded: when the span grows (a sequential reader extends it) or its next gap starts
+        # where this stream is, the same stream goes on: one stream per sequential reader
+        if reader is None:
+            reader = item.cache.backend.open_read(path, start, -1)
+        parked = False
         try:
             buf = bytearray(min(FETCH_BLOCK, stop - start))
             view = memoryview(buf)
             pos = start
             while True:
+                if len(buf) < FETCH_BLOCK and stop - pos > len(buf):
+                    buf = bytearray(min(FETCH_BLOCK, stop - pos))
+                    view = memoryview(buf)
                 got = read_full(reader, view[:min(len(buf), stop - pos)])
                 with item.lock:
                     if d.cancelled:
@@ -209,9 +249,17 @@ class Downloaders:
                     d.pos = max(d.pos, pos)
                     item.cond.notify_all()
                     if pos >= stop:
-                        return self._next_gap(d)
+                        gap = self._next_gap(d)
+                        if gap is None and not d.cancelled and pos < item.size and len(self.parked) < MAX_PARKED:
+                            self.parked.append((pos, reader, time.monotonic()))  # for the next window
+                            parked = True
+                            return None
+                        if gap is None or gap[0] != path or gap[1] != pos:
+                            return gap
+                        stop = gap[2]  # the next gap starts here: read on
         finally:
-            reader.close()
+            if not parked:
+                reader.close()
 
     def _land(self, d: Download, view: memoryview, pos: int) -> bool:
         """Copy a fetched block into the data file where its bytes are still missing (a write
@@ -256,9 +304,26 @@ class Downloaders:
         return item.path, gap_start, gap_stop
 
     def _finish(self, d: Download) -> None:
+        if d.reader is not None:  # never ran: its adopted stream goes back to no one
+            _close_later([d.reader])
+            d.reader = None
         if d.done:
             return
         d.done = True
         if d in self.active:
             self.active.remove(d)
         self.item.cond.notify_all()
+
+
+def _close_later(readers: list[Any]) -> None:
+    """Close streams off the item's lock (closing one may talk to the remote)."""
+    if readers:
+        threading.Thread(target=_close_all, args=(readers,), name="fetch-close", daemon=True).start()
+
+
+def _close_all(readers: list[Any]) -> None:
+    for r in readers:
+        try:
+            r.close()
+        except Exception as e:  # a stream that cannot close is forgotten, not fatal
+            log.debug("closing a parked stream: %s", e)
