@@ -97,8 +97,9 @@ class OpenFiles:
             return "cached"
         if mode != "off" and not write and self.cache is not None:
             item = self.cache.peek(p)
-            if item is not None and item.is_busy():
-                return "cached"  # local changes not uploaded yet: read them, not the remote
+            if item is not None and (item.is_busy() or item.is_whole()):
+                # local changes not uploaded yet, or a whole copy: read it, not the remote
+                return "cached"
         if read and write:
             # off mode, as rclone: read+write of a file being created or truncated opens it write
             # only ("hope the user doesn't want to read": reads get EPERM); O_CREAT reaches here

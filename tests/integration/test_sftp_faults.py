@@ -269,16 +269,9 @@ class DownForAMoment:
         self.srv.start()  # a no-op when running; starts it if the timer's start failed
 
 
-READER_BUG = pytest.mark.xfail(strict=True, reason=(
-    "SftpReader reconnects once, at once, and lets the connect's error out: transfer.py readinto() "
-    "retries only ChannelClosed; _reconnect() -> _open() -> pool.acquire() raises pool.ConnectError "
-    "(ECONNREFUSED) while sshd is away, which the application gets as errno 111 (no "
-    "--low-level-retries backoff as backend._call has)"))
-
-
 @pytest.mark.parametrize("fault,mode", [
     ("ssh killed", "off"), ("ssh killed", "full"), ("sshd restarted", "off"), ("sshd restarted", "full"),
-    pytest.param("sshd away", "off", marks=READER_BUG), pytest.param("sshd away", "full", marks=READER_BUG)])
+    ("sshd away", "off"), ("sshd away", "full")])
 def test_a_fault_mid_read_gives_right_bytes_or_eio(plugin: Plugin, srv: SshServer, payload: bytes, fault: str,
                                                    mode: str) -> None:
     d = server_dir(srv, f"read-{fault.split()[-1]}-{mode}")
@@ -302,10 +295,6 @@ def test_a_fault_mid_read_gives_right_bytes_or_eio(plugin: Plugin, srv: SshServe
         away.wait()
 
 
-@pytest.mark.xfail(strict=True, reason="mode writes reads a clean cached file from the remote, not the cache: "
-                   "vfs/openfiles.py open_kind() gives a cached handle to a read-only open only when the "
-                   "item is_busy() (rclone: when it exists in the cache); the read fails with EACCES here, "
-                   "and during an outage it waits for the connection")
 def test_a_cached_file_survives_the_server_refusing_it_in_mode_writes(plugin: Plugin, srv: SshServer) -> None:
     """In mode writes a file that is in the cache is read from it (rclone's File.Open: cache
     mode >= minimal and the item exists in the cache -> a cached handle), so a server that can't

@@ -13,7 +13,6 @@ import logging
 import os
 import posixpath
 import stat as stat_mod
-import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -66,7 +65,6 @@ class SftpBackend(Backend):
         self.partial_suffix = str(getattr(self.ctx, "partial_suffix", ".partial"))
         self.enc = parse_encoding(opt["encoding"])
         self.root = root.rstrip("/") if root not in ("", "/") else root
-        self._mkdir_lock = threading.Lock()
         self._modtime_warned = False
         self.pool = get_pool(cfg, self.ctx.timeout, self.ctx.contimeout, int(opt["connections"]),
                              float(opt["idle_timeout"]))
@@ -260,9 +258,10 @@ class SftpBackend(Backend):
         for attempt in range(tries):
             try:
                 return SftpReader(self, path, remote, offset, length)
-            except ChannelClosed:
-                if attempt == tries - 1:
-                    raise OSError(errno.EIO, f"sftp {self.label}: the connection failed", path) from None
+            except (ChannelClosed, ConnectError) as e:
+                if attempt == tries - 1 or not getattr(e, "retryable", True):
+                    raise OSError(errno.EIO, f"sftp {self.label}: can't open for reading: {e}", path) from None
+                time.sleep(min(0.1 * 2 ** attempt, 2.0))
             except SftpStatus as e:
                 if e.errno == errno.ENOENT:
                     raise self._call(lambda ch, err=e: self._not_found(ch, path, err)) from None
@@ -286,6 +285,7 @@ class SftpBackend(Backend):
                    mode: int | None = None) -> SftpWriter:
         remote = self.remote(path)
         tmp = self.partial_name(path, remote, size, mtime_ns)
+        self.forget_hashes(path)
         return SftpWriter(self, path, remote, tmp, mtime_ns, mode)
 
     def open_for_write(self, conn: Connection, path: str, tmp: str, mode: int | None) -> bytes:
@@ -398,6 +398,7 @@ class SftpBackend(Backend):
 
     def delete(self, path: str) -> None:
         remote = self.remote(path)
+        self.forget_hashes(path)
 
         def run(ch: Channel) -> None:
             _kind, d = ch.call(proto.REMOVE, string(remote))
@@ -415,6 +416,7 @@ class SftpBackend(Backend):
 
     def move(self, src: str, dst: str) -> None:
         rs, rd = self.remote(src), self.remote(dst)
+        self.commands.forget_all()  # a directory move renames everything under it
         if dst == src or dst.startswith(src + "/"):
             raise OSError(errno.EINVAL, "can't move a directory into itself", dst)
 
@@ -481,6 +483,15 @@ class SftpBackend(Backend):
 
     def hash(self, path: str, kind: str) -> str:
         return self.commands.hash(path, self.remote(path), kind)
+
+    def hash_written(self, path: str, kind: str, digest: str) -> None:
+        self.commands.remember(path, self.remote(path), kind, digest)
+
+    def forget_hashes(self, *paths: str) -> None:
+        self.commands.forget(*paths)
+
+    def stat_remote(self, remote: str, path: str) -> Attrs:
+        return self._call(lambda ch: self._stat(ch, remote, path))
 
     def shutdown(self) -> None:
         pool, self.pool = self.pool, None  # type: ignore[assignment]

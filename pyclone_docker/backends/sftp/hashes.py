@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from ..base import Entry
 from .pool import Connection
+from .proto import Attrs
 
 log = logging.getLogger("pyclone")
 
@@ -24,6 +25,7 @@ _CANDIDATES = {"md5": ("md5sum", "md5 -r", "rclone md5sum"), "sha1": ("sha1sum",
 _ORDER = ("md5", "sha1", "sha256")
 _UNIX_SAFE = re.compile(r"[A-Za-z0-9_.,:/@\u0080-\U0010ffff+\n-]")
 _HEX = re.compile(r"^[0-9a-f]+$")
+_KNOWN = 4096  # remembered upload digests per volume
 
 
 def quote_unix(path: str) -> str:
@@ -53,6 +55,8 @@ class CommandHost(Protocol):
 
     def stat(self, path: str) -> Entry: ...
 
+    def stat_remote(self, remote: str, path: str) -> Attrs: ...
+
 
 class RemoteCommands:
     def __init__(self, backend: CommandHost, opt: dict[str, Any]) -> None:
@@ -74,6 +78,7 @@ class RemoteCommands:
             if given:
                 self.commands[kind] = given
         self._lock = threading.Lock()
+        self.known: dict[tuple[str, str], tuple[int | None, int | None, str]] = {}
 
     def hash_names(self) -> tuple[str, ...]:
         if self.disabled or self.shell_type == "none":
@@ -108,9 +113,41 @@ class RemoteCommands:
                 log.debug("sftp %s: %s hashes by %r", self.b.label, kind, cmd)
             return cmd
 
+    # --- the digests of our own uploads ---------------------------------------------------
+
+    def remember(self, path: str, remote: str, kind: str, digest: str) -> None:
+        """The VFS hashed what it just uploaded: kept while the file has that size and modtime
+        (as rclone's sftp Object keeps the hash of its upload), so a cached copy's fingerprint
+        needs no remote command, nor one that may fail."""
+        if kind not in self.hash_names():
+            return
+        try:
+            a = self.b.stat_remote(remote, path)
+        except OSError:
+            return
+        if len(self.known) >= _KNOWN:
+            self.known.pop(next(iter(self.known)))
+        self.known[(path, kind)] = (a.size, a.mtime, digest)
+
+    def forget(self, *paths: str) -> None:
+        for key in [k for k in self.known if k[0] in paths]:
+            self.known.pop(key, None)
+
+    def forget_all(self) -> None:
+        self.known.clear()
+
     def hash(self, path: str, remote: str, kind: str) -> str:
         if kind not in self.hash_names():
             raise OSError(errno.ENOTSUP, f"sftp: no {kind} hash", path)
+        known = self.known.get((path, kind))
+        if known is not None:
+            try:
+                a = self.b.stat_remote(remote, path)
+            except OSError:
+                a = None
+            if a is not None and (a.size, a.mtime) == known[:2]:
+                return known[2]
+            self.known.pop((path, kind), None)
         cmd = self._command(kind)
         if cmd == "none":
             raise OSError(errno.ENOTSUP, f"sftp {self.b.label}: no {kind} command on the server", path)

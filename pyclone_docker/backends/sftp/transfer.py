@@ -18,7 +18,7 @@ from typing import Protocol
 from ..base import BackendContext
 from . import proto
 from .channel import Call, Channel, ChannelClosed
-from .pool import Connection, Pool
+from .pool import ConnectError, Connection, Pool
 from .proto import Attrs, SftpStatus, string, u32, u64
 
 _FIRST_WINDOW = 4
@@ -122,12 +122,17 @@ class SftpReader:
         retries = 0
         while got < want and not self.eof:
             try:
+                if self.conn is None:
+                    self._open()  # again, at self.pos, after a lost connection
                 n = self._next(view[got:])
-            except ChannelClosed as e:
+            except (ChannelClosed, ConnectError) as e:
+                # the connection died, or reconnecting failed: retried (--low-level-retries,
+                # with backoff); what cannot be read is EIO, never wrong or missing bytes
+                self._drop()
                 retries += 1
-                if retries > max(1, self.b.ctx.low_level_retries):
+                if retries > max(1, self.b.ctx.low_level_retries) or not getattr(e, "retryable", True):
                     raise OSError(errno.EIO, f"sftp {self.b.label}: read failed: {e}", self.path) from None
-                self._reconnect()
+                time.sleep(min(0.1 * 2 ** (retries - 1), 2.0))
                 continue
             got += n
         return got
@@ -168,15 +173,17 @@ class SftpReader:
             self.eof = True
         return take
 
-    def _reconnect(self) -> None:
+    def _drop(self) -> None:
+        """Give up this connection (it is dead): the next read reopens the file on another."""
         pool = self.b.pool
-        if self.conn is not None:
-            pool.release(self.conn)
-            pool.discard(self.conn)
-            self.conn = None
-        time.sleep(0.1)
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            pool.release(conn)
+            if not conn.alive:
+                pool.discard(conn)
         self.window = _FIRST_WINDOW
-        self._open()
+        self.queue.clear()
+        self.left = b""
 
     def close(self) -> None:
         conn, self.conn = self.conn, None

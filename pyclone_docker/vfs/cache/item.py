@@ -86,6 +86,12 @@ class CacheItem(ItemStates, KernelServed):
     def meta_path(self) -> str:
         return os.path.join(self.cache.meta_root, self.path)
 
+    def is_whole(self) -> bool:
+        """Every byte is in the data file: a read-only open in mode minimal or writes reads the
+        cached copy, as rclone's File.Open does for a file the cache has (no remote needed)."""
+        with self.lock:
+            return self.meta_written and not self.ranges.missing(0, self.size)
+
     def load(self) -> bool:
         try:
             meta = read_meta(self.meta_path)
