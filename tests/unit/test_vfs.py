@@ -58,8 +58,9 @@ def test_mode_off_refuses_read_write_of_an_existing_file(tmp_path: Path) -> None
     assert e.value.errno == errno.EPERM
 
 
-def test_a_file_written_here_is_read_from_the_cache_until_uploaded(tmp_path: Path) -> None:
-    """minimal/writes: a read-only open of a file with local changes gets a cached handle."""
+def test_a_file_written_here_is_read_from_the_cache(tmp_path: Path) -> None:
+    """minimal/writes: a read-only open of a file with local changes, or one the cache holds
+    whole, gets a cached handle."""
     vfs = make(tmp_path, "writes")
     handle = vfs.create("/new", 0o644, W)
     assert isinstance(handle, CachedHandle)
@@ -71,7 +72,11 @@ def test_a_file_written_here_is_read_from_the_cache_until_uploaded(tmp_path: Pat
     assert bytes(buf[:reader.read_into(memoryview(buf), 0)]) == b"local bytes"
     vfs.release(reader)
     assert vfs.cache is not None and vfs.cache.writeback.flush(5)
-    assert vfs.open_kind("new", R) == "read"  # uploaded and closed: streamed again
+    # uploaded and closed, and still in the cache: read from it (rclone's File.Open: the
+    # cache has it), not from the remote; a file the cache does not hold whole is streamed
+    assert vfs.open_kind("new", R) == "cached"
+    (tmp_path / "remote" / "other").write_bytes(b"remote bytes")
+    assert vfs.open_kind("other", R) == "read"
     vfs.cache.shutdown(1)
 
 
