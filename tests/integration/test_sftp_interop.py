@@ -511,8 +511,10 @@ def test_our_hashes_equal_rclones(srv: SshServer, rc: Rclone, ref: tuple[str, di
 # stores a name as a file made in `rclone mount` is (1:1 with the default encoding; with
 # another, ToStandardName / FromStandardName of it).
 
-def _case(name: str, encoding: str, case_id: str, bug: str = "") -> Any:
-    return pytest.param(name, encoding, id=case_id, marks=[pytest.mark.xfail(strict=True, reason=bug)] if bug else [])
+def _case(name: str, encoding: str, case_id: str, was: str = "") -> Any:
+    """`was`: what the first sftp backend did wrong with this name (it decoded with the
+    backend's encoding instead of rclone's To/FromStandardName); kept as the reason of the case."""
+    return pytest.param(name, encoding, id=case_id)
 
 
 _DEC = "our sftp backend lists enc.decode(name), rclone ToStandardName(name): "

@@ -14,11 +14,10 @@ import os
 import posixpath
 import stat as stat_mod
 import time
-import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ...encoder import parse_encoding
+from ...encoder import STANDARD, parse_encoding
 from ..base import (
     FEATURE_ABOUT,
     FEATURE_DIR_MOVE,
@@ -35,7 +34,7 @@ from .channel import Channel, ChannelClosed
 from .hashes import RemoteCommands
 from .pool import ConnectError, Connection, get_pool, put_pool
 from .proto import Attrs, SftpStatus, string, u32
-from .transfer import SftpReader, SftpWriter, expect_handle, expect_status
+from .transfer import SftpReader, SftpWriter, expect_handle, expect_status, partial_name
 
 log = logging.getLogger("pyclone")
 T = TypeVar("T")
@@ -63,7 +62,9 @@ class SftpBackend(Backend):
         self.skip_links = bool(opt["skip_links"])
         self.inplace = bool(getattr(self.ctx, "inplace", False))
         self.partial_suffix = str(getattr(self.ctx, "partial_suffix", ".partial"))
+        # names in the VFS are in rclone's Standard encoding; the server's in `encoding`
         self.enc = parse_encoding(opt["encoding"])
+        self._enc_is_standard = self.enc == STANDARD
         self.root = root.rstrip("/") if root not in ("", "/") else root
         self._modtime_warned = False
         self.pool = get_pool(cfg, self.ctx.timeout, self.ctx.contimeout, int(opt["connections"]),
@@ -133,11 +134,17 @@ class SftpBackend(Backend):
             for seg in path.split("/"):
                 if len(seg.encode("utf-8", "surrogateescape")) > _MAX_NAME:
                     raise OSError(errno.ENAMETOOLONG, "file name too long", path)
-            path = self.enc.encode_path(path)
+            if self._enc_is_standard is False:  # rclone's FromStandardPath
+                path = self.enc.encode_path(STANDARD.decode_path(path))
         root = self.root
         if not path:
             return root or "."
         return f"{root}/{path}" if root and root != "/" else (f"/{path}" if root == "/" else path)
+
+    def _shown(self, raw: str) -> str:
+        """A server name as the mount shows it: rclone's ToStandardName (the same name when
+        `encoding` is rclone's Standard one, sftp's default)."""
+        return raw if self._enc_is_standard else STANDARD.encode(self.enc.decode(raw))
 
     def _entry(self, name: str, a: Attrs) -> Entry:
         return Entry(name=name, is_dir=a.is_dir, size=a.size or 0 if not a.is_dir else 0,
@@ -219,21 +226,20 @@ class SftpBackend(Backend):
                 for raw_name, a in d.names():
                     if raw_name in (".", ".."):
                         continue
-                    name = self.enc.decode(raw_name)
                     if a.is_dir or a.is_regular:
-                        out.append(self._entry(name, a))
+                        out.append(self._entry(self._shown(raw_name), a))
                     elif not self.skip_links:
-                        links.append((name, a))
+                        links.append((raw_name, a))
         finally:
             ch.submit(proto.CLOSE, hs)
         if links:  # follow them (all at once), as rclone: a dangling one keeps its own attributes
             base = remote if remote != "." else ""
-            stats = [ch.submit(proto.STAT, string(posixpath.join(base, self.enc.encode(n)))) for n, _ in links]
-            for (name, a), call in zip(links, stats, strict=True):
+            stats = [ch.submit(proto.STAT, string(posixpath.join(base, raw))) for raw, _ in links]
+            for (raw, a), call in zip(links, stats, strict=True):
                 kind, d = call.wait()
                 target = d.attrs() if kind == proto.ATTRS else a
                 if target.is_dir or target.is_regular or target.is_link:
-                    out.append(self._entry(name, target))
+                    out.append(self._entry(self._shown(raw), target))
         return out
 
     def stat(self, path: str) -> Entry:
@@ -268,23 +274,10 @@ class SftpBackend(Backend):
                 raise
         raise AssertionError("unreachable")
 
-    def partial_name(self, path: str, remote: str, size: int, mtime_ns: int | None) -> str:
-        """rclone's partial upload name: `name.<8 hex>.partial` (--partial-suffix), where the
-        hex is a CRC-32 of the name and what the upload is; --inplace: the name itself."""
-        if self.inplace:
-            return remote
-        tag = zlib.crc32(f"{path}{size},{mtime_ns}".encode("utf-8", "surrogateescape"))
-        suffix = f".{tag:08x}{self.partial_suffix}"
-        head, _, leaf = remote.rpartition("/")
-        raw = leaf.encode("utf-8", "surrogateescape")
-        if len(raw) > 100:  # keep the name within the server's limit
-            leaf = raw[:_MAX_NAME - len(suffix)].decode("utf-8", "ignore")
-        return f"{head}/{leaf}{suffix}" if head else f"{leaf}{suffix}"
-
     def open_write(self, path: str, size: int = -1, mtime_ns: int | None = None,
                    mode: int | None = None) -> SftpWriter:
         remote = self.remote(path)
-        tmp = self.partial_name(path, remote, size, mtime_ns)
+        tmp = remote if self.inplace else partial_name(path, remote, size, mtime_ns, self.partial_suffix)
         self.forget_hashes(path)
         return SftpWriter(self, path, remote, tmp, mtime_ns, mode)
 

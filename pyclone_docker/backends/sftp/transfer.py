@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import time
+import zlib
 from collections import deque
 from typing import Protocol
 
@@ -38,6 +39,18 @@ def expect_handle(kind: int, d: proto.Decoder, path: str) -> bytes:
     if kind == proto.STATUS:
         raise d.status(path)
     raise OSError(errno.EPROTO, f"unexpected SFTP reply {kind}", path)
+
+
+def partial_name(path: str, remote: str, size: int, mtime_ns: int | None, suffix: str = ".partial") -> str:
+    """rclone's partial upload name: `name.<8 hex>.partial` (--partial-suffix), the hex a CRC-32
+    of the name and of what the upload is; a long leaf is cut so the name stays within 255."""
+    tag = zlib.crc32(f"{path}{size},{mtime_ns}".encode("utf-8", "surrogateescape"))
+    suffix = f".{tag:08x}{suffix}"
+    head, _, leaf = remote.rpartition("/")
+    raw = leaf.encode("utf-8", "surrogateescape")
+    if len(raw) > 100:
+        leaf = raw[:255 - len(suffix.encode())].decode("utf-8", "ignore")
+    return f"{head}/{leaf}{suffix}" if head else f"{leaf}{suffix}"
 
 
 class TransferHost(Protocol):
