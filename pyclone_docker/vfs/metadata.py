@@ -88,13 +88,20 @@ class Metadata:
                 self.dircache.put(p, Entry(p, False, item.size, mtime))
                 return 0
         writer = self._writers.get(p)
+        committed = False
         if writer is not None:
-            writer.mtime_ns = mtime  # applied when the upload completes
+            # applied when the upload completes; a commit under way (the last close of an empty
+            # file arrives after close(2) returned) ends first, and then the time goes below
+            with writer.cond:
+                writer.mtime_ns = mtime
+                committed = writer.writer is None and (writer.written or writer.truncated)
+                if not committed:  # shown at once; the upload stamps it on the remote
+                    self.dircache.put(p, Entry(p, False, writer.size, mtime))
         if self._can_modtime:
             try:
                 self.backend.set_modtime(p, mtime)
             except FileNotFoundError:
-                if writer is None:
+                if writer is None or committed:
                     raise
             else:
                 remote = self._refresh(p)
