@@ -119,7 +119,12 @@ def _default_ciphers() -> str:
 # not one: its small key-exchange, auth and channel-setup packets then wait on the peer's
 # delayed ACKs (~40 ms each, twice per connect). So the TCP connection is made by this helper,
 # with TCP_NODELAY (as rclone's Go client has it) and keepalives, and handed to ssh as a file
-# descriptor (ProxyUseFdpass). It must not contain '%' (ssh expands those in ProxyCommand).
+# descriptor (ProxyUseFdpass). The server's side still holds back small packets (sshd's own
+# Nagle: after a pubkey login it sends two DEBUG messages, the second with the channel
+# confirmation) until our ACK, which the kernel delays 40 ms: so a child of the helper keeps a
+# duplicate of the socket for the 2 s of the handshake and keeps TCP_QUICKACK set on it (the
+# kernel drops it again by itself). Connect: ~134 -> ~84 ms here. It must not contain '%' (ssh
+# expands those in ProxyCommand).
 _CONNECT = ("import socket as S,sys\n"
             "h,p,t=sys.argv[1],int(sys.argv[2]),float(sys.argv[3])\n"
             "try:\n"
@@ -128,7 +133,17 @@ _CONNECT = ("import socket as S,sys\n"
             " sys.exit('ssh: connect to host '+h+' port '+str(p)+': '+(e.strerror or str(e)))\n"
             "s.setsockopt(S.IPPROTO_TCP,S.TCP_NODELAY,1)\n"
             "s.setsockopt(S.SOL_SOCKET,S.SO_KEEPALIVE,1)\n"
-            "S.socket(fileno=1).sendmsg([b'x'],[(S.SOL_SOCKET,S.SCM_RIGHTS,s.fileno().to_bytes(4,sys.byteorder))])\n")
+            "S.socket(fileno=1).sendmsg([b'x'],[(S.SOL_SOCKET,S.SCM_RIGHTS,s.fileno().to_bytes(4,sys.byteorder))])\n"
+            "import os,time\n"
+            "if os.fork()==0:\n"
+            " os.setsid()\n"
+            " for _ in range(1000):\n"
+            "  try:\n"
+            "   s.setsockopt(S.IPPROTO_TCP,S.TCP_QUICKACK,1)\n"
+            "  except OSError:\n"
+            "   break\n"
+            "  time.sleep(0.002)\n"
+            " os._exit(0)\n")
 
 
 def _proxy_command(contimeout: float) -> str:
