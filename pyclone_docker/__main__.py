@@ -7,6 +7,11 @@ if sys.argv[1:2] == ["askpass"]:  # ssh's password helper: start fast, import no
 
     sys.exit(client_main(sys.argv[2:]))
 
+if sys.argv[1:2] == ["proxy-connect"]:  # ssh's ProxyCommand through a proxy (lib/proxyconnect.py)
+    from .lib.proxyconnect import main as proxy_main
+
+    sys.exit(proxy_main(sys.argv[2:]))
+
 from .cli import main
 
 sys.exit(main())

@@ -284,6 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .lib.askpass import client_main
 
             return client_main(args[1:])
+        if cmd == "proxy-connect":  # ssh's ProxyCommand through a proxy (lib/proxyconnect.py)
+            from .lib.proxyconnect import main as proxy_main
+
+            return proxy_main(args[1:])
         raise UsageError(f"unknown command {cmd!r}")
     except UsageError as e:
         sys.stderr.write(f"Error: {e}\n")

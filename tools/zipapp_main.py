@@ -212,6 +212,12 @@ if sys.argv[1:2] == ["askpass"]:
 
     sys.exit(client_main(sys.argv[2:]))
 
+if sys.argv[1:2] == ["proxy-connect"]:
+    # ssh's ProxyCommand through a SOCKS5 or HTTP proxy (lib/proxyconnect.py)
+    from pyclone_docker.lib.proxyconnect import main as _proxy_main
+
+    sys.exit(_proxy_main(sys.argv[2:]))
+
 from pyclone_docker.cli import main
 
 sys.exit(main())

@@ -99,19 +99,24 @@ class AskpassServer:
                 pass
 
 
+def plugin_command(subcommand: str) -> str:
+    """A shell command line that runs this plugin (the zipapp, or the package) with `subcommand`;
+    one program and its arguments, so `exec` may be put in front (ssh's ProxyCommand does)."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../pyclone_docker
+    archive = os.path.dirname(here)
+    if os.path.isfile(archive):  # inside a zipapp: run the archive
+        return f"{_q(sys.executable)} -S {_q(archive)} {subcommand}"
+    # from a source tree or site-packages: its parent on the path
+    return f"env PYTHONPATH={_q(archive)} {_q(sys.executable)} -S -m pyclone_docker {subcommand}"
+
+
 def helper_command(runtime_dir: str, sock_path: str) -> str:
     """An executable that runs this plugin's askpass helper (ssh takes a path, no arguments):
     a two-line script in the runtime directory, which must allow exec."""
     script = os.path.join(runtime_dir, "askpass")
     if os.path.exists(script):
         return script
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../pyclone_docker
-    archive = os.path.dirname(here)
-    if os.path.isfile(archive):  # inside a zipapp: run the archive
-        run = f"exec {_q(sys.executable)} -S {_q(archive)} askpass --socket {_q(sock_path)} \"$@\""
-    else:  # from a source tree or site-packages: its parent on the path
-        run = (f"PYTHONPATH={_q(archive)} exec {_q(sys.executable)} -S -m pyclone_docker askpass "
-               f"--socket {_q(sock_path)} \"$@\"")
+    run = "exec " + plugin_command(f"askpass --socket {_q(sock_path)} \"$@\"")
     tmp = script + ".tmp"
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700), "w") as f:
         f.write(f"#!/bin/sh\n{run}\n")
@@ -121,6 +126,25 @@ def helper_command(runtime_dir: str, sock_path: str) -> str:
 
 def _q(s: str) -> str:
     return "'" + s.replace("'", "'\\''") + "'"
+
+
+def ask(sock_path: str, prompt: str) -> str | None:
+    """The plugin's answer to `prompt` (None: refused); for helpers that ssh runs."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    try:
+        s.connect(sock_path)
+        s.sendall(prompt.encode("utf-8", "replace") + b"\n")
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    except OSError:
+        return None
+    finally:
+        s.close()
+    if not reply.startswith(b"+"):
+        return None
+    return reply[1:].rstrip(b"\n").decode("utf-8", "surrogateescape")
 
 
 def client_main(argv: list[str]) -> int:

@@ -79,14 +79,14 @@ class Connection:
         rd = runtime_dir()
         if not cfg.external:
             self.control = os.path.join(rd, f"c{next(_ids)}")
-        server, helper = askpass() if cfg.password or cfg.passphrase else (None, "")
+        server, helper = askpass() if cfg.password or cfg.passphrase or cfg.proxy_auth else (None, "")
         self._stderr = tempfile.TemporaryFile(dir=rd)
         proc = subprocess.Popen(cfg.session_argv(self.control), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=self._stderr, env=cfg.child_env(helper), start_new_session=True,
                                 close_fds=True, bufsize=0)
         self.proc = proc
         if server is not None:
-            server.register(proc.pid, cfg.answer)
+            server.register(proc.pid, cfg.answer, uses=3)
         assert proc.stdin is not None and proc.stdout is not None
         for f in (proc.stdin, proc.stdout):
             with contextlib.suppress(OSError, AttributeError):

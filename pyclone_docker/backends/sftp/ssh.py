@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...lib.askpass import AskpassServer, helper_command
+from ...lib.askpass import AskpassServer, helper_command, plugin_command
 
 log = logging.getLogger("pyclone")
 
@@ -152,6 +152,31 @@ def _proxy_command(contimeout: float) -> str:
     return f"{shlex.quote(sys.executable)} -I -S -c {shlex.quote(_CONNECT)} %h %p {max(1.0, contimeout):g}"
 
 
+def _proxy(opt: dict[str, Any]) -> tuple[str, str, int, str] | None:
+    """(kind, host, port, "user:password" or "") from rclone's socks_proxy ([user[:pass]@]host:port)
+    or http_proxy (http://[user:pass@]host:port), or None."""
+    socks, http = opt["socks_proxy"], opt["http_proxy"]
+    if socks and http:
+        raise ValueError("sftp: set socks_proxy or http_proxy, not both")
+    if not socks and not http:
+        return None
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        u = urlsplit(http if http else "socks5://" + socks)
+        port = u.port
+    except ValueError as e:
+        raise ValueError(f"sftp: bad {'http_proxy' if http else 'socks_proxy'}: {e}") from None
+    if http and u.scheme not in ("http", ""):
+        raise ValueError(f"sftp: http_proxy must be an http:// URL, not {u.scheme}://")
+    if not u.hostname:
+        raise ValueError(f"sftp: {'http_proxy' if http else 'socks_proxy'} names no host")
+    creds = ""
+    if u.username is not None:
+        creds = f"{unquote(u.username)}:{unquote(u.password or '')}"
+    return ("http" if http else "socks5", u.hostname, port or (8080 if http else 1080), creds)
+
+
 def _expand(path: str) -> str:
     return os.path.expandvars(os.path.expanduser(path)) if path else ""
 
@@ -172,6 +197,7 @@ class SshConfig:
     external: bool = False  # the user's own `ssh` command line: no ControlMaster, no askpass
     password: str = field(default="", repr=False)
     passphrase: str = field(default="", repr=False)
+    proxy_auth: str = field(default="", repr=False)  # user:password for socks_proxy / http_proxy
     subsystem: str = "sftp"
     server_command: str = ""
     env: dict[str, str] = field(default_factory=dict)
@@ -185,7 +211,7 @@ class SshConfig:
 
     def key(self) -> str:
         h = hashlib.sha256()
-        for part in (*self.argv, self.host, str(self.port), self.user, self.password, self.passphrase,
+        for part in (*self.argv, self.host, str(self.port), self.user, self.password, self.passphrase, self.proxy_auth,
                      self.subsystem, self.server_command, *sorted(self.env.items())):
             h.update(str(part).encode("utf-8", "surrogateescape") + b"\0")
         return h.hexdigest()
@@ -224,6 +250,8 @@ class SshConfig:
     def answer(self, prompt: str) -> str | None:
         """askpass: the secret for one of ssh's prompts."""
         low = prompt.lower()
+        if low.startswith("proxy credentials"):
+            return self.proxy_auth or None
         if "passphrase" in low:
             return self.passphrase or None
         if "password" in low or low.endswith(":"):
@@ -264,9 +292,7 @@ def build(opt: dict[str, Any], ctx_contimeout: float) -> SshConfig:
     if opt["use_insecure_cipher"] and (opt["ciphers"] or opt["key_exchange"]):
         raise ValueError("use_insecure_cipher must be false if ciphers or key_exchange are set in advanced "
                          "configuration")
-    if opt["socks_proxy"] or opt["http_proxy"]:
-        raise ValueError("sftp: socks_proxy and http_proxy are not supported by pyclone-docker yet "
-                         "(use the ssh option with a ProxyCommand)")
+    proxy = _proxy(opt)
     if opt["ask_password"]:
         raise ValueError("sftp: ask_password needs a terminal, which the plugin has not; set pass instead")
     # the runtime files of one exact configuration are one set, named without revealing anything
@@ -278,7 +304,15 @@ def build(opt: dict[str, Any], ctx_contimeout: float) -> SshConfig:
             "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4", "-o", "ClearAllForwardings=yes",
             "-o", "NumberOfPasswordPrompts=1", "-o", "GlobalKnownHostsFile=/dev/null",
             "-o", "UpdateHostKeys=no", "-o", "CheckHostIP=no", "-o", "HashKnownHosts=no",
-            "-o", "ProxyUseFdpass=yes", "-o", f"ProxyCommand={_proxy_command(ctx_contimeout)}"]
+            "-o", "ProxyUseFdpass=yes"]
+    if proxy is None:
+        argv += ["-o", f"ProxyCommand={_proxy_command(ctx_contimeout)}"]
+    else:
+        kind, phost, pport, creds = proxy
+        auth = f" --auth-socket {shlex.quote(askpass()[0].path)}" if creds else ""
+        run = plugin_command(f"proxy-connect %h %p {max(1.0, ctx_contimeout):g} {kind} {shlex.quote(phost)} "
+                             f"{pport}{auth}")
+        argv += ["-o", f"ProxyCommand={run}"]
     password = opt["pass"]
     key_file = _expand(opt["key_file"])
     if opt["key_pem"]:
@@ -356,5 +390,6 @@ def build(opt: dict[str, Any], ctx_contimeout: float) -> SshConfig:
             raise ValueError(f"sftp: set_env item {item!r} is not VAR=value")
         argv += ["-o", f"SetEnv={item}"]
     return SshConfig(opt["host"], int(opt["port"]), opt["user"], argv, password=password,
-                     passphrase=opt["key_file_pass"], subsystem=opt["subsystem"] or "sftp",
+                     passphrase=opt["key_file_pass"], proxy_auth=proxy[3] if proxy else "",
+                     subsystem=opt["subsystem"] or "sftp",
                      server_command=opt["server_command"], env=env, files=files, validates_host_key=validates)
