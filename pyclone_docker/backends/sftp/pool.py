@@ -101,6 +101,7 @@ class Connection:
         except (ChannelClosed, OSError) as e:
             self._kill()
             text = self.stderr_tail() or str(e)
+            self.close()  # the process reaped, its stderr file and control socket gone
             err, retryable = _classify(text)
             raise ConnectError(err, f"couldn't connect SSH to {cfg.label}: {text}", retryable) from None
         finally:
