@@ -111,6 +111,24 @@ def _need(args: list[str], i: int, flag: str) -> str:
     return args[i]
 
 
+# rclone 1.75.2 parses the flags of its option groups (mount, vfs, main, rc) through its config
+# system, which words a failure as `parsing "X" as <Go type> failed: <why>`; serve docker's own
+# flags (--socket-gid, --forget-state, ...) are plain pflag ones and give <why> alone
+_GO_TYPES = {"bool": "bool", "int": "int", "uint32": "uint32", "filemode": "vfscommon.FileMode",
+             "cachemode": "fs.Enum[github.com/rclone/rclone/vfs/vfscommon.cacheModeChoices]"}
+
+
+def _flag_error(opt: Option, raw: str, why: str) -> str:
+    if opt.group == "serve" or opt.kind not in _GO_TYPES:
+        return why  # durations and sizes already say it rclone's way
+    if opt.kind in ("int", "uint32") and "out of range" not in why:
+        digits = raw.lstrip("+-")
+        why = "expected newline" if digits[:1].isdigit() else "expected integer"  # Go's fmt.Sscan
+    elif opt.kind == "cachemode":
+        why = f'invalid choice "{raw}" from: off, minimal, writes, full'
+    return f'parsing "{raw}" as {_GO_TYPES[opt.kind]} failed: {why}'
+
+
 def _set(pf: ParsedFlags, opt: Option, raw: str, source: str) -> None:
     try:
         if opt.kind == "csv":
@@ -118,7 +136,9 @@ def _set(pf: ParsedFlags, opt: Option, raw: str, source: str) -> None:
         else:
             pf.values.set(opt.name, raw)
     except ValueError as e:
-        raise UsageError(f'invalid argument "{raw}" for "{source}" flag: {e}') from None
+        if source.startswith("--"):  # as pflag names it: the flag, not the `--flag=value` argument
+            source = opt.flag
+        raise UsageError(f'invalid argument "{raw}" for "{source}" flag: {_flag_error(opt, raw, str(e))}') from None
     pf.explicit.add(opt.name)
 
 

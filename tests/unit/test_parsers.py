@@ -434,3 +434,20 @@ def test_flags_are_read_twice_volume_and_backend_options_once():
         cli.parse_flags(["--max-read-ahead", "1x"], {})
     assert str(uerr.value) == ('invalid argument "1x" for "--max-read-ahead" flag: '
                                'parsing "1x" as fs.SizeSuffix failed: bad suffix \'x\'')
+
+
+@pytest.mark.rclone
+@pytest.mark.parametrize("arg", ["--allow-other=maybe", "--read-only=maybe", "--transfers=x", "--transfers=1.5",
+                                 "--low-level-retries=x", "--uid=zz", "--gid=zz", "--vfs-cache-mode=zz",
+                                 "--dir-perms=zz", "--umask=zz", "--socket-gid=zz", "--forget-state=maybe",
+                                 "--no-spec=maybe", "--buffer-size=zz", "--attr-timeout=zz", "--rc=maybe"])
+def test_bad_flag_values_are_worded_as_rclone_words_them(run_rclone, arg):
+    """`Error: invalid argument "v" for "--flag" flag: <why>`, the why as rclone 1.75.2's."""
+    from pyclone_docker import cli
+
+    res = run_rclone("serve", "docker", arg, "--config", "/dev/null")
+    assert res.returncode != 0
+    theirs = res.stderr.splitlines()[0]
+    with pytest.raises(cli.UsageError) as err:
+        cli.parse_flags([arg], {})
+    assert f"Error: {err.value}" == theirs
