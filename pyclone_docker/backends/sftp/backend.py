@@ -71,8 +71,7 @@ class SftpBackend(Backend):
                              float(opt["idle_timeout"]))
         try:
             # connect now, as rclone's NewFs does: a volume with a bad host or password fails at create
-            self._call(lambda ch: ch.extensions)
-            exts = self._extensions()
+            exts = self._call(lambda ch: ch.extensions)
         except BaseException:
             put_pool(self.pool)
             raise
@@ -86,9 +85,6 @@ class SftpBackend(Backend):
         self.hashes = self.commands.hash_names()
 
     # --- plumbing -----------------------------------------------------------------------
-
-    def _extensions(self) -> dict[str, bytes]:
-        return self._call(lambda ch: ch.extensions)
 
     def _call(self, fn: Callable[[Channel], T], streaming: bool = False) -> T:
         """fn(channel) on a pooled connection; a lost connection is replaced and fn retried
