@@ -84,6 +84,28 @@ def _kernel_reads(path: Path, cache_file: Path, flags: int = os.O_RDONLY) -> boo
     return again != first
 
 
+def _open_served_by_kernel(path: Path, cache_file: Path, timeout: float = 5) -> int:
+    """An fd of `path` that the kernel serves. A close's RELEASE reaches the plugin after
+    close(2) returns, and until it has, the file still counts as open elsewhere and an open
+    is served by the plugin: such an fd is closed and the open tried again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(path, os.O_RDONLY)
+        first = os.pread(fd, 4096, 0)
+        raw = os.open(cache_file, os.O_WRONLY)
+        try:
+            os.pwrite(raw, bytes(b ^ 0xFF for b in first[:4]), 0)
+            served = os.pread(fd, 4096, 0) != first
+            os.pwrite(raw, first[:4], 0)
+        finally:
+            os.close(raw)
+        if served:
+            return fd
+        os.close(fd)
+        assert time.monotonic() < deadline, f"{path}: no open was served by the kernel"
+        time.sleep(0.05)
+
+
 def test_a_cached_file_is_read_by_the_kernel(plugin: Plugin, data_dir: Path) -> None:
     mp = _full(plugin, data_dir, "pt")
     try:
@@ -196,8 +218,7 @@ def test_sigkill_with_a_kernel_written_file_loses_nothing(plugin_factory, data_d
     mp = mount(p, data_dir, "ptcrash", "live", **{"vfs-cache-mode": "full", "vfs-write-back": "1h"})
     blob = os.urandom(1 << 20)
     (mp / "f").write_bytes(blob)
-    reader = os.open(mp / "f", os.O_RDONLY)
-    assert wait_for(lambda: _served_by_kernel(p, mp, "ptcrash", "f"), timeout=5)
+    reader = _open_served_by_kernel(mp / "f", _cache_file(p, "ptcrash", "f"))
     writer = os.open(mp / "f", os.O_RDWR)  # must join the kernel's reader
     try:
         assert os.stat(_cache_file(p, "ptcrash", "f")).st_mtime_ns == KERNEL_WRITE_SENTINEL_NS
