@@ -168,6 +168,10 @@ FEATURE_ABOUT = "about"
 FEATURE_SLOW_HASH = "slow_hash"
 FEATURE_SLOW_MODTIME = "slow_modtime"
 FEATURE_CHANGE_NOTIFY = "change_notify"
+# directories exist on their own, empty ones too (rclone's CanHaveEmptyDirectories); an object
+# store without them has a directory only while an object lies below it, and the VFS keeps
+# the ones made through the mount (vfs/virtualdirs.py)
+FEATURE_EMPTY_DIRS = "empty_dirs"
 
 
 class Backend(ABC):

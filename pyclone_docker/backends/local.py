@@ -11,6 +11,7 @@ from .base import (
     FEATURE_CHMOD,
     FEATURE_CHOWN,
     FEATURE_DIR_MOVE,
+    FEATURE_EMPTY_DIRS,
     FEATURE_MODTIME,
     FEATURE_MOVE,
     FEATURE_RANDOM_READ,
@@ -158,7 +159,7 @@ class LocalBackend(Backend):
         self.no_set_modtime: bool = opt["no_set_modtime"]
         self._hashes: dict[tuple[str, str], tuple[tuple[int, ...], str]] = {}
         feats = {FEATURE_ABOUT, FEATURE_CHMOD, FEATURE_CHOWN, FEATURE_MOVE, FEATURE_DIR_MOVE,
-                 FEATURE_RANDOM_READ, FEATURE_RANDOM_WRITE, FEATURE_SLOW_HASH}
+                 FEATURE_RANDOM_READ, FEATURE_RANDOM_WRITE, FEATURE_SLOW_HASH, FEATURE_EMPTY_DIRS}
         if not self.no_set_modtime:
             feats.add(FEATURE_MODTIME)
         self.features = frozenset(feats)

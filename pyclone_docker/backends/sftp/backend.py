@@ -21,6 +21,7 @@ from ...encoder import STANDARD, parse_encoding
 from ..base import (
     FEATURE_ABOUT,
     FEATURE_DIR_MOVE,
+    FEATURE_EMPTY_DIRS,
     FEATURE_MODTIME,
     FEATURE_MOVE,
     FEATURE_SLOW_HASH,
@@ -75,7 +76,7 @@ class SftpBackend(Backend):
         except BaseException:
             put_pool(self.pool)
             raise
-        feats = {FEATURE_MOVE, FEATURE_DIR_MOVE, FEATURE_SLOW_HASH}
+        feats = {FEATURE_MOVE, FEATURE_DIR_MOVE, FEATURE_SLOW_HASH, FEATURE_EMPTY_DIRS}
         if self.modtime_ok:
             feats.add(FEATURE_MODTIME)
         if "statvfs@openssh.com" in exts:
