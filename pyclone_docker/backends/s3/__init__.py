@@ -6,8 +6,8 @@ types, password reveal) and then refused as "not available in this pyclone-docke
 
 from __future__ import annotations
 
-from .base import BackendInfo
-from .base import BackendOption as _O
+from ..base import BackendInfo
+from ..base import BackendOption as _O
 
 INFO = BackendInfo("s3", None, (
     _O("provider"), _O("env_auth", "bool"), _O("access_key_id"), _O("secret_access_key"), _O("region"),
