@@ -8,7 +8,9 @@ one BackendCase whose `make` builds it against a real server (a session fixture 
 for through `request.getfixturevalue`).
 
 Capability-dependent tests carry `@pytest.mark.needs(FEATURE_...)` and are skipped, with the
-missing feature as the reason, on a backend that does not declare it. A case's
+missing feature as the reason, on a backend that does not declare it; `@pytest.mark.needs_not(
+FEATURE_...)` marks a test of what a backend without the feature does (an object store's
+directories), skipped where it is declared. A case's
 `known_failures` turn named tests into strict xfails on that case, with the reason shown.
 
     python3 -m pytest -q tests/conformance
@@ -28,6 +30,7 @@ from pyclone_docker import fs as fsmod
 from pyclone_docker import obscure
 from pyclone_docker.backends.base import Backend
 from tests.support.faulty import FaultyBackend
+from tests.support.flatstore import FlatStore
 from tests.support.sshd import SshServer, sshd_server
 
 LOCAL_KNOWN_FAILURES: dict[str, str] = {}  # test name -> why it fails (a strict xfail)
@@ -75,6 +78,12 @@ def _faulty(tmp: Path, request: pytest.FixtureRequest) -> Backend:
     return FaultyBackend(_local(tmp, request), delay=0.001)
 
 
+def _flatstore(tmp: Path, request: pytest.FixtureRequest) -> Backend:
+    # an object store (directories only while objects lie below them) over a local directory
+    local = fsmod.new_fs(f":local:{_fresh(tmp, 'root')}", fsmod.FsContext())
+    return FlatStore(local)
+
+
 def _sftp_root(tmp: Path, request: pytest.FixtureRequest) -> tuple[SshServer, str]:
     srv: SshServer = request.getfixturevalue("sshd")
     root = Path(srv.root_dir) / tmp.name
@@ -105,6 +114,7 @@ CASES = [
     BackendCase("alias", _alias, known_failures=LOCAL_KNOWN_FAILURES),
     BackendCase("faulty", _faulty, known_failures=LOCAL_KNOWN_FAILURES),
     BackendCase("local-no-modtime", _local_no_modtime, known_failures=LOCAL_KNOWN_FAILURES),
+    BackendCase("flatstore", _flatstore, dir_modtime=False, posix_errors=False),
     BackendCase("sftp", _sftp, modtime_precision_ns=10**9, known_failures=SFTP_KNOWN_FAILURES),
     BackendCase("sftp-pass", _sftp_pass, modtime_precision_ns=10**9, known_failures=SFTP_KNOWN_FAILURES),
 ]
@@ -117,6 +127,7 @@ def sshd() -> Iterator[SshServer]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs(*features): the test needs these backend features (else skipped)")
+    config.addinivalue_line("markers", "needs_not(*features): the test is for backends without these features")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -142,6 +153,10 @@ def backend(case: BackendCase, tmp_path: Path, request: pytest.FixtureRequest) -
     if missing:
         b.shutdown()
         pytest.skip(f"{case.id} backend lacks feature(s): {', '.join(missing)}")
+    present = [f for m in request.node.iter_markers("needs_not") for f in m.args if f in b.features]
+    if present:
+        b.shutdown()
+        pytest.skip(f"{case.id} backend has feature(s): {', '.join(present)}")
     yield b
     b.shutdown()
 
