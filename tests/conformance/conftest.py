@@ -108,13 +108,16 @@ def _sftp_pass(tmp: Path, request: pytest.FixtureRequest) -> Backend:
 
 
 SFTP_KNOWN_FAILURES: dict[str, str] = {}
+# test_names.py expects an emptied directory to stay listable (a test for backends with FEATURE_EMPTY_DIRS)
+FLATSTORE_KNOWN_FAILURES = {"test_move_file_to_and_from_the_name": "an emptied directory vanishes from an object store"}
 
 CASES = [
     BackendCase("local", _local, known_failures=LOCAL_KNOWN_FAILURES),
     BackendCase("alias", _alias, known_failures=LOCAL_KNOWN_FAILURES),
     BackendCase("faulty", _faulty, known_failures=LOCAL_KNOWN_FAILURES),
     BackendCase("local-no-modtime", _local_no_modtime, known_failures=LOCAL_KNOWN_FAILURES),
-    BackendCase("flatstore", _flatstore, dir_modtime=False, posix_errors=False),
+    BackendCase("flatstore", _flatstore, dir_modtime=False, posix_errors=False,
+                known_failures=FLATSTORE_KNOWN_FAILURES),
     BackendCase("sftp", _sftp, modtime_precision_ns=10**9, known_failures=SFTP_KNOWN_FAILURES),
     BackendCase("sftp-pass", _sftp_pass, modtime_precision_ns=10**9, known_failures=SFTP_KNOWN_FAILURES),
 ]

@@ -20,6 +20,7 @@ from pyclone_docker.backends.base import (
     FEATURE_CHMOD,
     FEATURE_CHOWN,
     FEATURE_DIR_MOVE,
+    FEATURE_EMPTY_DIRS,
     FEATURE_MODTIME,
     FEATURE_MOVE,
     FEATURE_RANDOM_READ,
@@ -37,6 +38,18 @@ T2 = 1_500_000_000_987_654_321
 def posix(case: BackendCase, want: int, *fallback: int) -> tuple[int, ...]:
     """The errno a POSIX backend gives, plus what a backend without that distinction may."""
     return (want,) if case.posix_errors else (want, errno.ENOENT, *fallback)
+
+
+def gone_or_empty(backend: Backend, path: str) -> None:
+    """A directory emptied: still there and empty on a backend with empty directories, gone
+    (ENOENT) from an object store, where a directory lives only while objects lie below it."""
+    if FEATURE_EMPTY_DIRS in backend.features:
+        assert backend.list(path) == []
+        return
+    with raises(errno.ENOENT):
+        backend.list(path)
+    with raises(errno.ENOENT):
+        backend.stat(path)
 
 
 def assert_mtime(case: BackendCase, got_ns: int, want_ns: int) -> None:
@@ -75,6 +88,7 @@ def test_list_entry_agrees_with_stat(backend: Backend) -> None:
     assert d.is_dir and d.name == "d"
 
 
+@pytest.mark.needs(FEATURE_EMPTY_DIRS)
 def test_missing_names_are_enoent(backend: Backend) -> None:
     backend.mkdir("d")
     for path in ("nope", "d/nope", "nope/deeper"):
@@ -91,6 +105,26 @@ def test_missing_names_are_enoent(backend: Backend) -> None:
     assert sorted(listing(backend)) == ["d"]
 
 
+@pytest.mark.needs_not(FEATURE_EMPTY_DIRS)
+def test_missing_names_are_enoent_on_an_object_store(backend: Backend) -> None:
+    put(backend, "d/f", b"x")
+    for path in ("nope", "d/nope", "nope/deeper"):
+        with raises(errno.ENOENT):
+            backend.stat(path)
+        with raises(errno.ENOENT):
+            backend.list(path)
+        with raises(errno.ENOENT):
+            backend.open_read(path).close()
+        with raises(errno.ENOENT):
+            backend.delete(path)
+        try:
+            backend.rmdir(path)  # an object store may answer that nothing was there to remove
+        except FileNotFoundError:
+            pass
+    assert sorted(listing(backend)) == ["d"] and get(backend, "d/f") == b"x"
+
+
+@pytest.mark.needs(FEATURE_EMPTY_DIRS)
 def test_a_file_is_not_a_directory(backend: Backend, case: BackendCase) -> None:
     put(backend, "f", b"x")
     with raises(*posix(case, errno.ENOTDIR)):
@@ -106,6 +140,18 @@ def test_a_file_is_not_a_directory(backend: Backend, case: BackendCase) -> None:
     assert get(backend, "f") == b"x"
 
 
+@pytest.mark.needs_not(FEATURE_EMPTY_DIRS)
+def test_an_object_is_not_a_prefix(backend: Backend) -> None:
+    # a key "f/x" beside an object "f" is legal on an object store: only reads are checked
+    put(backend, "f", b"x")
+    with raises(errno.ENOTDIR, errno.ENOENT):
+        backend.list("f")
+    with raises(errno.ENOTDIR, errno.ENOENT):
+        backend.stat("f/x")
+    assert get(backend, "f") == b"x" and not backend.stat("f").is_dir
+
+
+@pytest.mark.needs(FEATURE_EMPTY_DIRS)
 def test_a_directory_is_not_a_file(backend: Backend, case: BackendCase) -> None:
     backend.mkdir("d")
     with raises(*posix(case, errno.EISDIR, errno.EEXIST)):
@@ -115,6 +161,16 @@ def test_a_directory_is_not_a_file(backend: Backend, case: BackendCase) -> None:
     with raises(*posix(case, errno.EISDIR)):
         get(backend, "d")  # at the open or at the first read
     assert backend.stat("d").is_dir and listing(backend)["d"].is_dir
+
+
+@pytest.mark.needs_not(FEATURE_EMPTY_DIRS)
+def test_a_prefix_is_not_an_object(backend: Backend) -> None:
+    put(backend, "d/f", b"x")
+    with raises(errno.EISDIR, errno.EPERM, errno.ENOENT):
+        backend.delete("d")
+    with raises(errno.EISDIR, errno.ENOENT):
+        get(backend, "d")
+    assert backend.stat("d").is_dir and listing(backend)["d"].is_dir and get(backend, "d/f") == b"x"
 
 
 def test_paths_cannot_climb_out_of_the_root(backend: Backend, case: BackendCase) -> None:
@@ -333,6 +389,7 @@ def test_write_with_mode(backend: Backend) -> None:
 
 # --- directories --------------------------------------------------------------------------
 
+@pytest.mark.needs(FEATURE_EMPTY_DIRS)
 def test_mkdir_and_rmdir_of_an_empty_directory(backend: Backend) -> None:
     backend.mkdir("d")
     assert backend.stat("d").is_dir and listing(backend)["d"].is_dir
@@ -345,6 +402,50 @@ def test_mkdir_and_rmdir_of_an_empty_directory(backend: Backend) -> None:
         backend.stat("d")
 
 
+@pytest.mark.needs_not(FEATURE_EMPTY_DIRS)
+def test_mkdir_on_an_object_store_stores_nothing_or_an_empty_directory(backend: Backend) -> None:
+    backend.mkdir("d")  # nothing at all, or a directory marker
+    try:
+        assert backend.list("d") == []
+    except FileNotFoundError:
+        assert backend.list("") == []  # nothing stored: the name is not listed either
+    else:
+        assert list(listing(backend)) == ["d"]
+    backend.mkdir("d/e")
+    backend.rmdir("d/e")
+    backend.rmdir("d")
+    assert backend.list("") == []
+    with raises(errno.ENOENT):
+        backend.stat("d")
+
+
+@pytest.mark.needs_not(FEATURE_EMPTY_DIRS)
+def test_a_directory_lives_while_an_object_is_below_it(backend: Backend) -> None:
+    put(backend, "a/b/f", b"1")
+    put(backend, "a/b/g", b"2")
+    assert backend.stat("a").is_dir and backend.stat("a/b").is_dir
+    assert list(listing(backend)) == ["a"] and list(listing(backend, "a")) == ["b"]
+    backend.mkdir("a")  # of a directory that exists: no error, or EEXIST; the objects stay
+    backend.delete("a/b/f")
+    assert list(listing(backend, "a/b")) == ["g"]
+    backend.delete("a/b/g")  # the last object: the directories above it vanish with it
+    gone_or_empty(backend, "a/b")
+    gone_or_empty(backend, "a")
+    assert backend.list("") == []
+
+
+@pytest.mark.needs_not(FEATURE_EMPTY_DIRS)
+def test_rmdir_of_a_prefix_with_objects(backend: Backend) -> None:
+    put(backend, "d/f", b"x")
+    put(backend, "e/sub/g", b"y")
+    for path in ("d", "e", "e/sub"):
+        with raises(errno.ENOTEMPTY, errno.EEXIST):
+            backend.rmdir(path)
+    assert get(backend, "d/f") == b"x" and get(backend, "e/sub/g") == b"y"
+    assert sorted(listing(backend)) == ["d", "e"]
+
+
+@pytest.mark.needs(FEATURE_EMPTY_DIRS)
 def test_mkdir_of_an_existing_name(backend: Backend) -> None:
     backend.mkdir("d")
     put(backend, "d/f", b"keep")
@@ -356,12 +457,14 @@ def test_mkdir_of_an_existing_name(backend: Backend) -> None:
     assert get(backend, "d/f") == b"keep" and get(backend, "f") == b"x"
 
 
+@pytest.mark.needs(FEATURE_EMPTY_DIRS)
 def test_mkdir_under_a_missing_parent(backend: Backend) -> None:
     with raises(errno.ENOENT):
         backend.mkdir("no/such")
     assert backend.list("") == []
 
 
+@pytest.mark.needs(FEATURE_EMPTY_DIRS)
 def test_rmdir_of_a_non_empty_directory(backend: Backend) -> None:
     put(backend, "d/f", b"x")
     backend.mkdir("e")
@@ -373,6 +476,7 @@ def test_rmdir_of_a_non_empty_directory(backend: Backend) -> None:
     assert get(backend, "d/f") == b"x" and backend.stat("e/sub").is_dir
 
 
+@pytest.mark.needs(FEATURE_EMPTY_DIRS)
 def test_rmdir_of_a_missing_directory(backend: Backend) -> None:
     with raises(errno.ENOENT):
         backend.rmdir("gone")
@@ -410,7 +514,7 @@ def test_move_file_across_directories(backend: Backend) -> None:
     backend.mkdir("y")
     backend.mkdir("y/z")
     backend.move("x/a", "y/z/b")
-    assert backend.list("x") == []
+    gone_or_empty(backend, "x")
     assert list(listing(backend, "y/z")) == ["b"]
     assert get(backend, "y/z/b") == content
 
@@ -431,7 +535,7 @@ def test_move_of_a_missing_file(backend: Backend) -> None:
     backend.mkdir("d")
     with raises(errno.ENOENT):
         backend.move("gone", "d/x")
-    assert backend.list("d") == []
+    gone_or_empty(backend, "d")
 
 
 @pytest.mark.needs(FEATURE_MOVE)
@@ -448,10 +552,11 @@ def test_move_directory(backend: Backend) -> None:
     files = {"t/a": data(10, 20), "t/s/b": data(20, 21), "t/s/u/c": b""}
     for path, content in files.items():
         put(backend, path, content)
-    backend.mkdir("t/empty")
+    backend.mkdir("t/empty")  # moves along where empty directories exist
     backend.move("t", "n")
     assert sorted(listing(backend)) == ["n"]
-    assert sorted(listing(backend, "n")) == ["a", "empty", "s"]
+    empty = ["empty"] if FEATURE_EMPTY_DIRS in backend.features else []
+    assert sorted(listing(backend, "n")) == sorted(["a", "s", *empty])
     for path, content in files.items():
         assert get(backend, "n" + path[1:]) == content
 
@@ -461,7 +566,7 @@ def test_move_directory_across_directories(backend: Backend) -> None:
     put(backend, "p/t/f", b"f")
     backend.mkdir("q")
     backend.move("p/t", "q/t2")
-    assert backend.list("p") == []
+    gone_or_empty(backend, "p")
     assert get(backend, "q/t2/f") == b"f"
     with raises(errno.ENOENT):
         backend.stat("p/t")

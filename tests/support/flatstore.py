@@ -112,6 +112,8 @@ class FlatStore(WrappingBackend):
 
     def mkdir(self, path: str) -> None:
         self.local._abs(path)  # a path that climbs out is EINVAL, as everywhere
+        if any(len(os.fsencode(part)) > 255 for part in path.split("/")):
+            raise OSError(errno.ENAMETOOLONG, "a name is longer than the store keeps", path)
 
     def rmdir(self, path: str) -> None:
         if path and self._dir_with_objects(path):
