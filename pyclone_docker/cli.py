@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import __version__, backends, parsers
-from .flags import ALL_OPTIONS, VOLUME_OPTIONS, Option, OptionValues
+from .flags import ALL_OPTIONS, VOLUME_OPTIONS, Option, OptionValues, parse_env_list
 
 if TYPE_CHECKING:
     from .docker.driver import Driver
@@ -133,6 +133,9 @@ def _set(pf: ParsedFlags, opt: Option, raw: str, source: str) -> None:
     try:
         if opt.kind == "csv":
             pf.values.values[opt.name] = list(pf.values.values.get(opt.name) or []) + opt.parse(raw)
+        elif opt.kind == "strings" and not source.startswith("-"):  # RCLONE_CA_CERT=a.pem,b.pem
+            for item in parse_env_list(raw):
+                pf.values.set(opt.name, item)
         else:
             pf.values.set(opt.name, raw)
     except ValueError as e:
@@ -211,7 +214,11 @@ def serve_docker(argv: Sequence[str]) -> int:
     if pf.positional:
         raise UsageError(f"unexpected arguments: {' '.join(pf.positional)}")
     v = pf.values
-    logmod.setup(0 if pf.quiet else pf.verbose, v.log_level, v.log_file)
+    if v.dump:  # rclone: --dump sets -vv, whatever -q, -v or --log-level say
+        logmod.setup(2, "", v.log_file)
+        logging.getLogger("pyclone").log(logmod.NOTICE, "Automatically setting -vv as --dump is enabled")
+    else:
+        logmod.setup(0 if pf.quiet else pf.verbose, v.log_level, v.log_file)
     if noop := fsmod.no_effect_flags(v, pf.backend_flags):
         logging.getLogger("pyclone").warning("%s %s no effect yet in pyclone-docker (accepted as rclone accepts it, "
                                              "ignored)", ", ".join(noop), "has" if len(noop) == 1 else "have")

@@ -6,13 +6,15 @@ The same table drives `serve docker --vfs-cache-mode full`, `RCLONE_VFS_CACHE_MO
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from . import parsers
+from . import __version__, parsers
+from .parsers.bwtimetable import BwTimetable, parse_bwtimetable
 
 CACHE_MODES = ("off", "minimal", "writes", "full")
 
@@ -28,6 +30,104 @@ def _parse_csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+# rclone's --dump choices (fs.DumpFlags), in its order
+DUMP_CHOICES = ("headers", "bodies", "requests", "responses", "auth", "filters", "goroutines", "openfiles",
+                "mapper", "curl", "errors", "trace")
+_DUMP_TYPE = "fs.Bits[github.com/rclone/rclone/fs.dumpChoices]"
+
+
+def _parse_dump(value: str) -> frozenset[str]:
+    """fs.Bits.Set: a comma list of DUMP_CHOICES, any case, blanks skipped."""
+    out = set()
+    for part in value.split(","):
+        name = part.strip().lower()
+        if not name:
+            continue
+        if name not in DUMP_CHOICES:
+            raise ValueError(f"parsing {parsers.go_quote(value)} as {_DUMP_TYPE} failed: invalid choice "
+                             f"{parsers.go_quote(part.strip())} from: {', '.join(DUMP_CHOICES)}")
+        out.add(name)
+    return frozenset(out)
+
+
+_FLOAT_DIGITS = "0123456789_"
+
+
+def _scan_float_token(s: str) -> tuple[str, str]:
+    """Go's fmt float token (fmt.Sscan's floatToken): the token and what follows it."""
+    i = 0
+
+    def accept(chars: str) -> bool:
+        nonlocal i
+        if i < len(s) and s[i] in chars:
+            i += 1
+            return True
+        return False
+
+    accept("+-")
+    if accept("nN") and accept("aA") and accept("nN"):
+        return s[:i], s[i:]
+    digits, exp = _FLOAT_DIGITS, "eEpP"
+    if accept("0") and accept("xX"):
+        digits, exp = "0123456789abcdefABCDEF_", "pP"
+    while accept(digits):
+        pass
+    if accept("."):
+        while accept(digits):
+            pass
+    if accept(exp):
+        accept("+-")
+        while accept(_FLOAT_DIGITS):
+            pass
+    if accept("iI") and accept("nN") and accept("fF"):
+        pass
+    return s[:i], s[i:]
+
+
+def _parse_float(value: str) -> float:
+    """A float64 option as rclone 1.75.2 reads it (fmt.Sscanln, then strconv.ParseFloat)."""
+    head = value.lstrip(" \t\r")
+    why = ""
+    if head in ("", "\n") or head.startswith("\n"):
+        why = "EOF" if head == "" else "unexpected newline"
+    else:
+        token, rest = _scan_float_token(head)
+        try:
+            number = parsers.parse_go_float(token)
+        except ValueError as e:
+            why = str(e)
+        else:
+            if rest.strip(" \t\r") not in ("", "\n"):
+                why = "expected newline"
+    if why:
+        raise ValueError(f"parsing {parsers.go_quote(value)} as float64 failed: {why}")
+    return number
+
+
+def parse_header(value: str) -> tuple[str, str]:
+    """`Key: Value` (rclone's fs.ParseHeaders): split at the first ':', both sides trimmed."""
+    key, colon, val = value.partition(":")
+    if not colon:
+        raise ValueError(f"failed to parse {parsers.go_quote(value)} as an HTTP header. "
+                         "Expecting a string like: 'Cache-Control: no-store'")
+    return key.strip(), val.strip()
+
+
+def _parse_header_flag(value: str) -> list[str]:
+    parse_header(value)
+    return [value]
+
+
+def parse_env_list(value: str) -> list[str]:
+    """A stringArray option from its RCLONE_ variable: one CSV record (rclone's CommaSepList)."""
+    if value == "":
+        return []
+    try:
+        return next(csv.reader([value], skipinitialspace=False, strict=True))
+    except (csv.Error, StopIteration) as e:
+        raise ValueError(f"invalid CSV value: {e}") from None
+
+
 PARSERS: dict[str, Callable[[str], Any]] = {
     "bool": parsers.parse_bool,
     "duration": parsers.parse_duration,
@@ -39,13 +139,24 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "csv": _parse_csv,
     "cachemode": _parse_cache_mode,
     "tristate": parsers.parse_tristate,
+    # stringArray: each flag is one whole value, appended; from RCLONE_X a CSV list (parse_env_list)
+    "strings": lambda value: [value],
+    # --header, --header-upload, --header-download: stringArray of `Key: Value` (checked here);
+    # RCLONE_HEADER is one whole value, as pflag's stringArray reads it
+    "headers": _parse_header_flag,
+    "float": _parse_float,
+    "bwtimetable": parse_bwtimetable,
+    "dump": _parse_dump,
 }
+# kinds whose values add up over repeated flags (and the environment)
+APPENDING_KINDS = ("strings", "headers")
 # rclone 1.75.2 reads a flag (or its RCLONE_ variable) twice: parsed, printed and parsed again,
 # which rounds a size to what rclone prints; a config item (a volume or backend option) once
 ITEM_PARSERS: dict[str, Callable[[str], Any]] = {
     **PARSERS,
     "duration": partial(parsers.parse_duration, as_flag=False),
     "size": partial(parsers.parse_size, as_flag=False),
+    "bwtimetable": partial(parse_bwtimetable, as_flag=False),
 }
 
 
@@ -177,6 +288,20 @@ GLOBAL_OPTIONS = _opts("global", [
     ("partial_suffix", "string", ".partial", "Add partial-suffix to temporary file name when --inplace is not used"),
     ("retries", "int", 3, "Retry operations this many times if they fail", "noop"),
     ("use_server_modtime", "bool", False, "Use server modified time instead of object metadata", "noop"),
+    # the HTTP client of the web backends (lib/httpclient)
+    ("ca_cert", "strings", [], "CA certificate used to verify servers"),
+    ("client_cert", "string", "", "Client SSL certificate (PEM) for mutual TLS auth"),
+    ("client_key", "string", "", "Client SSL private key (PEM) for mutual TLS auth"),
+    ("no_check_certificate", "bool", False, "Do not verify the server SSL certificate (insecure)"),
+    ("user_agent", "string", f"pyclone-docker/v{__version__}", "Set the user-agent to a specified string"),
+    ("header", "headers", [], "Set HTTP header for all transactions"),
+    ("header_download", "headers", [], "Set HTTP header for download transactions"),
+    ("header_upload", "headers", [], "Set HTTP header for upload transactions"),
+    ("dump", "dump", frozenset(), "List of items to dump from: " + ", ".join(DUMP_CHOICES)),
+    ("tpslimit", "float", 0.0, "Limit HTTP transactions per second to this"),
+    ("tpslimit_burst", "int", 1, "Max burst of transactions for --tpslimit"),
+    ("bwlimit", "bwtimetable", BwTimetable(),
+     "Bandwidth limit in KiB/s, or use suffix B|K|M|G|T|P or a full timetable"),
 ])
 
 # rclone's remote control server (fs/rc, lib/http): only the flags pyclone-docker implements.
@@ -233,7 +358,9 @@ class OptionValues:
             self.values[name] = _copy(opt.default)
             return
         value = opt.parse(raw, as_flag=as_flag)
-        if opt.kind == "csv":
+        if opt.kind in APPENDING_KINDS:
+            value = list(self.values.get(name) or []) + value
+        elif opt.kind == "csv":
             value = list(self.values.get(name) or []) + value if name in ("option", "fuse_flag") else value
         self.values[name] = value
 

@@ -13,6 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, Protocol
 
+from .. import __version__
+from ..parsers.bwtimetable import BwTimetable
+
 
 @dataclass(slots=True)
 class Entry:
@@ -92,8 +95,8 @@ _GO_TYPES = {"size": "fs.SizeSuffix", "duration": "fs.Duration", "csv": "fs.Comm
 class BackendContext:
     """The global flags that belong to backends, handed to every factory in one object.
 
-    Field names are the flags' (flags.py). Room for the TLS (--ca-cert, --client-cert,
-    --no-check-certificate) and proxy flags once a network backend needs them.
+    Field names are the flags' (flags.py). Hashable: list values become tuples, --header values
+    (`Key: Value`) become (key, value) pairs, --dump a frozenset of its choices.
     """
 
     timeout: float = 300.0  # --timeout: IO idle timeout, seconds
@@ -104,17 +107,39 @@ class BackendContext:
     use_server_modtime: bool = False  # --use-server-modtime
     inplace: bool = False  # --inplace: upload straight to the final name (no partial name)
     partial_suffix: str = ".partial"  # --partial-suffix
+    # the HTTP client of the web backends (lib/httpclient)
+    ca_cert: tuple[str, ...] = ()  # --ca-cert files: they replace the system's roots, as in rclone
+    client_cert: str = ""  # --client-cert
+    client_key: str = ""  # --client-key
+    no_check_certificate: bool = False  # --no-check-certificate
+    user_agent: str = f"pyclone-docker/v{__version__}"  # --user-agent
+    header: tuple[tuple[str, str], ...] = ()  # --header, every transaction
+    header_download: tuple[tuple[str, str], ...] = ()  # --header-download
+    header_upload: tuple[tuple[str, str], ...] = ()  # --header-upload
+    dump: frozenset[str] = frozenset()  # --dump choices
+    tpslimit: float = 0.0  # --tpslimit: transactions a second, 0 = off
+    tpslimit_burst: int = 1  # --tpslimit-burst
+    bwlimit: BwTimetable = BwTimetable()  # --bwlimit (an empty table: no limit)
 
     @classmethod
     def from_values(cls, values: Any) -> BackendContext:
         """From parsed flag values (an OptionValues or any object with these attributes);
         what `values` lacks keeps its default."""
-        known = {}
+        from ..flags import parse_header
+
+        known: dict[str, Any] = {}
         for f in fields(cls):
             try:
-                known[f.name] = getattr(values, f.name)
+                value = getattr(values, f.name)
             except AttributeError:
-                pass
+                continue
+            if f.name in ("header", "header_download", "header_upload"):
+                value = tuple(v if isinstance(v, tuple) else parse_header(v) for v in value)
+            elif f.name == "dump":
+                value = frozenset(value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            known[f.name] = value
         return cls(**known)
 
     def for_volume(self, values: Any) -> BackendContext:
