@@ -22,6 +22,7 @@ from ..backends.base import (
     FEATURE_CHANGE_NOTIFY,
     FEATURE_CHMOD,
     FEATURE_CHOWN,
+    FEATURE_EMPTY_DIRS,
     FEATURE_MODTIME,
     Backend,
     Entry,
@@ -34,6 +35,7 @@ from .metadata import Metadata
 from .openfiles import OpenFiles
 from .perms import ROOT, Caller, Perms
 from .special import SpecialNodes
+from .virtualdirs import VirtualDirOps, VirtualDirs
 
 log = logging.getLogger("pyclone.vfs")
 
@@ -49,7 +51,7 @@ def _internal(path: str | None) -> str:
     return path.strip("/")
 
 
-class VFS(OpenFiles, Metadata):
+class VFS(OpenFiles, Metadata, VirtualDirOps):
     """Paths are '/a/b' or 'a/b' (None: an unlinked open file's, ENOENT); errors are OSError
     with an errno; opens return handles (vfs/handles.py) whose read_into/write_from serve
     the data, and that release() closes."""
@@ -62,7 +64,10 @@ class VFS(OpenFiles, Metadata):
         self.read_only = bool(opts.read_only)
         self.cache_mode = opts.vfs_cache_mode if cache is not None else "off"
         self.cache = cache
-        self._list_backend = self._list if cache is not None else backend.list
+        # an object store's directories made here, shown while they are empty (virtualdirs.py)
+        self.virtuals = VirtualDirs() if FEATURE_EMPTY_DIRS not in backend.features else None
+        self._list_remote = backend.list if self.virtuals is None else self.virtuals.lister(backend.list)
+        self._list_backend = self._list if cache is not None else self._list_remote
         self.specials = SpecialNodes()
         self.dircache = DirCache(self._list_with_specials, float(opts.dir_cache_time))
         self._open: set[Any] = set()  # every open file's handle (renames follow them, close_all)
@@ -127,6 +132,8 @@ class VFS(OpenFiles, Metadata):
 
     def _list_with_specials(self, path: str) -> list[Entry]:
         entries = self._list_backend(path)
+        if self.virtuals is not None:
+            entries = self.virtuals.merge(path, entries)
         if self.specials:
             nodes = self.specials.children(path)
             if nodes:
@@ -136,7 +143,7 @@ class VFS(OpenFiles, Metadata):
 
     def _list(self, path: str) -> list[Entry]:
         """A backend listing plus the files written here and not uploaded yet."""
-        entries = self.backend.list(path)
+        entries = self._list_remote(path)
         assert self.cache is not None
         dirty = self.cache.dirty_children(path)
         if dirty:
@@ -244,6 +251,9 @@ class VFS(OpenFiles, Metadata):
     def mkdir(self, path: str, mode: int, caller: Caller = ROOT) -> None:
         p = self._path(path)
         self._check_writable(p)
+        if self.virtuals is not None:
+            self._mkdir_virtual(p)
+            return
         self.backend.mkdir(p)
         if self._can_chmod:
             self.backend.chmod(p, mode & 0o7777)
@@ -253,12 +263,17 @@ class VFS(OpenFiles, Metadata):
     def rmdir(self, path: str) -> int:
         p = self._path(path)
         self._check_writable(p)
+        if self.virtuals is not None and self.dircache.children(p):
+            # the backend can't tell: its rmdir of a prefix may succeed with objects below it
+            raise OSError(errno.ENOTEMPTY, "directory not empty", p)
         if self.specials.has_under(p):
             raise OSError(errno.ENOTEMPTY, "directory not empty", p)
         if self.cache is not None and self.cache.has_pending_under(p):
             # the remote may hold it empty while files in it still wait for their upload
             raise OSError(errno.ENOTEMPTY, "directory not empty (files not uploaded yet)", p)
         self.backend.rmdir(p)
+        if self.virtuals is not None:
+            self.virtuals.remove(p)
         self.dircache.remove(p)
         if self.cache is not None:
             self.cache.forget_dir(p)
@@ -299,15 +314,16 @@ class VFS(OpenFiles, Metadata):
         if entry.is_dir and self.cache is not None and self.cache.has_pending_under(dst):
             # replacing a directory that looks empty on the remote would orphan those files
             raise OSError(errno.ENOTEMPTY, "directory not empty (files not uploaded yet)", dst)
+        if self.virtuals is not None:
+            self._check_rename_target(src, entry, dst)
         # uploads of the file replaced end first; those of the files moved stop counting
         hold = self.cache.begin_rename(src, dst) if self.cache is not None else None
         try:
             self.backend.move(src, dst)
         except FileNotFoundError:
-            item = self.cache.peek(src) if self.cache is not None else None
-            if item is None or not item.pending():
+            if not self._nothing_to_move(src, entry):
                 self._end_rename(hold, False)
-                raise  # else: not uploaded yet; it will be uploaded under its new name
+                raise  # else: not uploaded yet, or a virtual directory: it moves here only
         except BaseException:
             self._end_rename(hold, False)
             raise
@@ -316,6 +332,8 @@ class VFS(OpenFiles, Metadata):
                 self.cache.rename(src, dst)
             finally:
                 self._end_rename(hold, True)
+        if self.virtuals is not None:
+            self.virtuals.move(src, dst)
         self.specials.remove(dst)  # a file or directory moved over a special node
         self.dircache.remove(src)
         self.dircache.remove(dst)
