@@ -1,15 +1,27 @@
-"""The `s3` backend (Amazon S3 compliant storage providers): rclone 1.75.2's options, declared only.
+"""The `s3` backend (Amazon S3 compliant storage providers), with rclone 1.75.2's options.
 
-Not built yet: a volume of this type is checked as rclone would check it (option names,
-types, password reveal) and then refused as "not available in this pyclone-docker version yet".
+The modules: providers (the quirks by provider), config (options resolved as rclone's
+NewFs), sigv4/sigv2 (request signing), xmlparse (the API's XML), api (one request, its
+errors), transfer (reads, single and multipart uploads), backend (the Backend). Only this
+module is imported until a volume uses s3.
 """
 
 from __future__ import annotations
 
-from ..base import BackendInfo
+from dataclasses import replace
+from typing import Any
+
+from ..base import Backend, BackendInfo
 from ..base import BackendOption as _O
 
-INFO = BackendInfo("s3", None, (
+
+def _new(name: str, root: str, config: dict[str, str], ctx: Any = None) -> Backend:
+    from .backend import S3Backend
+
+    return S3Backend(name, root, config, ctx)
+
+
+INFO = BackendInfo("s3", _new, (
     _O("provider"), _O("env_auth", "bool"), _O("access_key_id"), _O("secret_access_key"), _O("region"),
     _O("endpoint"), _O("location_constraint"), _O("acl"), _O("bucket_acl"), _O("requester_pays", "bool"),
     _O("server_side_encryption"), _O("sse_customer_algorithm"), _O("sse_kms_key_id"), _O("sse_customer_key"),
@@ -38,3 +50,13 @@ INFO = BackendInfo("s3", None, (
     _O("bucket_object_lock_enabled", "bool"), _O("object_lock_set_after_upload", "bool"),
     _O("object_lock_supported", "tristate"), _O("description"),
 ), "Amazon S3 Compliant Storage Providers")
+
+# accepted as rclone accepts them, without an effect yet: a value other than the default is
+# warned about (config.py refuses those whose absence would change what a volume shows)
+_NO_EFFECT = {"memory_pool_flush_time", "memory_pool_use_mmap", "use_presigned_request",
+              "use_data_integrity_protections", "might_gzip", "use_accept_encoding_gzip", "no_system_metadata",
+              "use_x_id", "sign_accept_encoding", "sdk_log_mode", "use_arn_region", "role_session_name",
+              "role_session_duration", "role_external_id", "bypass_governance_retention",
+              "bucket_object_lock_enabled", "object_lock_set_after_upload", "object_lock_supported",
+              "list_versions_oldest_first", "ibm_resource_instance_id", "ibm_iam_endpoint"}
+INFO.options = tuple(replace(o, noop=True) if o.name in _NO_EFFECT else o for o in INFO.options)
