@@ -31,6 +31,7 @@ from pyclone_docker import obscure
 from pyclone_docker.backends.base import Backend
 from tests.support.faulty import FaultyBackend
 from tests.support.flatstore import FlatStore
+from tests.support.moto import MotoServer, moto_server
 from tests.support.sshd import SshServer, sshd_server
 
 LOCAL_KNOWN_FAILURES: dict[str, str] = {}  # test name -> why it fails (a strict xfail)
@@ -107,6 +108,35 @@ def _sftp_pass(tmp: Path, request: pytest.FixtureRequest) -> Backend:
                         f"{relative}", fsmod.FsContext())
 
 
+def _s3_root(tmp: Path, request: pytest.FixtureRequest, bucket: str) -> tuple[MotoServer, str]:
+    srv: MotoServer = request.getfixturevalue("moto")
+    if bucket not in _S3_BUCKETS:
+        srv.make_bucket(bucket)
+        _S3_BUCKETS.add(bucket)
+    return srv, f"{bucket}/{tmp.name}"
+
+
+_S3_BUCKETS: set[str] = set()
+
+
+def _s3(tmp: Path, request: pytest.FixtureRequest) -> Backend:
+    # provider Other: path style, ListObjects V1, no URL-encoded listings (rclone's quirks)
+    srv, root = _s3_root(tmp, request, "pyc-conformance")
+    return fsmod.new_fs(f":s3,provider=Other,endpoint='{srv.endpoint}',access_key_id={srv.access_key_id},"
+                        f"secret_access_key={srv.secret_access_key}:{root}", fsmod.FsContext())
+
+
+def _s3_vhost(tmp: Path, request: pytest.FixtureRequest) -> Backend:
+    # provider Minio told not to force path style: BUCKET.localhost, ListObjectsV2, URL-encoded
+    # listings, small multipart parts (5 MiB parts above a 6 MiB cutoff)
+    srv: MotoServer = request.getfixturevalue("moto")
+    srv.virtual_host_name("pyc-vhost")
+    _, root = _s3_root(tmp, request, "pyc-vhost")
+    return fsmod.new_fs(f":s3,provider=Minio,force_path_style=false,endpoint='{srv.virtual_host_base_endpoint()}',"
+                        f"access_key_id={srv.access_key_id},secret_access_key={srv.secret_access_key},"
+                        f"upload_cutoff=6Mi:{root}", fsmod.FsContext())
+
+
 SFTP_KNOWN_FAILURES: dict[str, str] = {}
 # test_names.py expects an emptied directory to stay listable (a test for backends with FEATURE_EMPTY_DIRS)
 FLATSTORE_KNOWN_FAILURES = {"test_move_file_to_and_from_the_name": "an emptied directory vanishes from an object store"}
@@ -120,12 +150,21 @@ CASES = [
                 known_failures=FLATSTORE_KNOWN_FAILURES),
     BackendCase("sftp", _sftp, modtime_precision_ns=10**9, known_failures=SFTP_KNOWN_FAILURES),
     BackendCase("sftp-pass", _sftp_pass, modtime_precision_ns=10**9, known_failures=SFTP_KNOWN_FAILURES),
+    BackendCase("s3", _s3, dir_modtime=False, posix_errors=False, max_name_bytes=0,
+                known_failures=FLATSTORE_KNOWN_FAILURES),
+    BackendCase("s3-vhost", _s3_vhost, dir_modtime=False, posix_errors=False, max_name_bytes=0,
+                known_failures=FLATSTORE_KNOWN_FAILURES),
 ]
 
 
 @pytest.fixture(scope="session")
 def sshd() -> Iterator[SshServer]:
     yield from sshd_server()
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    yield from moto_server()
 
 
 def pytest_configure(config: pytest.Config) -> None:

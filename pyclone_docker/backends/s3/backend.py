@@ -217,7 +217,7 @@ class S3Backend(Backend):
                         dirs.append(Entry(self._shown(rest[:-1]), True, 0, obj.mtime_ns))
                     continue
                 files.append((rest, obj))
-        if not found and key:
+        if not found and path:  # the root always exists, as in rclone
             raise FileNotFoundError(errno.ENOENT, "directory not found", path)
         seen: set[str] = set()
         entries = []
