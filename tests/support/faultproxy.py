@@ -12,10 +12,13 @@
         proxy.count("PUT", r"^/bkt/key$")            # requests seen (every attempt counts)
         proxy.faults_fired                           # [("status", "PUT", "/bkt/key"), ...]
 
-Every client connection gets its own keep-alive connection to the target (opened at its
-first forwarded request, opened again if the target closes it). Requests and responses go
-through unchanged (the Host header too, so signatures and virtual-host names still hold),
-with Content-Length, chunked or (responses) read-to-close bodies streamed as they come;
+Every client connection gets its own connection to the target (opened at its first forwarded
+request, opened again whenever the target closed it). Both sides are kept alive on their own:
+`Connection` is hop-by-hop, so the client's connection stays open even when the target closes
+its side after every response (moto's werkzeug server does: it always sends `Connection:
+close`), unless the client asks to close, the response is read-to-close, or `keep_alive=False`.
+Everything else goes through unchanged (the Host header too, so signatures and virtual-host
+names still hold), with Content-Length, chunked or read-to-close bodies streamed as they come;
 only `Expect: 100-continue` is answered by the proxy itself and not passed on.
 
 Rules are checked in the order they were added; the first one that matches a request (method,
@@ -114,10 +117,11 @@ class FaultProxy:
     """See the module docstring."""
 
     def __init__(self, target_host: str, target_port: int, *, host: str = "127.0.0.1", port: int = 0,
-                 seed: int | None = None, io_timeout: float = 120.0) -> None:
+                 seed: int | None = None, io_timeout: float = 120.0, keep_alive: bool = True) -> None:
         self.target_host = target_host
         self.target_port = target_port
         self.io_timeout = io_timeout
+        self.keep_alive = keep_alive  # False: every answer says Connection: close, then closes
         self.requests: list[RequestRecord] = []
         self.connections_accepted = 0
         self._rules: list[Rule] = []
@@ -320,7 +324,7 @@ class FaultProxy:
             raise Closed(f"bad request line {start!r}")
         method, target, version = parts
         path, _, query = target.partition("?")
-        client_close = ((header(headers, "Connection") or "").lower() == "close"
+        client_close = (not self.keep_alive or (header(headers, "Connection") or "").lower() == "close"
                         or (version == "HTTP/1.0" and (header(headers, "Connection") or "").lower() != "keep-alive"))
         expect = (header(headers, "Expect") or "").lower() == "100-continue"
         fault = self._pick(method, path, query)
@@ -369,6 +373,12 @@ class FaultProxy:
         until_close = "chunked" not in te and header(rheaders, "Content-Length") is None and not no_body
         target_close = until_close or (header(rheaders, "Connection") or "").lower() == "close"
         body = body_chunks(tfile, rheaders, none=no_body, until_close=until_close)
+        client_close = client_close or until_close
+        # Connection is hop-by-hop: the client's side stays open even when the target closes
+        # its side after every response (moto's werkzeug does)
+        rhead = rstart + b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in rheaders
+                                  if k.lower() not in ("connection", "keep-alive"))
+        rhead += b"Connection: close\r\n\r\n" if client_close else b"\r\n"
 
         def done_with_target() -> None:
             if target_close:
@@ -402,7 +412,7 @@ class FaultProxy:
                 rest = b""
                 if fault.kind != "stall_body":  # the body was shorter than nbytes: it all went
                     done_with_target()
-                    return not (client_close or until_close), False
+                    return not client_close, False
             if fault.kind != "stall_body":
                 # the rest of the response is never read: the target connection goes too
                 self._untrack(up[0], rst=True)
@@ -414,7 +424,7 @@ class FaultProxy:
         for data in body:
             send(client, data)
         done_with_target()
-        return not (client_close or until_close), False
+        return not client_close, False
 
     def _send_injected(self, client: socket.socket, fault: Fault, method: str, close: bool,
                        rec: RequestRecord) -> None:
