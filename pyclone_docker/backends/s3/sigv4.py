@@ -5,9 +5,13 @@
 
 The canonical request follows AWS's rules for S3:
 
-- canonical URI: the path exactly as it goes on the wire (already percent-encoded by the
-  caller, never encoded again, never normalised); an empty path is ``/``. Other services
-  would want it normalised and encoded twice; nothing here needs that, so it is not done.
+- canonical URI: the path as it goes on the wire, in AWS's URI encoding with ``/`` kept. A
+  path already in that encoding (what S3 clients send: every byte but the unreserved ones and
+  ``/`` as upper-case ``%XX``) is used as it is, never encoded a second time; any other
+  (``+``, ``!``, ``$`` or ``:`` left raw, lower-case hex) is decoded and encoded again, which
+  is what S3 and MinIO-style servers compute from it (AWS's PUT example sends
+  ``test$file.text`` and signs ``/test%24file.text``). An empty path is ``/``. No ``.``/``..``
+  normalisation (S3 does none; other services would want it, and nothing here needs them).
 - canonical query: the query string split on ``&`` (empty pieces dropped), each key and
   value decoded (``+`` read as a space, as Go's and form decoding read it) and encoded again
   in AWS's URI encoding (unreserved ``A-Z a-z 0-9 - _ . ~`` kept, every other byte ``%XX``
@@ -35,7 +39,8 @@ from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
-__all__ = ["ALGORITHM", "EMPTY_SHA256", "UNSIGNED_PAYLOAD", "Credentials", "SigV4Signer", "canonical_query"]
+__all__ = ["ALGORITHM", "EMPTY_SHA256", "UNSIGNED_PAYLOAD", "Credentials", "SigV4Signer", "canonical_query",
+           "canonical_uri"]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -45,7 +50,14 @@ _SIGNED_NAMES = frozenset({"host", "content-md5", "content-type", "range", "date
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # An RFC 9110 token: what a header name may be. Checked only for the names we sign.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
-_UNRESERVED = re.compile(r"[A-Za-z0-9\-_.~]*").fullmatch
+# A query key or value already in AWS's encoding: unreserved characters and upper-case %XX of
+# every other byte (not of an unreserved one).
+_CANONICAL_PART = re.compile(
+    r"(?:[A-Za-z0-9\-_.~]|%(?:[018-9A-F][0-9A-F]|2[0-9A-CF]|3[A-F]|[46]0|5[B-E]|7[B-DF]))*").fullmatch
+# A path already in AWS's encoding: unreserved characters, '/', and upper-case %XX of every other
+# byte (not of an unreserved one, nor of '/', which decoding turns back into themselves).
+_CANONICAL_PATH = re.compile(
+    r"(?:[A-Za-z0-9\-_.~/]|%(?:[018-9A-F][0-9A-F]|2[0-9A-C]|3[A-F]|[46]0|5[B-E]|7[B-DF]))*").fullmatch
 # A hex SHA-256, or one of S3's literal payload markers (UNSIGNED-PAYLOAD, STREAMING-...).
 _PAYLOAD_HASH = re.compile(r"[0-9a-f]{64}|[A-Z0-9][A-Z0-9-]*").fullmatch
 _SHA256 = hashlib.sha256
@@ -68,9 +80,18 @@ class Credentials:
 
 def _aws_encode(text: str) -> str:
     """One query key or value, as it arrived on the wire, in AWS's URI encoding."""
-    if _UNRESERVED(text):
+    if _CANONICAL_PART(text):
         return text
     return quote(unquote_to_bytes(text.replace("+", " ")), safe="")
+
+
+def canonical_uri(path: str) -> str:
+    """The canonical URI of a wire path (S3 rules: no normalisation, one encoding)."""
+    if not path:
+        return "/"
+    if _CANONICAL_PATH(path):
+        return path
+    return quote(unquote_to_bytes(path), safe="/")
 
 
 def canonical_query(query: str) -> str:
@@ -198,7 +219,7 @@ class SigV4Signer:
         signed = ";".join(signed_names)
         canonical_request = "\n".join((
             method,
-            parts.path or "/",
+            canonical_uri(parts.path),
             canonical_query(parts.query),
             "".join([f"{name}:{canon[name]}\n" for name in signed_names]),
             signed,
