@@ -58,7 +58,6 @@ import re
 import select
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
@@ -130,6 +129,7 @@ class FaultProxy:
         self._socks: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
         self._stop = False
+        self._stopped = threading.Event()  # set by close(): delays and stalls end at once
         self._listener = socket.create_server((host, port))
         self.host, self.port = self._listener.getsockname()[:2]
         self._accept_thread = threading.Thread(target=self._accept_loop, name="faultproxy-accept", daemon=True)
@@ -235,6 +235,7 @@ class FaultProxy:
     def close(self) -> None:
         """Stop accepting, abort every live connection, wait for the threads."""
         self._stop = True
+        self._stopped.set()
         with contextlib.suppress(OSError):
             self._listener.close()
         with self._lock:
@@ -301,7 +302,7 @@ class FaultProxy:
                 keep, rst = self._one_request(client, cfile, first, conn_no, up, ufile)
                 if not keep:
                     break
-        except Closed:
+        except (Closed, OSError, ValueError):
             rst = True
         finally:
             self._untrack(up[0], rst=True)
@@ -394,8 +395,8 @@ class FaultProxy:
             self._send_injected(client, fault, method, client_close, rec)
             return not client_close, False
 
-        if fault is not None and fault.kind == "delay":
-            time.sleep(fault.seconds)
+        if fault is not None and fault.kind == "delay" and self._stopped.wait(fault.seconds):
+            raise Closed("the proxy was closed")
         send(client, rhead)
         rec.status = code
         if fault is not None and fault.kind in ("reset_after", "truncate_after", "stall_body"):
@@ -418,7 +419,8 @@ class FaultProxy:
                 self._untrack(up[0], rst=True)
                 up[0] = ufile[0] = None
                 return False, fault.kind == "reset_after"
-            time.sleep(fault.seconds)
+            if self._stopped.wait(fault.seconds):
+                raise Closed("the proxy was closed")
             if rest:
                 send(client, rest)
         for data in body:

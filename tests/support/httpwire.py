@@ -78,7 +78,7 @@ def body_chunks(f: io.BufferedReader, headers: list[tuple[str, str]], *, none: b
                         return
             left = size + 2  # the data and its CRLF
             while left:
-                data = f.read1(min(left, CHUNK))
+                data = _read1(f, min(left, CHUNK))
                 if not data:
                     raise Closed("connection closed mid-chunk")
                 left -= len(data)
@@ -87,17 +87,24 @@ def body_chunks(f: io.BufferedReader, headers: list[tuple[str, str]], *, none: b
     if length is not None:
         left = int(length)
         while left:
-            data = f.read1(min(left, CHUNK))
+            data = _read1(f, min(left, CHUNK))
             if not data:
                 raise Closed("connection closed mid-body")
             left -= len(data)
             yield data
     elif until_close:
         while True:
-            data = f.read1(CHUNK)
+            data = _read1(f, CHUNK)
             if not data:
                 return
             yield data
+
+
+def _read1(f: io.BufferedReader, n: int) -> bytes:
+    try:
+        return f.read1(n)
+    except OSError as e:
+        raise Closed(str(e))
 
 
 def send(sock: socket.socket, data: bytes) -> None:
