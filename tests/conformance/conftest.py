@@ -140,6 +140,15 @@ def _s3_vhost(tmp: Path, request: pytest.FixtureRequest) -> Backend:
 SFTP_KNOWN_FAILURES: dict[str, str] = {}
 # test_names.py expects an emptied directory to stay listable (a test for backends with FEATURE_EMPTY_DIRS)
 FLATSTORE_KNOWN_FAILURES = {"test_move_file_to_and_from_the_name": "an emptied directory vanishes from an object store"}
+_S3_TAB = ("s3's encoding (Slash,InvalidUtf8,Dot) stores a tab as it is and rclone's Standard shows it as "
+           "its symbol (U+2409): a name made with a tab lists with the symbol, as rclone 1.75.2 lists it")
+S3_KNOWN_FAILURES = {
+    **FLATSTORE_KNOWN_FAILURES,
+    "test_file_name_round_trip[control-tab": _S3_TAB,
+    "test_directory_name_round_trip[control-tab": _S3_TAB,
+    "test_move_directory_to_the_name[control-tab": _S3_TAB,
+    "test_deep_path_made_by_an_upload": "an S3 key is at most 1024 bytes (20 levels of 95 bytes are ~1,900)",
+}
 
 CASES = [
     BackendCase("local", _local, known_failures=LOCAL_KNOWN_FAILURES),
@@ -151,9 +160,9 @@ CASES = [
     BackendCase("sftp", _sftp, modtime_precision_ns=10**9, known_failures=SFTP_KNOWN_FAILURES),
     BackendCase("sftp-pass", _sftp_pass, modtime_precision_ns=10**9, known_failures=SFTP_KNOWN_FAILURES),
     BackendCase("s3", _s3, dir_modtime=False, posix_errors=False, max_name_bytes=0,
-                known_failures=FLATSTORE_KNOWN_FAILURES),
+                known_failures=S3_KNOWN_FAILURES),
     BackendCase("s3-vhost", _s3_vhost, dir_modtime=False, posix_errors=False, max_name_bytes=0,
-                known_failures=FLATSTORE_KNOWN_FAILURES),
+                known_failures=S3_KNOWN_FAILURES),
 ]
 
 
@@ -179,6 +188,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if not isinstance(case, BackendCase):
             continue
         reason = case.known_failures.get(getattr(item, "originalname", item.name))
+        if not reason:  # "test_x[param" names the cases of a parametrized test that start so
+            reason = next((why for key, why in case.known_failures.items()
+                           if "[" in key and item.name.startswith(key)), "")
         if reason:
             item.add_marker(pytest.mark.xfail(strict=True, reason=f"{case.id}: {reason}"))
 

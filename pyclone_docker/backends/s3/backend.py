@@ -272,7 +272,7 @@ class S3Backend(Backend):
     def stat(self, path: str) -> Entry:
         bucket, key = self.split(path)
         name = path.rpartition("/")[2]
-        if not key:
+        if not key or not path:  # the root always exists, as in rclone
             return Entry(name, True)
         known = self._known(bucket, key) if self.cfg.no_head else None
         if known is not None:  # no_head: what the upload told us stands for the HEAD after it
@@ -364,7 +364,7 @@ class S3Backend(Backend):
         except FileNotFoundError:
             pass
         if self._has_below(bucket, key):
-            raise FileExistsError(errno.EEXIST, "directory exists", path)
+            return  # a directory already: nothing to do, as rclone's Mkdir
         self.ensure_bucket(bucket)
         if self.cfg.directory_markers:
             S3Writer(self, bucket, key + "/", 0, now_ns()).close()
@@ -380,9 +380,8 @@ class S3Backend(Backend):
         marker = key + "/"
         if any(k != marker for k in below):
             raise OSError(errno.ENOTEMPTY, "directory not empty", path)
-        if marker not in below:
-            raise FileNotFoundError(errno.ENOENT, "directory not found", path)
-        self.api.call("DELETE", bucket, marker, what="DeleteObject").release_conn()
+        if marker in below:  # else nothing is stored for it: nothing to do, as rclone's Rmdir
+            self.api.call("DELETE", bucket, marker, what="DeleteObject").release_conn()
 
     # --- objects ------------------------------------------------------------------------------
 

@@ -22,15 +22,32 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
-from .api import S3Error, mtime_header, quote_key
+from ..base import BackendContext
+from .api import S3Api, S3Error, mtime_header, quote_key
+from .config import S3Config
 from .sigv4 import UNSIGNED_PAYLOAD
 from .xmlparse import clean_etag, complete_body, find_text, parse_error
 
-if TYPE_CHECKING:
-    from .backend import S3Backend
+
+class S3Backend(Protocol):
+    """What transfers need of the backend (backend.S3Backend)."""
+
+    cfg: S3Config
+    api: S3Api
+    ctx: BackendContext
+
+    def get_object(self, bucket: str, key: str, headers: dict[str, str]) -> Any: ...
+
+    def mime_type(self, key: str) -> str: ...
+
+    def ensure_bucket(self, bucket: str) -> None: ...
+
+    def uploaded(self, bucket: str, key: str, size: int, mtime_ns: int, etag: str, md5: str) -> None: ...
+
+    def log_error(self, fmt: str, *args: Any) -> None: ...
 
 STREAM_BLOCK = 1 << 20  # what a streamed PUT's queue holds per item
 STREAM_QUEUE = 4
