@@ -117,7 +117,7 @@ plugin-clean:
 check: system-deps deps
 	bash .ci/start-dockerd.sh
 	$(MAKE) lint
-	PYCLONE_REQUIRE_DOCKER=1 PYCLONE_REQUIRE_FUSE=1 PYCLONE_REQUIRE_RCLONE=1 PYCLONE_REQUIRE_SSHD=1 $(MAKE) test
+	PYCLONE_REQUIRE_DOCKER=1 PYCLONE_REQUIRE_FUSE=1 PYCLONE_REQUIRE_RCLONE=1 PYCLONE_REQUIRE_SSHD=1 PYCLONE_REQUIRE_MOTO=1 $(MAKE) test
 
 # BENCH_ARGS e.g. "--vfs-cache-mode full --baseline-src /work/baseline"; see bench/run.py --help
 bench: system-deps deps
