@@ -91,6 +91,9 @@ _GO_TYPES = {"size": "fs.SizeSuffix", "duration": "fs.Duration", "csv": "fs.Comm
              "tristate": "fs.Tristate"}
 
 
+_NO_BWLIMIT = BwTimetable()
+
+
 @dataclass(frozen=True)
 class BackendContext:
     """The global flags that belong to backends, handed to every factory in one object.
@@ -119,7 +122,7 @@ class BackendContext:
     dump: frozenset[str] = frozenset()  # --dump choices
     tpslimit: float = 0.0  # --tpslimit: transactions a second, 0 = off
     tpslimit_burst: int = 1  # --tpslimit-burst
-    bwlimit: BwTimetable = BwTimetable()  # --bwlimit (an empty table: no limit)
+    bwlimit: BwTimetable = _NO_BWLIMIT  # --bwlimit (an empty table: no limit)
 
     @classmethod
     def from_values(cls, values: Any) -> BackendContext:

@@ -10,8 +10,8 @@
 
 Slots are separated by spaces or ';'. A slot without a day stands for all seven days. The slot
 in force at a time is the latest one at or before it in the week (Sunday 00:00 first); before the
-first slot of the week the last one still holds (the table wraps). Errors are rclone 1.75.2's
-words; a flag reads `parsing "X" as fs.BwTimetable failed: <why>`.
+first slot of the week the table's last slot as written holds (rclone's LimitAt wraps that way).
+Errors are rclone 1.75.2's words; a flag reads `parsing "X" as fs.BwTimetable failed: <why>`.
 """
 
 from __future__ import annotations
