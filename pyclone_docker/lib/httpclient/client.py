@@ -22,6 +22,7 @@ import errno
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -152,6 +153,7 @@ class HttpClient:
 
             warnings.simplefilter("ignore", u3.exceptions.InsecureRequestWarning)
         self._managers: dict[proxy.Proxy | None, Any] = {}
+        self._managers_lock = threading.Lock()
         self._pool_kw = {"num_pools": 16, "maxsize": self.max_connections, "block": False,
                          "timeout": self._timeout, "retries": False, "ssl_context": self._ssl}
         if getattr(ctx, "no_check_certificate", False):
@@ -165,21 +167,25 @@ class HttpClient:
             via = proxy.proxy_for(url, self._env)
         except ValueError as e:
             raise HttpError(errno.EINVAL, f"{self.name}: {e}") from None
-        manager = self._managers.get(via)
-        if manager is None:
-            u3 = _urllib3()
-            if via is None:
-                manager = u3.PoolManager(**self._pool_kw)
-            else:
-                manager = u3.ProxyManager(via.url, proxy_headers=dict(via.headers), proxy_ssl_context=self._ssl,
-                                          **self._pool_kw)
-                log.debug("%s: using proxy %s", self.name, via.url)
-            self._managers[via] = manager
+        with self._managers_lock:
+            return self._managers.get(via) or self._new_manager(via)
+
+    def _new_manager(self, via: proxy.Proxy | None) -> Any:
+        u3 = _urllib3()
+        if via is None:
+            manager = u3.PoolManager(**self._pool_kw)
+        else:
+            manager = u3.ProxyManager(via.url, proxy_headers=dict(via.headers), proxy_ssl_context=self._ssl,
+                                      **self._pool_kw)
+            log.debug("%s: using proxy %s", self.name, via.url)
+        self._managers[via] = manager
         return manager
 
     def close(self) -> None:
         """Close every idle connection (the client stays usable)."""
-        for manager in list(self._managers.values()):
+        with self._managers_lock:
+            managers = list(self._managers.values())
+        for manager in managers:
             manager.clear()
 
     def headers_for(self, headers: Mapping[str, str] | None, direction: str = "") -> dict[str, str]:
