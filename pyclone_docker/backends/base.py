@@ -269,6 +269,13 @@ class Backend(ABC):
         """The VFS just uploaded `path` and hashed it on the way: a backend whose hashes are
         slow (local) may remember it instead of reading the file again."""
 
+    def upload_hashes(self, size: int) -> tuple[str, ...]:
+        """The hash kinds an upload of `size` bytes needs before its first byte (s3 stores a
+        multipart object's MD5 as metadata at its start, as rclone does). The VFS hashes its
+        cached copy first and sets the writer's `source_hashes` ({kind: hex}) before writing;
+        a streamed write (cache mode off) has none to give."""
+        return ()
+
     def change_notify(self, callback: Callable[[str], None], interval: float) -> None:
         """Backends that can report changes call `callback(path)`; the default cannot."""
 

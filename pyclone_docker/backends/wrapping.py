@@ -71,6 +71,9 @@ class WrappingBackend(Backend):
     def hash_written(self, path: str, kind: str, digest: str) -> None:
         self.inner.hash_written(path, kind, digest)
 
+    def upload_hashes(self, size: int) -> tuple[str, ...]:
+        return self.inner.upload_hashes(size)
+
     def change_notify(self, callback: Callable[[str], None], interval: float) -> None:
         self.inner.change_notify(callback, interval)
 

@@ -314,6 +314,12 @@ class S3Backend(Backend):
         """A writer committed: what is known of the object now."""
         self._remember(bucket, key, Meta(size, etag, mtime_ns, md5) if etag else None)
 
+    def upload_hashes(self, size: int) -> tuple[str, ...]:
+        """A multipart upload stores the object's MD5 at its start (X-Amz-Meta-Md5chksum)."""
+        if self.cfg.disable_checksum or (0 <= size < self.cfg.upload_cutoff):
+            return ()
+        return ("md5",)
+
     def mime_type(self, key: str) -> str:
         if self._mimetypes is None:
             import mimetypes
@@ -497,11 +503,15 @@ class S3Backend(Backend):
         if not key:
             raise OSError(errno.ENOTSUP, "a bucket has no modification time", path)
         try:
-            meta = self.head(bucket, key)
+            self.set_modtime_of(bucket, key, mtime_ns)
         except FileNotFoundError:
             if self._has_below(bucket, key):
                 raise OSError(errno.ENOTSUP, "directories on s3 have no modification time", path) from None
             raise
+
+    def set_modtime_of(self, bucket: str, key: str, mtime_ns: int) -> None:
+        """rclone's SetModTime: the object copied onto itself with its metadata replaced."""
+        meta = self.head(bucket, key)
         replace = {f"x-amz-meta-{k}": v for k, v in meta.user_meta}
         replace["x-amz-meta-mtime"] = mtime_header(mtime_ns)
         replace["Content-Type"] = meta.content_type or self.mime_type(key)

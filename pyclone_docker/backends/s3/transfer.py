@@ -49,6 +49,8 @@ class S3Backend(Protocol):
 
     def log_error(self, fmt: str, *args: Any) -> None: ...
 
+    def set_modtime_of(self, bucket: str, key: str, mtime_ns: int) -> None: ...
+
 STREAM_BLOCK = 1 << 20  # what a streamed PUT's queue holds per item
 STREAM_QUEUE = 4
 _ABORT = object()  # a queue item that stops a streamed PUT
@@ -148,7 +150,8 @@ class S3Writer:
         self._b = backend
         self._bucket, self._key = bucket, key
         self._size = size
-        self._mtime_ns = mtime_ns
+        self.mtime_ns = mtime_ns  # the VFS may set it before close() (a utime on the open file)
+        self.source_hashes: dict[str, str] = {}  # the VFS sets {"md5": hex} before writing (upload_hashes)
         self._md5 = hashlib.md5()
         self._written = 0
         self._closed = False
@@ -184,7 +187,7 @@ class S3Writer:
         except BaseException:
             self._impl.abort()
             raise
-        self._b.uploaded(self._bucket, self._key, self._written, self._mtime_ns, etag, self._md5.hexdigest())
+        self._b.uploaded(self._bucket, self._key, self._written, self.mtime_ns, etag, self._md5.hexdigest())
 
     def abort(self) -> None:
         if not self._closed:
@@ -212,20 +215,27 @@ class _Buffered:
         self._buf += view
 
     def finish(self) -> str:
-        w, b = self._w, self._w._b
-        headers = _put_headers(b, w._key, w._mtime_ns)
-        if not b.cfg.disable_checksum:
-            headers["Content-MD5"] = base64.b64encode(w._md5.digest()).decode()
-        b.ensure_bucket(w._bucket)
-        resp = b.api.call("PUT", w._bucket, w._key, headers=headers, body=memoryview(self._buf),
-                          direction="upload", what="PutObject")
-        resp.release_conn()
-        etag = clean_etag(resp.headers.get("ETag", ""))
-        w.check_etag(etag)
-        return etag
+        return put_buffer(self._w, self._buf)
 
     def abort(self) -> None:
         self._buf = bytearray()
+
+
+def put_buffer(w: S3Writer, buf: bytearray) -> str:
+    """One PutObject of the whole object, held in `buf`, with its Content-MD5; its ETag."""
+    b = w._b
+    headers = _put_headers(b, w._key, w.mtime_ns)
+    if not b.cfg.disable_checksum:
+        headers["Content-MD5"] = base64.b64encode(w._md5.digest()).decode()
+        if b.cfg.etag_is_not_md5:  # SSE-KMS, SSE-C: the MD5 is kept as metadata, as rclone
+            headers["x-amz-meta-md5chksum"] = base64.b64encode(w._md5.digest()).decode()
+    b.ensure_bucket(w._bucket)
+    resp = b.api.call("PUT", w._bucket, w._key, headers=headers, body=memoryview(buf),
+                      direction="upload", what="PutObject")
+    resp.release_conn()
+    etag = clean_etag(resp.headers.get("ETag", ""))
+    w.check_etag(etag)
+    return etag
 
 
 class _Streamed:
@@ -250,7 +260,7 @@ class _Streamed:
     def _send(self) -> None:
         w, b = self._w, self._w._b
         try:
-            headers = _put_headers(b, w._key, w._mtime_ns)
+            headers = _put_headers(b, w._key, w.mtime_ns)
             headers["Content-Length"] = str(w._size)
             resp = b.api.call("PUT", w._bucket, w._key, headers=headers, body=self._body(),  # type: ignore[arg-type]
                               direction="upload", payload_hash=UNSIGNED_PAYLOAD, retry=False, what="PutObject")
@@ -336,12 +346,17 @@ class _Multipart:
         self._parts: list[Future[tuple[str, bytes]]] = []
         self._slots = threading.Semaphore(b.cfg.upload_concurrency)
         self._pool: ThreadPoolExecutor | None = None
+        self._mtime_sent = w.mtime_ns
 
     def _start(self) -> None:
         w, b = self._w, self._w._b
         b.ensure_bucket(w._bucket)
-        resp = b.api.call("POST", w._bucket, w._key, "uploads=", headers=_put_headers(b, w._key, w._mtime_ns),
-                          what="CreateMultipartUpload")
+        self._mtime_sent = w.mtime_ns
+        headers = _put_headers(b, w._key, w.mtime_ns)
+        md5 = w.source_hashes.get("md5", "")
+        if md5 and not b.cfg.disable_checksum:  # rclone's md5chksum: the whole object's MD5
+            headers["x-amz-meta-md5chksum"] = base64.b64encode(bytes.fromhex(md5)).decode()
+        resp = b.api.call("POST", w._bucket, w._key, "uploads=", headers=headers, what="CreateMultipartUpload")
         self._upload_id = find_text(resp.data, "UploadId")
         if not self._upload_id:
             raise OSError(errno.EIO, f"{b.api.label}: {w._bucket}/{w._key}: CreateMultipartUpload gave no UploadId")
@@ -387,8 +402,10 @@ class _Multipart:
 
     def finish(self) -> str:
         w, b = self._w, self._w._b
-        if self._buf or not self._parts:
-            self._submit()  # the last part (or the only one, of an empty object)
+        if not self._parts:  # an unknown size that fit in one part: one PutObject, as a small file
+            return put_buffer(w, self._buf)
+        if self._buf:
+            self._submit()  # the last part
         done = [f.result() for f in self._parts]
         body = complete_body([(i + 1, etag) for i, (etag, _) in enumerate(done)])
         resp = b.api.call("POST", w._bucket, w._key, f"uploadId={quote(self._upload_id, safe='')}",
@@ -405,6 +422,12 @@ class _Multipart:
                 and etag and etag != want):
             raise OSError(errno.EIO, f"{b.api.label}: {w._bucket}/{w._key}: multipart upload corrupted: "
                           f"Etag differ: expecting {want} but got {etag}")
+        announced = w.source_hashes.get("md5", "")
+        if announced and announced != w._md5.hexdigest():  # the file changed while it was sent
+            raise OSError(errno.EIO, f"{b.api.label}: {w._bucket}/{w._key}: the data sent does not match the "
+                          "MD5 announced for it (changed during the upload)")
+        if w.mtime_ns != self._mtime_sent:  # set on the open file after the upload began
+            b.set_modtime_of(w._bucket, w._key, w.mtime_ns)
         return etag
 
     def _shutdown(self) -> None:

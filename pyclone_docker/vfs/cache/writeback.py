@@ -179,8 +179,13 @@ class WriteBack:
         # the fingerprint's hash is taken on the way up, as rclone's local backend does:
         # reading the file back afterwards would double the cost of every upload
         kind = fingerprint_hash(backend, self.cache.fast_fingerprint)
-        hasher = new_hash(kind) if kind else None
+        first = _hash_first(backend, job, item)
+        if first is None:
+            return None  # a rename stopped it
+        hasher = new_hash(kind) if kind and kind not in first else None
         writer = backend.open_write(job.path, job.size, job.modtime_ns if self.cache.set_modtime else None)
+        if first:
+            writer.source_hashes = first  # type: ignore[attr-defined]
         try:
             buf = bytearray(min(UPLOAD_BLOCK, max(job.size, 1)))
             view = memoryview(buf)
@@ -206,6 +211,8 @@ class WriteBack:
                 remote = backend.stat(job.path)
             if hasher is not None:
                 backend.hash_written(job.path, kind, hasher.hexdigest())
+            elif kind in first:
+                backend.hash_written(job.path, kind, first[kind])
             return fingerprint(remote, backend, self.cache.fast_fingerprint, job.path)
         except FileNotFoundError:
             if item.moves != job.moves:
@@ -253,6 +260,28 @@ class WriteBack:
         with self.cond:
             self.stopping = True
             self.cond.notify_all()
+
+
+def _hash_first(backend: Backend, job: Upload, item) -> dict[str, str] | None:
+    """The hashes the backend needs before the upload starts (Backend.upload_hashes), read
+    from the snapshot; None if a rename stopped it meanwhile."""
+    kinds = backend.upload_hashes(job.size)
+    if not kinds:
+        return {}
+    hashers = {k: new_hash(k) for k in kinds}
+    buf = bytearray(min(UPLOAD_BLOCK, max(job.size, 1)))
+    view = memoryview(buf)
+    pos = 0
+    while pos < job.size:
+        if item.moves != job.moves:
+            return None
+        n = os.preadv(job.fd, [view[:min(len(buf), job.size - pos)]], pos)
+        if n == 0:
+            break  # truncated meanwhile: what is sent will not match, and the upload goes again
+        for h in hashers.values():
+            h.update(view[:n])
+        pos += n
+    return {k: h.hexdigest() for k, h in hashers.items()}
 
 
 def _apply_metadata(backend: Backend, item: Upload, remote: Entry, set_modtime: bool) -> bool:
