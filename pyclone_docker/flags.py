@@ -287,7 +287,7 @@ GLOBAL_OPTIONS = _opts("global", [
     ("inplace", "bool", False, "Download directly to destination file instead of atomic download to temp/rename"),
     ("partial_suffix", "string", ".partial", "Add partial-suffix to temporary file name when --inplace is not used"),
     ("retries", "int", 3, "Retry operations this many times if they fail", "noop"),
-    ("use_server_modtime", "bool", False, "Use server modified time instead of object metadata", "noop"),
+    ("use_server_modtime", "bool", False, "Use server modified time instead of object metadata"),
     # the HTTP client of the web backends (lib/httpclient)
     ("ca_cert", "strings", [], "CA certificate used to verify servers"),
     ("client_cert", "string", "", "Client SSL certificate (PEM) for mutual TLS auth"),

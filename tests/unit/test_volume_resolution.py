@@ -186,7 +186,7 @@ def test_startup_names_the_flags_without_effect() -> None:
                       "--vfs-cache-mode", "full", "--local-zero-size-links", "--local-copy-links"],
                      {"RCLONE_USE_SERVER_MODTIME": "true", "RCLONE_VFS_HANDLE_CACHING": "5s"})
     assert fsmod.no_effect_flags(pf.values, pf.backend_flags) == [
-        "--vfs-links", "--use-server-modtime", "--local-zero-size-links"]
+        "--vfs-links", "--local-zero-size-links"]
     assert fsmod.no_effect_flags(parse_flags([], {}).values, {}) == []
 
 
@@ -196,6 +196,6 @@ def test_the_noop_list() -> None:
         "--fuse-flag", "--daemon-timeout", "--allow-idmap", "--write-back-cache",
         "--no-checksum", "--vfs-refresh", "--vfs-links", "--vfs-cache-min-free-space",
         "--vfs-read-chunk-streams", "--link-perms", "--vfs-block-norm-dupes", "--vfs-handle-caching",
-        "--vfs-metadata-extension", "--retries", "--use-server-modtime"]
+        "--vfs-metadata-extension", "--retries"]
     assert not [o.flag for o in ALL_OPTIONS.values() if o.noop and o.ignored]
     assert flags_no_effect(OptionValues.defaults(ALL_OPTIONS), ALL_OPTIONS) == []

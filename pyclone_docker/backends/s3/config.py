@@ -254,7 +254,7 @@ def resolve(opt: dict[str, Any], ctx: BackendContext) -> S3Config:
         etag_is_not_md5=etag_not_md5 or q.etag_is_not_md5,
         upload_cutoff=cutoff, chunk_size=chunk, max_upload_parts=max(1, max_parts),
         upload_concurrency=int(opt["upload_concurrency"]), copy_cutoff=copy_cutoff,
-        disable_checksum=bool(opt["disable_checksum"]) or ctx.no_checksum,
+        disable_checksum=bool(opt["disable_checksum"]),
         leave_parts_on_error=bool(opt["leave_parts_on_error"]), no_check_bucket=bool(opt["no_check_bucket"]),
         no_head=bool(opt["no_head"]), no_head_object=bool(opt["no_head_object"]),
         directory_markers=bool(opt["directory_markers"]), acl=opt["acl"], bucket_acl=opt["bucket_acl"] or opt["acl"],

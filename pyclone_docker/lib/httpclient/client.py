@@ -47,6 +47,9 @@ def _urllib3() -> Any:
         import urllib3
         import urllib3.exceptions
 
+        # its per-request debug lines ("Starting new HTTP connection") are not rclone's: --dump
+        # is how a user sees requests
+        logging.getLogger("urllib3").setLevel(logging.WARNING)
         _u3 = urllib3
     return _u3
 
@@ -203,6 +206,8 @@ class HttpClient:
         bucket = self.bandwidth.tx_bucket()
         if bucket is None:
             return body
+        if not isinstance(body, (bytes, bytearray, memoryview)):  # an iterator of chunks (a streamed PUT)
+            return _throttled_chunks(body, bucket)
         view = memoryview(body).cast("B")
         if not any(k.lower() in ("content-length", "transfer-encoding") for k in headers):
             headers["Content-Length"] = str(view.nbytes)
@@ -264,6 +269,11 @@ class HttpClient:
                 self.bandwidth.rx(len(resp.data))
             return resp
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _throttled_chunks(chunks: Iterable[Any], bucket: limits.TokenBucket) -> Iterator[memoryview]:
+    for chunk in chunks:
+        yield from _throttled(memoryview(chunk).cast("B"), bucket)
 
 
 def _throttled(view: memoryview, bucket: limits.TokenBucket) -> Iterator[memoryview]:
