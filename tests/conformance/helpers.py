@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import random
 from collections.abc import Iterator
 
 import pytest
 
-from pyclone_docker.backends.base import Backend, Entry, read_full
+from pyclone_docker.backends.base import FEATURE_EMPTY_DIRS, Backend, Entry, read_full
 
 MiB = 1 << 20
 
@@ -80,3 +81,15 @@ def raises(*errnos: int) -> Iterator[pytest.ExceptionInfo[OSError]]:
     got = info.value.errno
     want = ", ".join(errno_mod.errorcode.get(e, str(e)) for e in errnos)
     assert got in errnos, f"errno {errno_mod.errorcode.get(got or 0, got)} ({info.value}), expected {want}"
+
+
+def gone_or_empty(backend: Backend, path: str) -> None:
+    """A directory emptied: still there and empty on a backend with empty directories, gone
+    (ENOENT) from an object store, where a directory lives only while objects lie below it."""
+    if FEATURE_EMPTY_DIRS in backend.features:
+        assert backend.list(path) == []
+        return
+    with raises(errno.ENOENT):
+        backend.list(path)
+    with raises(errno.ENOENT):
+        backend.stat(path)

@@ -28,7 +28,7 @@ from pyclone_docker.backends.base import (
 )
 
 from .conftest import BackendCase
-from .helpers import MiB, data, drain, get, listing, put, raises
+from .helpers import MiB, data, drain, get, gone_or_empty, listing, put, raises
 
 UPLOAD_BLOCK = 1 * MiB  # the VFS cache's upload block (vfs/cache.py)
 T1 = 1_700_000_000_123_456_789  # a modtime with every digit of its nanoseconds set
@@ -38,18 +38,6 @@ T2 = 1_500_000_000_987_654_321
 def posix(case: BackendCase, want: int, *fallback: int) -> tuple[int, ...]:
     """The errno a POSIX backend gives, plus what a backend without that distinction may."""
     return (want,) if case.posix_errors else (want, errno.ENOENT, *fallback)
-
-
-def gone_or_empty(backend: Backend, path: str) -> None:
-    """A directory emptied: still there and empty on a backend with empty directories, gone
-    (ENOENT) from an object store, where a directory lives only while objects lie below it."""
-    if FEATURE_EMPTY_DIRS in backend.features:
-        assert backend.list(path) == []
-        return
-    with raises(errno.ENOENT):
-        backend.list(path)
-    with raises(errno.ENOENT):
-        backend.stat(path)
 
 
 def assert_mtime(case: BackendCase, got_ns: int, want_ns: int) -> None:

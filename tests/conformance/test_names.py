@@ -10,7 +10,7 @@ import pytest
 from pyclone_docker.backends.base import FEATURE_DIR_MOVE, FEATURE_MOVE, Backend
 
 from .conftest import BackendCase
-from .helpers import data, get, listing, put, raises
+from .helpers import data, get, gone_or_empty, listing, put, raises
 
 NFC = unicodedata.normalize("NFC", "café")
 NFD = unicodedata.normalize("NFD", "café")
@@ -72,7 +72,8 @@ def test_move_file_to_and_from_the_name(backend: Backend, name: str) -> None:
     backend.move("plain", f"d/{name}")
     assert list(listing(backend, "d")) == [name]
     backend.move(f"d/{name}", "back")
-    assert get(backend, "back") == b"moved" and backend.list("d") == []
+    assert get(backend, "back") == b"moved"
+    gone_or_empty(backend, "d")  # an object store's directory goes with its last object
 
 
 @pytest.mark.needs(FEATURE_DIR_MOVE)
