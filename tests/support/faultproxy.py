@@ -110,6 +110,7 @@ class RequestRecord:
     query: str
     fault: str | None = None  # the kind that fired, if one did
     status: int | None = None  # what the client was sent (None: no answer, or not yet)
+    headers: dict[str, str] = field(default_factory=dict)  # the request's, names in lower case
 
 
 class FaultProxy:
@@ -330,7 +331,8 @@ class FaultProxy:
         expect = (header(headers, "Expect") or "").lower() == "100-continue"
         fault = self._pick(method, path, query)
         with self._lock:
-            rec = RequestRecord(len(self.requests), conn_no, method, path, query, fault.kind if fault else None)
+            rec = RequestRecord(len(self.requests), conn_no, method, path, query, fault.kind if fault else None,
+                                headers={k.lower(): v for k, v in headers})
             self.requests.append(rec)
 
         if fault is not None and not fault.forward and fault.kind in ("status", "drop_request"):
