@@ -132,8 +132,14 @@ def build(arch: str, out: Path, lock: dict) -> Path:
     build_id = sha256(json.dumps([arch, __version__, sorted(hashes.items())]).encode())[:16]
     # names the compiled-code cache (tools/zipapp_main.py): any change to a module is a new one
     code_id = sha256(json.dumps(sorted((n, sha256(d)) for n, d in pure.items())).encode())[:16]
+    # the importable modules (1: a package), so the bootstrap makes their specs itself
+    modules = {}
+    for name in pure:
+        if name.endswith(".py"):
+            package = name.endswith("/__init__.py")
+            modules[(name.rpartition("/")[0] if package else name[:-3]).replace("/", ".")] = int(package)
     meta = {"arch": arch, "version": __version__, "build_id": f"{__version__}-{arch}-{build_id}",
-            "native": hashes, "code_id": code_id}
+            "native": hashes, "code_id": code_id, "modules": modules}
     boot = (REPO / "tools" / "zipapp_main.py").read_text()
     boot = boot.replace("BUILD = {}  # replaced by build_zipapp.py: arch, version, build_id, native file hashes",
                         "BUILD = " + json.dumps(meta, sort_keys=True))

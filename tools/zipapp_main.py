@@ -114,8 +114,9 @@ class _CodeLoader:
     sources from a zip built for every Python >= 3.10, so without this every start compiled
     every module again: ~120 ms here, seconds on a Pi."""
 
-    def __init__(self, zi, fullname, origin, cache):
-        self.zi, self.fullname, self.origin, self.cache = zi, fullname, origin, cache
+    def __init__(self, fullname, rel, is_pkg, cache):
+        self.fullname, self.rel, self.is_pkg, self.cache = fullname, rel, is_pkg, cache
+        self.origin = os.path.join(_CodeFinder.archive, rel)
 
     def create_module(self, spec):
         return None
@@ -133,7 +134,7 @@ class _CodeLoader:
                     return marshal.loads(f.read())
             except (OSError, ValueError, EOFError, TypeError):
                 pass
-        code = compile(self.zi.get_source(fullname), self.origin, "exec", dont_inherit=True)
+        code = compile(_CodeFinder.zip().get_data(self.rel), self.origin, "exec", dont_inherit=True)
         if path is not None:
             tmp = f"{path}.{os.getpid()}.tmp"
             try:
@@ -148,27 +149,41 @@ class _CodeLoader:
         return code
 
     def get_source(self, fullname):
-        return self.zi.get_source(fullname)
+        return _CodeFinder.zip().get_data(self.rel).decode("utf-8")
 
     def is_package(self, fullname):
-        return self.zi.is_package(fullname)
+        return self.is_pkg
 
     def get_filename(self, fullname):
         return self.origin
 
     def get_data(self, path):
-        return self.zi.get_data(path)
+        return _CodeFinder.zip().get_data(path)
 
     def get_resource_reader(self, fullname):
-        return self.zi.get_resource_reader(fullname)
+        import zipimport
+
+        package_dir = os.path.dirname(self.origin) if self.is_pkg else os.path.dirname(os.path.dirname(self.origin))
+        return zipimport.zipimporter(package_dir + os.sep).get_resource_reader(fullname)
 
 
 class _CodeFinder:
-    """The archive's pure-Python modules, with their compiled code cached (see _CodeLoader)."""
+    """The archive's pure-Python modules (BUILD["modules"], the index build_zipapp.py wrote),
+    with their compiled code cached (see _CodeLoader). Specs are made from the index, not by
+    zipimport, whose find_spec compiles the module's source to answer get_filename."""
 
     archive = os.path.dirname(os.path.abspath(__file__))
-    importers: "dict[str, object]" = {}  # noqa: RUF012 - one per process, by design
+    modules = BUILD.get("modules", {})
+    _zip = None
     cache = False  # not looked at yet
+
+    @classmethod
+    def zip(cls):
+        if cls._zip is None:
+            import zipimport
+
+            cls._zip = zipimport.zipimporter(cls.archive)
+        return cls._zip
 
     @classmethod
     def _cache_dir(cls):
@@ -187,20 +202,19 @@ class _CodeFinder:
 
     @classmethod
     def find_spec(cls, name, path=None, target=None):
-        import zipimport
+        kind = cls.modules.get(name)
+        if kind is None:
+            return None
+        from importlib.machinery import ModuleSpec
 
-        for entry in path if path is not None else (cls.archive,):
-            if not isinstance(entry, str) or not (entry == cls.archive or entry.startswith(cls.archive + os.sep)):
-                continue
-            zi = cls.importers.get(entry)
-            if zi is None:
-                zi = cls.importers[entry] = zipimport.zipimporter(entry)
-            spec = zi.find_spec(name)
-            if spec is None or not (spec.origin or "").endswith(".py"):
-                continue
-            spec.loader = _CodeLoader(zi, name, spec.origin, cls._cache_dir())
-            return spec
-        return None
+        base = name.replace(".", "/")
+        rel = base + ("/__init__.py" if kind else ".py")
+        loader = _CodeLoader(name, rel, bool(kind), cls._cache_dir())
+        spec = ModuleSpec(name, loader, origin=loader.origin, is_package=bool(kind))
+        if kind:
+            spec.submodule_search_locations = [os.path.join(cls.archive, base)]
+        spec.has_location = True
+        return spec
 
 
 sys.meta_path.insert(0, _CodeFinder)

@@ -181,3 +181,34 @@ def test_wrong_architecture_is_named(pyz: Path, tmp_path: Path) -> None:
                    check=True, capture_output=True)
     res = run(sys.executable, out / "pyclone-docker-arm64.pyz", "version")
     assert res.returncode != 0 and "use pyclone-docker-amd64.pyz" in res.stderr
+
+
+_COUNT_COMPILES = """
+import builtins, runpy, sys
+seen = []
+real = builtins.compile
+def counting(source, filename, *args, **kwargs):
+    seen.append(str(filename))
+    return real(source, filename, *args, **kwargs)
+builtins.compile = counting
+sys.argv = [sys.argv[1], "selftest"]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit:
+    pass
+print("COMPILED", len([f for f in seen if "/pyclone_docker/" in f or "/urllib3/" in f]))
+"""
+
+
+@pytest.mark.parametrize("exe", interpreters())
+def test_a_warm_start_compiles_none_of_the_archive(exe: str, pyz: Path, tmp_path: Path) -> None:
+    """The first start compiles the modules it imports into the code cache; later ones load
+    them from it and compile nothing (zipimport itself would compile every module's source
+    at every start, even just to make its spec)."""
+    env = dict(os.environ, PYCLONE_NATIVE_CACHE=str(tmp_path))
+    counts = []
+    for _ in range(2):
+        out = subprocess.run([exe, "-c", _COUNT_COMPILES, str(pyz)], capture_output=True, text=True, env=env,
+                             timeout=60, cwd="/").stdout
+        counts.append(int(out.rsplit("COMPILED", 1)[1]))
+    assert counts[0] > 10 and counts[1] == 0, counts
