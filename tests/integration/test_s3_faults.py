@@ -7,13 +7,17 @@ moto, the real backend (fs.new_fs) and the real plugin through FUSE.
 - the object replaced between the break and the resume: EIO, never old and new bytes mixed;
 - 503 SlowDown (Retry-After) and 500 InternalError on PutObject, HeadObject, GetObject,
   ListObjects, UploadPart and CompleteMultipartUpload: retried, and the operation succeeds;
+  an answer lost after the server acted (PutObject, UploadPart, Complete): retried too;
 - a failed multipart upload is aborted (unless leave_parts_on_error);
 - an upload from the cache that fails stays dirty and is sent by the write-back's retry;
 - responses later than --timeout are retried or fail with EIO, never hang;
 - errors name the remote and the key, never the secret key (nor does the plugin's log).
 
 Correctness only: every step runs under a generous guard, nothing asserts how long it took.
-The proxy records no request headers, so `heads` wraps its read_head to see them.
+The proxy records no request headers, so `heads` wraps its read_head to see them. Three
+findings are strict xfails (see their reasons): a break inside one large readinto resumes from
+the start of that readinto; --low-level-retries counts per readinto, not per stream as rclone;
+a failed read through the mount is not logged.
 """
 
 from __future__ import annotations
@@ -406,6 +410,17 @@ def test_throttling_and_server_errors_are_retried(s3: MotoServer, proxy: FaultPr
     assert rule.fired == times
     want = [503 if kind == "slowdown" else 500] * times + [200]
     assert wait_for(lambda: statuses(proxy, rule) == want, timeout=5), statuses(proxy, rule)
+
+
+@pytest.mark.parametrize("op", ["PutObject", "UploadPart", "CompleteMultipartUpload"])
+def test_an_answer_lost_after_the_server_acted_is_retried(s3: MotoServer, proxy: FaultProxy,
+                                                          backend: Callable[..., Backend], prefix: str,
+                                                          op: str) -> None:
+    b = backend(retries=3)
+    run, method, path, query = OPS[op]
+    rule = proxy.drop_request(forward=True, method=method, path=path or key_rx(f"{prefix}/obj"), query=query)
+    guarded(lambda: run(s3, b, prefix))  # checks the bytes on the server
+    assert rule.fired == 1 and len(statuses(proxy, rule)) == 2
 
 
 # --- failed uploads --------------------------------------------------------------------------
