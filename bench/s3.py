@@ -50,6 +50,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -171,10 +172,16 @@ class Moto:
         return os.path.getsize(self.srv.log_file)
 
     def log_since(self, offset: int) -> list[tuple[str, str, int]]:
+        return self.read_log(offset)[0]
+
+    def read_log(self, offset: int) -> tuple[list[tuple[str, str, int]], int]:
+        """(method, path, status) of the whole lines after offset, and the offset after them."""
         with open(self.srv.log_file, "rb") as f:
             f.seek(offset)
-            text = f.read().decode(errors="replace")
-        return [(m[1], m[2], int(m[3])) for m in LOG_LINE.finditer(text)]
+            raw = f.read()
+        raw = raw[:raw.rfind(b"\n") + 1]
+        lines = [(m[1], m[2], int(m[3])) for m in LOG_LINE.finditer(raw.decode(errors="replace"))]
+        return lines, offset + len(raw)
 
     def requests_since(self, offset: int, own: Counter[str]) -> dict[str, int]:
         counts = Counter(classify(m, p) for m, p, _ in self.log_since(offset))
@@ -214,6 +221,44 @@ class Moto:
             self.c.abort_multipart_upload(Bucket=BUCKET, Key=up["Key"], UploadId=up["UploadId"])
 
 
+class LogTimer:
+    """While running: when moto's log (polled every 20 ms) first showed CreateMultipartUpload of key,
+    last showed an UploadPart of it, and showed its CompleteMultipartUpload or PutObject (moto logs a
+    request once it answered)."""
+
+    def __init__(self, moto: Moto, key: str) -> None:
+        self.moto, self.path = moto, f"/{BUCKET}/{key}"
+        self.created: float | None = None
+        self.last_part: float | None = None
+        self.ended: float | None = None
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LogTimer:
+        self.off = self.moto.log_size()
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self.stop_ev.wait(0.02):
+            lines, self.off = self.moto.read_log(self.off)
+            now = time.perf_counter()
+            for method, p, status in lines:
+                if not p.startswith(self.path) or status != 200:
+                    continue
+                op = classify(method, p)
+                if op == "CreateMultipart" and self.created is None:
+                    self.created = now
+                elif op == "UploadPart":
+                    self.last_part = now
+                elif op in ("CompleteMultipart", "PutObject"):
+                    self.ended = now
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_ev.set()
+        self.thread.join()
+
+
 # ------------------------------------------------------------------------------------------ the set-up
 
 class Bench:
@@ -227,6 +272,7 @@ class Bench:
         self.tails: dict[str, list[str]] = {}
         self.serial = 0
         self.moto_rss_peak = 0.0
+        self.notes: list[str] = []
 
     # -- bookkeeping (as bench/sftp.py) ------------------------------------------------------------
     def add(self, label: str, measure: str, value: float, sample: bool = False) -> None:
@@ -342,31 +388,18 @@ class Bench:
                     p.stop()
 
     # -- big sequential I/O --------------------------------------------------------------------------
-    def wait_whole(self, key: str, size: int, what: str) -> float | None:
-        """Until the object is whole on the server: moto's log shows the upload's last request for key
-        (checked every 50 ms), then a HEAD gives its size (and a HEAD every 2 s whatever the log says).
-        Returns when the log first showed a CreateMultipartUpload of key (None: not seen)."""
+    def wait_whole(self, key: str, size: int, what: str, timer: LogTimer) -> None:
+        """Until the object is whole on the server: a HEAD (its size is the file's) once moto's log
+        showed the upload's last request, and every 2 s whatever the log says."""
         t0 = time.perf_counter()
         limit = 120 + size / MIB * 2
-        path = f"/{BUCKET}/{key}"
-        off = self.moto.log_size()
-        started: float | None = None
         last_head = t0
         while True:
-            ended = False
-            for method, p, status in self.moto.log_since(off):
-                if not p.startswith(path):
-                    continue
-                op = classify(method, p)
-                if op == "CreateMultipart" and started is None:
-                    started = time.perf_counter()
-                ended |= status == 200 and op in ("CompleteMultipart", "PutObject")
-            off = self.moto.log_size()
             now = time.perf_counter()
-            if ended or now - last_head > 2:
+            if timer.ended is not None or now - last_head > 2:
                 last_head = now
                 if self.moto.size_of(key) == size:
-                    return started
+                    return
             if now - t0 > limit:
                 raise BenchError(f"{what}: {key} not whole on the server within {limit:.0f} s "
                                  f"({self.moto.size_of(key)} bytes)")
@@ -380,25 +413,32 @@ class Bench:
         fname = f"w-{name}.bin"
         key = f"{PREFIX}/{fname}"
         try:
-            with self.watch(p, f"write_MBps.{mode}"):
+            with self.watch(p, f"write_MBps.{mode}"), LogTimer(self.moto, key) as lt:
                 t0 = time.perf_counter()
                 dd(["if=/dev/zero", f"of={mp}/{fname}", "bs=1M", f"count={mib}"], size, f"{p.label} write {mode}")
                 t_close = time.perf_counter()
                 whole_at_close = self.moto.size_of(key) == size
-                t_upload = None if whole_at_close else self.wait_whole(key, size, f"{p.label} write {mode}")
+                if not whole_at_close:
+                    self.wait_whole(key, size, f"{p.label} write {mode}", lt)
                 t_landed = time.perf_counter()
-            self.add(p.label, f"write_MBps.{mode}", size / 1e6 / (t_landed - t0))
-            self.add(p.label, f"info_write_close_s.{mode}", t_close - t0)
-            self.add(p.label, f"info_landed_after_close_s.{mode}", t_landed - t_close)
-            if mode != "off" and t_upload is not None:
-                self.add(p.label, f"info_upload_start_after_close_s.{mode}", t_upload - t_close)
-                self.add(p.label, f"upload_MBps.{mode}", size / 1e6 / (t_landed - t_upload))
+            sample = True  # medians of --io-samples
+            self.add(p.label, f"write_MBps.{mode}", size / 1e6 / (t_landed - t0), sample)
+            self.add(p.label, f"info_write_close_s.{mode}", t_close - t0, sample)
+            self.add(p.label, f"info_landed_after_close_s.{mode}", t_landed - t_close, sample)
+            start = t0 if mode == "off" else lt.created
+            if start is not None and lt.last_part is not None and lt.ended is not None:
+                # the parts (mode off: from dd's start) and moto's CompleteMultipartUpload apart
+                self.add(p.label, f"info_parts_MBps.{mode}", size / 1e6 / (lt.last_part - start), sample)
+                self.add(p.label, f"info_moto_complete_s.{mode}", lt.ended - lt.last_part, sample)
+            if mode != "off" and lt.created is not None:
+                self.add(p.label, f"info_upload_start_after_close_s.{mode}", lt.created - t_close, sample)
+                self.add(p.label, f"upload_MBps.{mode}", size / 1e6 / (t_landed - lt.created), sample)
             if mode == "off" and not whole_at_close:
                 log(f"  note: {p.label} {mode}: the object was not whole on the server when close returned")
         finally:
             t_u = time.perf_counter()
             self.unmount(p, name)
-            self.add(p.label, f"info_unmount_after_write_s.{mode}", time.perf_counter() - t_u)
+            self.add(p.label, f"info_unmount_after_write_s.{mode}", time.perf_counter() - t_u, sample=True)
             self.remove(p, name)
             self.moto.delete_prefix(key)
 
@@ -414,7 +454,7 @@ class Bench:
             try:
                 with self.watch(p, f"read_MBps.{mode}"):
                     secs = dd([f"if={mp}/{Path(key).name}", "of=/dev/null", "bs=1M"], size, f"{p.label} read {mode}")
-                self.add(p.label, f"read_MBps.{mode}", size / 1e6 / secs)
+                self.add(p.label, f"read_MBps.{mode}", size / 1e6 / secs, sample=True)
             finally:
                 self.unmount(p, name)
         finally:
@@ -425,20 +465,49 @@ class Bench:
         mib = self.args.size_mib
         source = f"src/src-{mib}.bin"  # outside the volumes' prefix
         if self.moto.size_of(source) != mib * MIB:
-            log(f"  uploading the {mib} MiB read source with boto3")
-            path = self.root / "src.bin"
-            subprocess.run(["dd", "if=/dev/urandom", f"of={path}", "bs=1M", f"count={mib}"], check=True,
-                           capture_output=True)
-            self.moto.c.upload_file(str(path), BUCKET, source, ExtraArgs={"Metadata": {"mtime": MTIME}})
-            path.unlink()
-        for p in self.rotated(turn):
-            with RssSampler(p) as rss:
-                log(f"  {p.label} write {mode} {mib} MiB")
-                self.attempt(p, f"write_MBps.{mode}", self.write_once, p, mode)
-                log(f"  {p.label} read {mode} {mib} MiB")
-                self.attempt(p, f"read_MBps.{mode}", self.read_once, p, mode, source)
-            self.add(p.label, f"rss_peak_MiB.{mode}", rss.peak / 1024)
-            self.add(p.label, f"info_rss_procs.{mode}", float(rss.procs))
+            self.baseline(source)
+        peaks: dict[str, tuple[int, int]] = {}
+        for i in range(self.args.io_samples):
+            for p in self.rotated(turn + i):
+                with RssSampler(p) as rss:
+                    log(f"  {p.label} write {mode} {mib} MiB")
+                    self.attempt(p, f"write_MBps.{mode}", self.write_once, p, mode)
+                    log(f"  {p.label} read {mode} {mib} MiB")
+                    self.attempt(p, f"read_MBps.{mode}", self.read_once, p, mode, source)
+                peaks[p.label] = max(peaks.get(p.label, (0, 0)), (rss.peak, rss.procs))
+        for label, (peak, procs) in peaks.items():
+            self.add(label, f"rss_peak_MiB.{mode}", peak / 1024)
+            self.add(label, f"info_rss_procs.{mode}", float(procs))
+
+    def baseline(self, source: str) -> None:
+        """The read source, uploaded with boto3 as rclone would (5 MiB parts, 4 in flight), timed, then
+        read back in one GET: what moto does for a client that is not a FUSE mount (the notes)."""
+        from boto3.s3.transfer import TransferConfig
+
+        mib = self.args.size_mib
+        size = mib * MIB
+        path = self.root / "src.bin"
+        subprocess.run(["dd", "if=/dev/urandom", f"of={path}", "bs=1M", f"count={mib}"], check=True,
+                       capture_output=True)
+        log(f"  uploading the {mib} MiB read source with boto3 (the moto baseline)")
+        cfg = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_concurrency=4)
+        with LogTimer(self.moto, source) as lt:
+            t0 = time.perf_counter()
+            self.moto.c.upload_file(str(path), BUCKET, source, ExtraArgs={"Metadata": {"mtime": MTIME}}, Config=cfg)
+            t1 = time.perf_counter()
+        path.unlink()
+        note = (f"moto baseline, boto3 upload_file of {mib} MiB (5 MiB parts, 4 threads): "
+                f"{size / 1e6 / (t1 - t0):.1f} MB/s")
+        if lt.last_part is not None and lt.ended is not None:
+            note += (f" (parts {size / 1e6 / (lt.last_part - t0):.0f} MB/s, then moto's CompleteMultipartUpload "
+                     f"{lt.ended - lt.last_part:.1f} s)")
+        t0 = time.perf_counter()
+        body = self.moto.c.get_object(Bucket=BUCKET, Key=source)["Body"]
+        got = sum(len(b) for b in iter(lambda: body.read(MIB), b""))
+        secs = time.perf_counter() - t0
+        note += f"; one get_object read back: {size / 1e6 / secs:.0f} MB/s ({got} bytes)"
+        self.notes.append(note)
+        log(f"  {note}")
 
     # -- small files, ls -----------------------------------------------------------------------------
     def small_once(self, p: Plugin, mode: str) -> None:
@@ -534,7 +603,8 @@ def report(b: Bench, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
              f"{meta['started']}, {meta['host']} ({meta['cpus']} CPUs, kernel {meta['kernel']}), "
              f"{meta['minutes']} min; {meta['moto']}",
              f"pyclone-docker {meta['tree']['commit']} {meta['tree']['dirty']}".rstrip(),
-             f"sizes: {meta['size_mib']} MiB sequential; {meta['small_files']} small files (modes "
+             f"sizes: {meta['size_mib']} MiB sequential (median of {meta['io_samples']}); "
+             f"{meta['small_files']} small files (modes "
              f"{' '.join(meta['small_modes'])}); ls of {meta['ls_files']} objects, median of {meta['ls_samples']}; "
              f"start: median of {meta['connect_samples']}",
              "ratio > 1: ours better (throughput ours/rclone; time and RSS rclone/ours); info_ rows have none",
@@ -574,6 +644,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--small-modes", nargs="+", choices=("off", "writes", "full"), default=["off", "writes"])
     ap.add_argument("--ls-files", type=int, default=10000)
     ap.add_argument("--ls-samples", type=int, default=2)
+    ap.add_argument("--io-samples", type=int, default=2, help="writes and reads of each plugin per mode (medians)")
     ap.add_argument("--connect-samples", type=int, default=5)
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     ap.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS))
@@ -585,7 +656,7 @@ def parse_args() -> argparse.Namespace:
     if args.quick:
         given = set(sys.argv)
         for opt, value in (("--size-mib", 64), ("--small-files", 200), ("--ls-files", 500),
-                           ("--connect-samples", 2), ("--ls-samples", 1)):
+                           ("--connect-samples", 2), ("--ls-samples", 1), ("--io-samples", 1)):
             if opt not in given:
                 setattr(args, opt[2:].replace("-", "_"), value)
     args.out = args.out or REPO / "bench" / f"results-{time.strftime('%Y-%m-%d')}-s3{'-quick' * args.quick}"
@@ -621,7 +692,8 @@ def main() -> int:
         "started": time.strftime("%F %T %Z"), "host": os.uname().nodename, "kernel": os.uname().release,
         "cpus": os.cpu_count(), "rclone": rclone_line, "rclone_binary": rclone, "argv": sys.argv[1:],
         "size_mib": args.size_mib, "small_files": args.small_files, "small_modes": args.small_modes,
-        "ls_files": args.ls_files, "ls_samples": args.ls_samples, "connect_samples": args.connect_samples,
+        "ls_files": args.ls_files, "ls_samples": args.ls_samples, "io_samples": args.io_samples,
+        "connect_samples": args.connect_samples,
         "notes": []}
     meta["tree"] = git_describe(args.src)
     srv = MotoServer()
@@ -659,6 +731,7 @@ def main() -> int:
         if "ls" in args.steps:
             log("ls -l")
             b.phase_ls(turn)
+        meta["notes"] += b.notes
         left = b.moto.list_sizes(f"{PREFIX}/")
         meta["notes"].append(f"moto: peak RSS {b.moto_rss_peak:.0f} MiB (sampled after each step); "
                              f"{len(left)} objects under {PREFIX}/ at the end (the ls directory)")
