@@ -317,7 +317,12 @@ class FuseOps:
 
     def read_into(self, fh: int, view: memoryview, offset: int) -> int:
         # hot path: one dict lookup, then straight into libfuse's buffer
-        return self._handles[fh].read_into(view, offset)
+        try:
+            return self._handles[fh].read_into(view, offset)
+        except OSError as e:
+            if e.errno == errno.EIO:  # as rclone's "ReadFileHandle.Read error": the kernel only says EIO
+                log.error("%s: read error: %s", getattr(self._handles.get(fh), "path", "?"), e)
+            raise
 
     def write_from(self, fh: int, view: memoryview, offset: int) -> int:
         return self._handles[fh].write_from(view, offset)

@@ -399,8 +399,8 @@ class FaultProxy:
 
         if fault is not None and fault.kind == "delay" and self._stopped.wait(fault.seconds):
             raise Closed("the proxy was closed")
+        rec.status = code  # before the client can see the answer and look at the record
         send(client, rhead)
-        rec.status = code
         if fault is not None and fault.kind in ("reset_after", "truncate_after", "stall_body"):
             left = fault.nbytes
             for data in body:
@@ -446,5 +446,5 @@ class FaultProxy:
         if close:
             hdrs["Connection"] = "close"
         head = f"HTTP/1.1 {fault.code} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
-        send(client, head.encode("latin-1") + (b"" if method == "HEAD" else fault.body))
         rec.status = fault.code
+        send(client, head.encode("latin-1") + (b"" if method == "HEAD" else fault.body))

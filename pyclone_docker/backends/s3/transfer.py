@@ -66,6 +66,7 @@ class S3Reader:
         self._end = offset + length if length >= 0 else -1
         self._etag = ""
         self._body: Any = None
+        self._opens = 0
         self._done = length == 0
         if not self._done:
             self._open()
@@ -79,6 +80,7 @@ class S3Reader:
             headers["Range"] = f"bytes={self._pos}-"
         if self._etag:
             headers["If-Match"] = f'"{self._etag}"'
+        self._opens += 1
         resp = b.get_object(self._bucket, self._key, headers)
         if resp.status == 416:  # a range at or past the end: nothing to read
             resp.release_conn()
@@ -101,8 +103,7 @@ class S3Reader:
             view = view[:self._end - self._pos]
         if not len(view):
             return 0
-        tries = max(1, self._b.ctx.low_level_retries)
-        for attempt in range(tries):
+        while True:
             try:
                 if self._body is None:
                     self._open()
@@ -114,17 +115,18 @@ class S3Reader:
                     raise OSError(errno.EIO, f"{self._b.api.label}: {self._bucket}/{self._key} changed "
                                   "while it was read") from None
                 raise
-            except OSError:
+            except OSError as e:
                 self._drop()
-                if attempt + 1 >= tries:
-                    raise
-                time.sleep(min(2.0, 0.01 * (2 ** attempt)))
+                # rclone's reopen: every open of the stream, the first one too, counts against
+                # --low-level-retries over the reader's whole life
+                if self._opens >= max(1, self._b.ctx.low_level_retries):
+                    raise OSError(errno.EIO, f"{e.strerror or e} (too many retries: {self._opens} opens)") from None
+                time.sleep(min(2.0, 0.01 * (2 ** self._opens)))
                 continue
             if n == 0:
                 self._done = True
             self._pos += n
             return n
-        return 0
 
     def _drop(self) -> None:
         body, self._body = self._body, None

@@ -304,6 +304,9 @@ def _discard(resp: Any, stream: bool) -> None:
     resp.release_conn()
 
 
+READ_PIECE = 64 * 1024  # a body is read into the caller's buffer this much at a time
+
+
 class BodyReader:
     """The body of a `stream=True` response, read into the caller's buffers.
 
@@ -369,18 +372,30 @@ class BodyReader:
         import http.client
 
         fp = self._fp
+        got = 0
         try:
             if fp is not None:
-                n = fp.readinto(view)
-                if n == 0 and fp.length:  # http.client ends a short body quietly: not here
-                    raise self._fail(f"the body ended {fp.length} bytes before its Content-Length")
-                return n
+                # in pieces: http.client fills the whole view or raises, and what a piece read
+                # before a break must count, so a resume starts where the bytes stopped
+                total = len(view)
+                while got < total:
+                    n = fp.readinto(view[got:got + READ_PIECE])
+                    if n == 0:
+                        if fp.length:  # http.client ends a short body quietly: not here
+                            raise self._fail(f"the body ended {fp.length} bytes before its Content-Length")
+                        break
+                    got += n
+                return got
             data = self.resp.read(len(view), decode_content=False)
             view[:len(data)] = data
             return len(data)
         except HttpError:
+            if got:
+                return got  # the bytes that came are kept; the next read meets the break
             raise
         except Exception as exc:
+            if got:
+                return got
             if isinstance(exc, (TimeoutError, socket.timeout)):
                 cause = "read timed out"
             elif isinstance(exc, http.client.IncompleteRead):
