@@ -46,6 +46,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -255,6 +256,7 @@ class LogTimer:
                     self.ended = now
 
     def __exit__(self, *exc: object) -> None:
+        time.sleep(0.1)  # moto logs a request just after it answered it
         self.stop_ev.set()
         self.thread.join()
 
@@ -677,6 +679,7 @@ def profiled(p: Plugin, out: Path) -> None:
 
 def main() -> int:
     args = parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the clean-up below runs on a kill too
     if os.geteuid() != 0:
         print("needs root (FUSE, drop_caches)", file=sys.stderr)
         return 1
