@@ -345,7 +345,8 @@ class Decrypter:
 
     With pass_bad_blocks a block that fails authentication decrypts to zeros of its length, as
     rclone's --crypt-pass-bad-blocks; `bad_blocks` counts them and `last_block_bad` tells the
-    caller to log the one just returned.
+    caller to log the one just returned. One Decrypter per reader (those two fields are its
+    state); the SecretBox inside holds only the key and may be shared between threads.
     """
 
     def __init__(self, data_key: bytes, header: Buffer, pass_bad_blocks: bool = False) -> None:
