@@ -248,6 +248,8 @@ class NameCipher:
         longest prefix ("255.") and no "!" in the name (each "!" adds one)."""
         if self.mode == "off":
             return plain_bytes + len(self.suffix)
+        if plain_bytes == 0:  # an empty segment stays empty
+            return 0
         if self.mode == "obfuscate":
             return plain_bytes + 4
         padded = BLOCK * (plain_bytes // BLOCK + 1)
@@ -258,7 +260,7 @@ class NameCipher:
         """The longest plain name (UTF-8 bytes) whose encrypted name fits in `limit` characters
         (see encrypted_length), e.g. 143 for standard/base32 and 255; -1 if none fits."""
         if self.mode != "standard":
-            return max(-1, limit - self.encrypted_length(0))
+            return max(-1, limit - (len(self.suffix) if self.mode == "off" else 4))
         best = -1
         n = BLOCK - 1
         while self.encrypted_length(n) <= limit and n < MAX_BLOCKS * BLOCK:
