@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pyclone_docker.crypt.keys import derive_keys
+from pyclone_docker.crypt.keys import Keys, derive_keys
 from pyclone_docker.crypt.names import NameCipher, UndecryptableName
 from pyclone_docker.obscure import obscure
 from tests import rclone_ref
@@ -100,7 +100,7 @@ def _options(mode: str, encoding: str, dir_names: bool, password2: bool, suffix:
 
 
 @pytest.fixture(scope="module")
-def keys() -> dict[bool, object]:
+def keys() -> dict[bool, Keys]:
     return {False: derive_keys(PASSWORD), True: derive_keys(PASSWORD, PASSWORD2)}
 
 
@@ -114,26 +114,26 @@ def _check_both_ways(rc: Rclone, cipher: NameCipher, names: list[str]) -> None:
 @pytest.mark.parametrize("password2", [False, True], ids=["password", "password2"])
 @pytest.mark.parametrize(("mode", "encoding", "dir_names"), CONFIGS,
                          ids=[f"{m}-{e}-{'dirs' if d else 'nodirs'}" for m, e, d in CONFIGS])
-def test_names_both_ways(tmp_path: Path, keys: dict[bool, object], mode: str, encoding: str, dir_names: bool,
+def test_names_both_ways(tmp_path: Path, keys: dict[bool, Keys], mode: str, encoding: str, dir_names: bool,
                          password2: bool) -> None:
     rc = Rclone(rclone_ref.require(), tmp_path, _options(mode, encoding, dir_names, password2, None))
-    cipher = NameCipher(keys[password2], mode=mode, encoding=encoding, dir_names=dir_names)  # type: ignore[arg-type]
+    cipher = NameCipher(keys[password2], mode=mode, encoding=encoding, dir_names=dir_names)
     rng = random.Random(f"{mode}/{encoding}/{dir_names}/{password2}")
     _check_both_ways(rc, cipher, random_names(rng, 40))
 
 
 @pytest.mark.parametrize("suffix", ["none", ".jpg", "crypted"])
-def test_off_mode_suffixes(tmp_path: Path, keys: dict[bool, object], suffix: str) -> None:
+def test_off_mode_suffixes(tmp_path: Path, keys: dict[bool, Keys], suffix: str) -> None:
     rc = Rclone(rclone_ref.require(), tmp_path, _options("off", "base32", True, False, suffix))
-    cipher = NameCipher(keys[False], mode="off", suffix=suffix)  # type: ignore[arg-type]
+    cipher = NameCipher(keys[False], mode="off", suffix=suffix)
     _check_both_ways(rc, cipher, random_names(random.Random(suffix), 20))
 
 
-def _dotless(keys: object, count: int) -> str:
+def _dotless(keys: Keys, count: int) -> str:
     """A standard/base32 name with `count` of its i and s written as the dotless i and the long
     s. Go's ToUpper makes I and S of them, but rclone pads for the length in bytes (2 each):
     whether the name still decodes depends on where that padding falls. Both sides must agree."""
-    cipher = NameCipher(keys, encoding="base32")  # type: ignore[arg-type]
+    cipher = NameCipher(keys, encoding="base32")
     for n in range(100000):
         enc = cipher.encrypt_name(f"a name long enough for two blocks {n}")
         if sum(enc.count(c) for c in "is") >= count:
@@ -150,10 +150,10 @@ def _dotless(keys: object, count: int) -> str:
 @pytest.mark.parametrize(("mode", "encoding"), [("standard", "base32"), ("standard", "base64"),
                                                 ("standard", "base32768"), ("obfuscate", "base32"),
                                                 ("off", "base32")])
-def test_undecryptable_names_fail_on_both_sides(tmp_path: Path, keys: dict[bool, object], mode: str,
+def test_undecryptable_names_fail_on_both_sides(tmp_path: Path, keys: dict[bool, Keys], mode: str,
                                                 encoding: str) -> None:
     rc = Rclone(rclone_ref.require(), tmp_path, _options(mode, encoding, True, False, None))
-    cipher = NameCipher(keys[False], mode=mode, encoding=encoding)  # type: ignore[arg-type]
+    cipher = NameCipher(keys[False], mode=mode, encoding=encoding)
     good = cipher.encrypt_name("hello.txt")
     rng = random.Random(mode + encoding)
     candidates = ["hello", "64=", "!", "a" * 3328, good[:-1], good + good[-1], good.upper(), good.swapcase(),
