@@ -6,6 +6,7 @@ import errno
 import os
 import stat as stat_mod
 
+from ..encoder import STANDARD, parse_encoding
 from .base import (
     FEATURE_ABOUT,
     FEATURE_CHMOD,
@@ -140,7 +141,7 @@ OPTIONS = (
     _o("fatal_if_no_space"),
     _o("time_type", "string", "mtime", noop=True),
     _o("hashes", "csv", "", noop=True),
-    _o("encoding", "string", "Slash,Dot", noop=True),
+    _o("encoding", "string", "Slash,Dot"),
     _o("description", "string", ""),
 )
 
@@ -157,6 +158,11 @@ class LocalBackend(Backend):
         opt = INFO.parse_options(config)  # the flag parsers: "yes" is an error, as in rclone
         self.copy_links: bool = opt["copy_links"]
         self.no_set_modtime: bool = opt["no_set_modtime"]
+        # names in the VFS are in rclone's Standard encoding, on disk in `encoding` (rclone's
+        # FromStandardPath / ToStandardName): a control character shows as its symbol (U+2400 +
+        # c), and the symbol written through the mount lands on disk as the character
+        self.enc = parse_encoding(opt["encoding"])
+        self._identity = self.enc == STANDARD
         self._hashes: dict[tuple[str, str], tuple[tuple[int, ...], str]] = {}
         feats = {FEATURE_ABOUT, FEATURE_CHMOD, FEATURE_CHOWN, FEATURE_MOVE, FEATURE_DIR_MOVE,
                  FEATURE_RANDOM_READ, FEATURE_RANDOM_WRITE, FEATURE_SLOW_HASH, FEATURE_EMPTY_DIRS}
@@ -168,7 +174,14 @@ class LocalBackend(Backend):
         # FUSE hands us normalised paths; refuse anything that could climb out anyway.
         if path.startswith("/") or ".." in path.split("/"):
             raise OSError(errno.EINVAL, "invalid path", path)
-        return os.path.join(self.root, path) if path else self.root
+        if not path:
+            return self.root
+        if not self._identity and not _plain(path):
+            path = self.enc.encode_path(STANDARD.decode_path(path))
+        return os.path.join(self.root, path)
+
+    def _shown(self, name: str) -> str:
+        return name if self._identity or _plain(name) else STANDARD.encode(self.enc.decode(name))
 
     def list(self, path: str) -> list[Entry]:
         out = []
@@ -181,7 +194,7 @@ class LocalBackend(Backend):
                     continue  # vanished while listing
                 if is_link and not self.copy_links:
                     continue  # rclone skips symlinks unless --links/--copy-links
-                out.append(_entry(de.name, st, is_link and not self.copy_links))
+                out.append(_entry(self._shown(de.name), st, is_link and not self.copy_links))
         return out
 
     def stat(self, path: str) -> Entry:
@@ -276,6 +289,11 @@ class LocalBackend(Backend):
 
 
 _HASH_MEMO = 4096  # remembered file hashes per volume (~0.5 MB at most)
+
+
+def _plain(text: str) -> bool:
+    """Printable ASCII, no "." name: the same in every encoding (the fast path)."""
+    return text.isascii() and text.isprintable() and text not in (".", "..")
 
 
 def _version(st: os.stat_result) -> tuple[int, ...]:

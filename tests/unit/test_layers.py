@@ -22,8 +22,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("rc", ("pyclone_docker.rc",)),
     ("lib and formats", ("pyclone_docker.lib", "pyclone_docker.parsers", "pyclone_docker.fspath",
                          "pyclone_docker.flags", "pyclone_docker.rcconfig", "pyclone_docker.obscure",
-                         "pyclone_docker.secretbox", "pyclone_docker.log", "pyclone_docker.encoder", "pyclone_docker.crypt",
-                         "pyclone_docker")),
+                         "pyclone_docker.secretbox", "pyclone_docker.log", "pyclone_docker.encoder",
+                         "pyclone_docker.crypt", "pyclone_docker")),
 ]
 
 
