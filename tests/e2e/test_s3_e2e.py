@@ -21,9 +21,14 @@ only checked against a sanity bound.
 
 Then: the same volume from an rclone.conf section (the plugin's RCLONE_CONFIG; /data/config in
 the managed plugin), a missing bucket with s3-no-check-bucket=true (the write fails in the
-container, the plugin's log names the bucket, the plugin keeps serving) and an endpoint port
-nobody listens on (a clear error, never a hang). moto does not check signatures, so a wrong
-secret cannot be tested here.
+container, the bucket is not made, the plugin keeps serving) and an endpoint port nobody
+listens on (an I/O error in the container, never a hang). moto does not check signatures, so a
+wrong secret cannot be tested here.
+
+Where pyclone differs from rclone 1.75.2 (checked against `rclone mount` on moto), a strict
+xfail test says how: a directory's utime (which breaks the seed's `--workdir /mnt` on an empty
+volume), the mtime header's digits, the missing bucket's errno and log, and the dead endpoint's
+empty listing and silent log.
 
 Volume names, buckets and prefixes get a random suffix (dockerd's volume names are global).
 The objects stay in moto, which dies with the module's fixture.
