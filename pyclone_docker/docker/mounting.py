@@ -29,7 +29,7 @@ def build_vfs(name: str, backend: Backend, spec: VolumeSpec, cache_dir: str, tra
                   max_age=float(v.vfs_cache_max_age), max_size=int(v.vfs_cache_max_size),
                   poll_interval=float(v.vfs_cache_poll_interval) or 60.0,
                   fast_fingerprint=bool(v.vfs_fast_fingerprint), set_modtime=not v.no_modtime,
-                  on_uploaded=lambda path: holder[0].uploaded(path) if holder else None)
+                  on_uploaded=lambda path, entry: holder[0].uploaded(path, entry) if holder else None)
     vfs = VFS(backend, v, spec.explicit, cache=cache, buffer_size=buffer_size)
     holder.append(vfs)
     cache.start()

@@ -9,6 +9,7 @@ the bookkeeping it needs (the kernel refuses a passthrough open beside one it se
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import logging
 import os
@@ -147,7 +148,11 @@ class FuseOps:
         return fh
 
     def opendir(self, path: str) -> int:
-        return self._register(_DirHandle(self.vfs.resolve(path)))
+        p = self.vfs.resolve(path)
+        # listed now (it is cached for readdir): a remote that cannot list fails the opendir(3),
+        # which every ls reports; a failing readdir(3) alone, busybox's ls takes for the end
+        self.vfs.list_dir(p)
+        return self._register(_DirHandle(p))
 
     def readdir_with_offset(self, path: str | None, offset: int, fh: int) -> Iterator[tuple[str, dict[str, int], int]]:
         """Entries from `offset` on, with their attributes and offsets.
@@ -162,7 +167,11 @@ class FuseOps:
         if handle.entries is None or offset == 0:
             # names and entries only: attributes are made as libfuse takes them, so a huge
             # directory costs one small tuple per name here, not a dict of attributes each
-            handle.entries = [".", "..", *self.vfs.list_dir(handle.path).items()]
+            try:
+                handle.entries = [".", "..", *self.vfs.list_dir(handle.path).items()]
+            except OSError as e:
+                _log_io_error(e)
+                raise
         entries, directory, attrs, live = handle.entries, handle.path, self._attrs, self.vfs.live
         for i in range(offset, len(entries)):
             item = entries[i]
@@ -325,7 +334,11 @@ class FuseOps:
             raise
 
     def write_from(self, fh: int, view: memoryview, offset: int) -> int:
-        return self._handles[fh].write_from(view, offset)
+        try:
+            return self._handles[fh].write_from(view, offset)
+        except OSError as e:  # hot path: logged here, not by a wrapper
+            _log_io_error(e)
+            raise
 
     def read(self, path: str | None, size: int, offset: int, fh: int) -> bytes:
         buf = bytearray(size)
@@ -380,3 +393,26 @@ class FuseOps:
         self._handles.clear()
         self._stream_of.clear()
         self.vfs.close_all()
+
+
+def _log_io_error(e: OSError) -> None:
+    if e.errno == errno.EIO:  # the kernel passes on only "Input/output error": say what it was
+        log.error("IO error: %s", e)
+
+
+def _logging_io_errors(fn: Any) -> Any:
+    @functools.wraps(fn)
+    def wrapper(self: FuseOps, *args: Any) -> Any:
+        try:
+            return fn(self, *args)
+        except OSError as e:
+            _log_io_error(e)
+            raise
+    return wrapper
+
+
+# as rclone's mount logs "IO error: ..." at ERROR for every EIO it returns (read_into and
+# write_from, the hot paths, log their own)
+for _name in ("getattr", "opendir", "mkdir", "rmdir", "unlink", "rename", "chmod", "chown", "utimens", "truncate",
+              "create", "open", "flush", "fsync", "release"):
+    setattr(FuseOps, _name, _logging_io_errors(getattr(FuseOps, _name)))

@@ -4,6 +4,7 @@ with the file not uploaded yet (the upload applies them) and with special nodes 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import time
 
 from ..backends.base import Entry
@@ -72,6 +73,22 @@ class Metadata:
                     raise
         return 0
 
+    def _dir_time(self, p: str, mtime: int) -> bool:
+        """A directory the backend keeps no time for (an object store's prefix, a directory
+        made here and stored nowhere): its time is kept in memory, as rclone's Dir.SetModTime
+        does (dockerd sets it on a volume's root before a container starts)."""
+        try:
+            entry = self._lookup(p)
+        except OSError:
+            return False
+        if not entry.is_dir:
+            return False
+        if p:
+            self.dircache.put(p, dataclasses.replace(entry, mtime_ns=mtime))
+        else:
+            self._root = dataclasses.replace(entry, mtime_ns=mtime)
+        return True
+
     def utimens(self, path: str | None, times: tuple[int | None, int | None] | None = None) -> int:
         p = self._path(path)
         self._check_writable(p)
@@ -100,8 +117,10 @@ class Metadata:
         if self._can_modtime:
             try:
                 self.backend.set_modtime(p, mtime)
-            except FileNotFoundError:
-                if writer is None or committed:
+            except OSError as e:
+                if e.errno in (errno.ENOTSUP, errno.ENOENT) and writer is None and self._dir_time(p, mtime):
+                    return 0
+                if not isinstance(e, FileNotFoundError) or writer is None or committed:
                     raise
             else:
                 remote = self._refresh(p)

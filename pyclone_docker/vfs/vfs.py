@@ -414,12 +414,10 @@ class VFS(OpenFiles, Metadata, VirtualDirOps):
         self.dircache.forget_all()
         self._root_time = 0.0
 
-    def uploaded(self, path: str) -> None:
-        """The write-back queue finished an upload: show the remote's own metadata."""
-        try:
-            self._refresh(path)
-        except FileNotFoundError:
-            pass
+    def uploaded(self, path: str, entry: Entry) -> None:
+        """The write-back queue finished an upload: show the remote's own metadata (`entry`,
+        what the backend said of the object just after it; not asked again)."""
+        self.dircache.put(path, dataclasses.replace(entry))
 
     # --- remote control (rc vfs/forget, vfs/refresh) --------------------------------------
 

@@ -25,10 +25,10 @@ container, the bucket is not made, the plugin keeps serving) and an endpoint por
 listens on (an I/O error in the container, never a hang). moto does not check signatures, so a
 wrong secret cannot be tested here.
 
-Where pyclone differs from rclone 1.75.2 (checked against `rclone mount` on moto), a strict
-xfail test says how: a directory's utime (which breaks the seed's `--workdir /mnt` on an empty
-volume), the mtime header's digits, the missing bucket's errno and log, and the dead endpoint's
-empty listing and silent log.
+Five tests pin behaviour this file first found differing from rclone 1.75.2 (checked against
+`rclone mount` on moto), since fixed: a directory's utime (the seed's `--workdir /mnt` on an
+empty volume), the mtime header's digits, the missing bucket's EIO at close and its log line,
+and the dead endpoint's listing (EIO, not empty) and its log line.
 
 Volume names, buckets and prefixes get a random suffix (dockerd's volume names are global).
 The objects stay in moto, which dies with the module's fixture.
@@ -351,13 +351,12 @@ def test_s3_volume_roundtrip(plugin: PluginProcess, res: Resources, moto: MotoSe
     assert rss.peak < RSS_BOUND, f"plugin peak RSS {peak_mb:.1f} MB during a {BIG_MIB} MiB upload"
 
 
-UTIME_BUG = ("pyclone's utimens of a directory reaches the s3 backend, which refuses it (ENOENT for an empty "
-             "prefix, ENOTSUP when it has objects: S3Backend.set_modtime); rclone 1.75.2's Dir.SetModTime "
-             "only keeps the time in memory and succeeds. dockerd sets the volume root's times when it "
-             "copies an existing, empty mount point onto an empty volume: `docker run --workdir /mnt` fails")
+# Was: pyclone's utimens of a directory reaches the s3 backend, which refuses it (ENOENT for an empty
+# prefix, ENOTSUP when it has objects: S3Backend.set_modtime); rclone 1.75.2's Dir.SetModTime only
+# keeps the time in memory and succeeds. dockerd sets the volume root's times when it copies an
+# existing, empty mount point onto an empty volume: `docker run --workdir /mnt` fails
 
 
-@pytest.mark.xfail(strict=True, reason=UTIME_BUG)
 def test_seed_workdir_on_empty_volume(plugin: PluginProcess, res: Resources, moto: MotoServer) -> None:
     """The seed's `docker run -v VOLUME:/mnt --workdir /mnt` on a new, empty s3 volume."""
     bucket = moto.make_bucket(f"e2e-{tag()}")
@@ -416,12 +415,11 @@ def test_rclone_conf_section(plugin: PluginProcess, res: Resources, moto: MotoSe
         assert etag == written["big.bin"], f"under the cutoff but not one PutObject: {etag}"
 
 
-MTIME_BUG = ("pyclone writes X-Amz-Meta-Mtime always with nine fraction digits (backends/s3/api.py "
-             "mtime_header: f\"{secs}.{ns:09d}\"); rclone 1.75.2 (swift.TimeToFloatString) trims trailing "
-             "zeros and writes whole seconds without a dot: 1577836800.5, 1577836800")
+# Was: pyclone writes X-Amz-Meta-Mtime always with nine fraction digits (backends/s3/api.py
+# mtime_header: f\"{secs}.{ns:09d}\"); rclone 1.75.2 (swift.TimeToFloatString) trims trailing zeros
+# and writes whole seconds without a dot: 1577836800.5, 1577836800
 
 
-@pytest.mark.xfail(strict=True, reason=MTIME_BUG)
 def test_mtime_header_trims_zeros_as_rclone(plugin: PluginProcess, res: Resources, moto: MotoServer) -> None:
     """A file touched to a whole second in the container: rclone stores "1577836800"."""
     bucket = moto.make_bucket(f"e2e-{tag()}")
@@ -472,14 +470,12 @@ def test_missing_bucket_fails_the_write(plugin: PluginProcess, res: Resources, m
     assert keys_under(moto, good, "p") == {"p/one.bin": 4096}
 
 
-NO_BUCKET_BUG = ("a missing bucket (s3-no-check-bucket=true, cache mode off): pyclone PUTs at open(O_CREAT), "
-                 "maps the 404 NoSuchBucket to ENOENT ('cp: can't create ...: No such file or directory', "
-                 "mkdir the same) and logs nothing; rclone 1.75.2 opens, fails the close with EIO and logs "
-                 "ERROR 'one.bin: WriteFileHandle.New Rcat failed: ... NoSuchBucket: The specified bucket "
-                 "does not exist'")
+# Was: a missing bucket (s3-no-check-bucket=true, cache mode off): pyclone PUTs at open(O_CREAT), maps
+# the 404 NoSuchBucket to ENOENT ('cp: can't create ...: No such file or directory', mkdir the same)
+# and logs nothing; rclone 1.75.2 opens, fails the close with EIO and logs ERROR 'one.bin:
+# WriteFileHandle.New Rcat failed: ... NoSuchBucket: The specified bucket does not exist'
 
 
-@pytest.mark.xfail(strict=True, reason=NO_BUCKET_BUG)
 def test_missing_bucket_error_as_rclone(plugin: PluginProcess, res: Resources, moto: MotoServer) -> None:
     log_start = plugin.log_size()
     name, bucket = missing_bucket_volume(res, moto)
@@ -525,15 +521,14 @@ def test_wrong_endpoint_port_fails_clearly(plugin: PluginProcess, res: Resources
     assert plugin.running and plugin.call("Plugin.Activate")[0] == 200
 
 
-DEAD_LIST_BUG = ("a listing that cannot reach the endpoint shows an empty directory: `ls /mnt` on a volume "
-                 "whose endpoint refuses connections exits 0 with nothing listed; rclone 1.75.2 fails it with "
-                 "EIO ('IO error: ... ListObjects ...', after its retries)")
-DEAD_LOG_BUG = ("the I/O errors of a volume whose endpoint refuses connections are not logged (the container "
-                "gets EIO, the plugin's log at -v has nothing); rclone 1.75.2 logs 'ERROR : IO error: ...' with "
-                "the request's error")
+# Was: a listing that cannot reach the endpoint shows an empty directory: `ls /mnt` on a volume whose
+# endpoint refuses connections exits 0 with nothing listed; rclone 1.75.2 fails it with EIO ('IO
+# error: ... ListObjects ...', after its retries)
+# Was: the I/O errors of a volume whose endpoint refuses connections are not logged (the container
+# gets EIO, the plugin's log at -v has nothing); rclone 1.75.2 logs 'ERROR : IO error: ...' with the
+# request's error
 
 
-@pytest.mark.xfail(strict=True, reason=DEAD_LIST_BUG)
 def test_wrong_endpoint_port_listing_fails(plugin: PluginProcess, res: Resources, moto: MotoServer) -> None:
     name, _port, r = dead_port_volume(res, moto)
     assert r.returncode == 0, f"create failed: {r.stderr}"  # pyclone's: create does not reach the endpoint
@@ -543,7 +538,6 @@ def test_wrong_endpoint_port_listing_fails(plugin: PluginProcess, res: Resources
     assert "input/output error" in r.stderr.lower(), r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=DEAD_LOG_BUG)
 def test_wrong_endpoint_port_logged(plugin: PluginProcess, res: Resources, moto: MotoServer) -> None:
     log_start = plugin.log_size()
     name, port, r = dead_port_volume(res, moto)

@@ -95,6 +95,14 @@ NOT_HERE: dict[str, str] = {
         "(tests/e2e/test_sftp_e2e.py does this against a real sshd)",
     "docker run --rm -v firstvolume:/mnt --workdir /mnt busybox ls":
         "mounts firstvolume above (the reader's server) and pulls busybox from a registry",
+    "docker volume create photos -d pyclone -o type=s3 -o s3-provider=Minio \\":
+        "KEY, SECRET and nas.lan:9000 are placeholders for the reader's S3 server "
+        "(tests/e2e/test_s3_e2e.py does this against moto)",
+    "docker run --rm -v photos:/mnt busybox ls -l /mnt":
+        "mounts photos above (the reader's server) and pulls busybox from a registry",
+    "docker volume create secret -d pyclone -o type=crypt -o crypt-remote=/srv/enc \\":
+        "PASSWORD is a placeholder and /srv/enc the reader's directory; needs the plugin running for dockerd "
+        "(tests/integration/test_crypt_interop.py mounts a crypt volume through the plugin)",
     "python3 pyclone-docker-arm64.pyz version": "the arm64 file needs an arm64 Python (tests/zipapp runs "
                                                 "this machine's file, tests/arm/arm_proof.py arm64's under qemu)",
     "python3 pyclone-docker-arm64.pyz selftest          # known-answer tests of the native crypto":

@@ -64,7 +64,7 @@ def mounted(tmp_path: Path, mode: str, *, attr_timeout: float = 0.0, write_back:
     cache = None
     if mode != "off":
         cache = Cache(store, str(cache_dir), "virt", write_back=write_back,
-                      on_uploaded=lambda path: holder[0].uploaded(path) if holder else None)
+                      on_uploaded=lambda path, entry: holder[0].uploaded(path, entry) if holder else None)
         cache.start()
     vfs = VFS(store, values, cache=cache)
     holder.append(vfs)

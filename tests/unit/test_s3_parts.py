@@ -23,8 +23,13 @@ def cfg(**raw: str):
 def test_mtime_metadata_is_rclones_text() -> None:
     # what rclone 1.75.2 wrote for a file touched to 2021-03-04 05:06:07.123456789 UTC
     assert mtime_header(1614834367_123456789) == "1614834367.123456789"
+    # trailing zeros cut, and before 1970 a sign, as rclone 1.75.2 wrote them (checked on moto)
+    assert [mtime_header(t) for t in (1577836800 * 10**9, 1577836800_500000000, 1577836800_000000005,
+                                      1577836800_120000000, -500_000_000)] == [
+        "1577836800", "1577836800.5", "1577836800.000000005", "1577836800.12", "-0.5"]
+    assert parse_mtime("-0.5") == -500_000_000 and parse_mtime("-1.25") == -1_250_000_000
     assert parse_mtime("1614834367.123456789") == 1614834367_123456789
-    assert mtime_header(5) == "0.000000005"
+    assert mtime_header(5) == "0.000000005" and parse_mtime("0") == 0
     assert parse_mtime("1614834367") == 1614834367 * 10**9
     assert parse_mtime("1614834367.5") == 1614834367_500000000
     assert parse_mtime("1614834367.1234567891") == 1614834367_123456789  # beyond ns: cut

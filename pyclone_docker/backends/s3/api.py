@@ -144,25 +144,24 @@ class _NotFound(S3Error, FileNotFoundError):
 
 
 def mtime_header(mtime_ns: int) -> str:
-    """X-Amz-Meta-Mtime as rclone writes it: seconds, a dot, nine digits."""
-    secs, ns = divmod(mtime_ns, 10**9)
-    return f"{secs}.{ns:09d}"
+    """X-Amz-Meta-Mtime as rclone writes it (swift.TimeToFloatString): seconds, then the
+    fraction with its trailing zeros cut (1577836800, 1577836800.5, 1614834367.123456789)."""
+    sign = "-" if mtime_ns < 0 else ""
+    secs, ns = divmod(abs(mtime_ns), 10**9)  # before 1970: "-0.5", as Go prints the float
+    if not ns:
+        return f"{sign}{secs}"
+    return f"{sign}{secs}.{ns:09d}".rstrip("0")
 
 
 def parse_mtime(value: str) -> int | None:
     """X-Amz-Meta-Mtime (rclone's float seconds) in ns; None if it is not one."""
     value = value.strip()
-    if not value:
+    negative = value.startswith("-")
+    secs, _, frac = value.lstrip("+-").partition(".")
+    if not secs.isdigit() or (frac and not frac.isdigit()):
         return None
-    secs, _, frac = value.partition(".")
-    try:
-        whole = int(secs)
-        digits = (frac + "000000000")[:9] if frac else "0"
-        if frac and not frac.isdigit():
-            return None
-        return whole * 10**9 + (int(digits) if whole >= 0 else -int(digits))
-    except ValueError:
-        return None
+    ns = int(secs) * 10**9 + (int((frac + "000000000")[:9]) if frac else 0)
+    return -ns if negative else ns
 
 
 def http_date_ns(value: str) -> int:

@@ -77,6 +77,7 @@ class S3Backend(Backend):
             feats.add(FEATURE_EMPTY_DIRS)
         self.features = frozenset(feats)
         self._meta: dict[str, Meta] = {}
+        self._fresh: dict[str, Meta] = {}  # uploads whose next stat needs no HEAD (uploaded())
         self._meta_lock = threading.Lock()
         self._buckets_ok: set[str] = set()
         self._bucket_lock = threading.Lock()
@@ -115,6 +116,7 @@ class S3Backend(Backend):
         with self._meta_lock:
             k = f"{bucket}/{key}"
             self._meta.pop(k, None)
+            self._fresh.pop(k, None)  # changed since its upload: the next stat asks the server
             if meta is not None:
                 self._meta[k] = meta
                 if len(self._meta) > META_CACHE:
@@ -187,6 +189,7 @@ class S3Backend(Backend):
             query = "&".join(f"{k}={quote(v, safe='-_.~')}" for k, v in sorted(q))
             resp = self.api.call("GET", bucket, "", query, what="ListObjects")
             page = parse_list(resp.data, url_encode)
+            self._buckets_ok.add(bucket)  # it exists: no CreateBucket before a write (as rclone)
             yield page
             if not page.truncated or not page.next_token or max_keys:
                 return
@@ -201,7 +204,16 @@ class S3Backend(Backend):
         dirs: list[Entry] = []
         files: list[tuple[str, Any]] = []
         found = False
-        for page in self._pages(bucket, prefix, True):
+        try:
+            pages = list(self._pages(bucket, prefix, True)) if not path else self._pages(bucket, prefix, True)
+        except FileNotFoundError:
+            if path:
+                raise
+            # the root of a bucket not made yet lists as empty, as rclone's (the first write
+            # makes it, unless no_check_bucket: then that write fails)
+            log.debug("%s: %s: bucket not found: listed as empty", self.api.label, bucket)
+            return []
+        for page in pages:
             for p in page.prefixes:
                 found = True
                 name = p[len(prefix):].rstrip("/")
@@ -274,9 +286,11 @@ class S3Backend(Backend):
         name = path.rpartition("/")[2]
         if not key or not path:  # the root always exists, as in rclone
             return Entry(name, True)
-        known = self._known(bucket, key) if self.cfg.no_head else None
-        if known is not None:  # no_head: what the upload told us stands for the HEAD after it
-            return Entry(name, False, known.size, known.mtime_ns)
+        fresh = self._fresh.pop(f"{bucket}/{key}", None)
+        if fresh is None and self.cfg.no_head:  # no_head: what an upload told us stands for a HEAD
+            fresh = self._known(bucket, key)
+        if fresh is not None:
+            return Entry(name, False, fresh.size, fresh.mtime_ns)
         try:
             meta = self.head(bucket, key)
             return Entry(name, False, meta.size, meta.mtime_ns)
@@ -311,8 +325,13 @@ class S3Backend(Backend):
         return S3Writer(self, bucket, key, size, now_ns() if mtime_ns is None else mtime_ns)
 
     def uploaded(self, bucket: str, key: str, size: int, mtime_ns: int, etag: str, md5: str) -> None:
-        """A writer committed: what is known of the object now."""
-        self._remember(bucket, key, Meta(size, etag, mtime_ns, md5) if etag else None)
+        """A writer committed: what is known of the object now. The stat that follows an upload
+        (the VFS's, for the fingerprint) is answered from it: the server said what it stored
+        (the ETag checked against the MD5 sent), so a HEAD would only repeat it."""
+        meta = Meta(size, etag, mtime_ns, md5) if etag else None
+        self._remember(bucket, key, meta)
+        if meta is not None:
+            self._fresh[f"{bucket}/{key}"] = meta
 
     def upload_hashes(self, size: int) -> tuple[str, ...]:
         """A multipart upload stores the object's MD5 at its start (X-Amz-Meta-Md5chksum)."""

@@ -7,7 +7,6 @@ Everything here runs once per volume, at Create; nothing talks to the network.
 from __future__ import annotations
 
 import base64
-import configparser
 import hashlib
 import logging
 import os
@@ -114,6 +113,8 @@ def _env_credentials(opt: dict[str, Any]) -> Credentials | None:
     path = (opt["shared_credentials_file"] or os.environ.get("AWS_SHARED_CREDENTIALS_FILE")
             or os.path.join(os.path.expanduser("~"), ".aws", "credentials"))
     profile = opt["profile"] or os.environ.get("AWS_PROFILE") or "default"
+    import configparser
+
     parser = configparser.RawConfigParser()
     try:
         with open(path, encoding="utf-8") as f:

@@ -166,6 +166,7 @@ class S3Writer:
         self.mtime_ns = mtime_ns  # the VFS may set it before close() (a utime on the open file)
         self.source_hashes: dict[str, str] = {}  # the VFS sets {"md5": hex} before writing (upload_hashes)
         self._md5 = hashlib.md5()
+        self._hash_whole: bool | None = None  # decided at the first write (source_hashes known by then)
         self._written = 0
         self._closed = False
         cfg = backend.cfg
@@ -182,7 +183,11 @@ class S3Writer:
             raise OSError(errno.EBADF, "write after close", self._key)
         if self._size >= 0 and self._written + len(view) > self._size:
             raise OSError(errno.EFBIG, f"more than the {self._size} bytes announced", self._key)
-        self._md5.update(view)
+        if self._hash_whole is None:
+            # a multipart upload whose MD5 the VFS gave needs no second pass over the bytes
+            self._hash_whole = not (isinstance(self._impl, _Multipart) and "md5" in self.source_hashes)
+        if self._hash_whole:
+            self._md5.update(view)
         self._impl.write(view)
         self._written += len(view)
         return len(view)
@@ -197,10 +202,19 @@ class S3Writer:
                           f"{self._size} bytes written")
         try:
             etag = self._impl.finish()
+        except FileNotFoundError as e:  # NoSuchBucket (no_check_bucket): the close fails with EIO, as rclone's
+            self._impl.abort()
+            raise OSError(errno.EIO, str(e)) from None
         except BaseException:
             self._impl.abort()
             raise
-        self._b.uploaded(self._bucket, self._key, self._written, self.mtime_ns, etag, self._md5.hexdigest())
+        self._b.uploaded(self._bucket, self._key, self._written, self.mtime_ns, etag, self.md5_digest().hex())
+
+    def md5_digest(self) -> bytes:
+        """The whole object's MD5: hashed on the way, or the one the VFS announced."""
+        if self._hash_whole is False:
+            return bytes.fromhex(self.source_hashes["md5"])
+        return self._md5.digest()
 
     def abort(self) -> None:
         if not self._closed:
@@ -212,9 +226,10 @@ class S3Writer:
         b = self._b
         if b.cfg.disable_checksum or b.cfg.etag_is_not_md5 or not etag or len(etag) != 32:
             return
-        if etag != self._md5.hexdigest():
+        want = self.md5_digest().hex()
+        if etag != want:
             raise OSError(errno.EIO, f"{b.api.label}: {self._bucket}/{self._key}: upload corrupted: "
-                          f"MD5 differ: expecting {self._md5.hexdigest()} but got {etag}")
+                          f"MD5 differ: expecting {want} but got {etag}")
 
 
 class _Buffered:
@@ -239,9 +254,10 @@ def put_buffer(w: S3Writer, buf: bytearray) -> str:
     b = w._b
     headers = _put_headers(b, w._key, w.mtime_ns)
     if not b.cfg.disable_checksum:
-        headers["Content-MD5"] = base64.b64encode(w._md5.digest()).decode()
+        digest = base64.b64encode(w.md5_digest()).decode()
+        headers["Content-MD5"] = digest
         if b.cfg.etag_is_not_md5:  # SSE-KMS, SSE-C: the MD5 is kept as metadata, as rclone
-            headers["x-amz-meta-md5chksum"] = base64.b64encode(w._md5.digest()).decode()
+            headers["x-amz-meta-md5chksum"] = digest
     b.ensure_bucket(w._bucket)
     resp = b.api.call("PUT", w._bucket, w._key, headers=headers, body=memoryview(buf),
                       direction="upload", what="PutObject")
@@ -436,7 +452,7 @@ class _Multipart:
             raise OSError(errno.EIO, f"{b.api.label}: {w._bucket}/{w._key}: multipart upload corrupted: "
                           f"Etag differ: expecting {want} but got {etag}")
         announced = w.source_hashes.get("md5", "")
-        if announced and announced != w._md5.hexdigest():  # the file changed while it was sent
+        if announced and w._hash_whole and announced != w._md5.hexdigest():  # changed while it was sent
             raise OSError(errno.EIO, f"{b.api.label}: {w._bucket}/{w._key}: the data sent does not match the "
                           "MD5 announced for it (changed during the upload)")
         if w.mtime_ns != self._mtime_sent:  # set on the open file after the upload began

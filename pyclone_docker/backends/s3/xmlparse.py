@@ -7,7 +7,6 @@ import datetime as _dt
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
-from xml.sax.saxutils import escape
 
 
 @dataclass(slots=True)
@@ -129,6 +128,11 @@ def complete_body(parts: list[tuple[int, str]]) -> bytes:
         out.append(f'<Part><PartNumber>{number}</PartNumber><ETag>"{etag}"</ETag></Part>')
     out.append("</CompleteMultipartUpload>")
     return "".join(out).encode()
+
+
+def escape(text: str) -> str:
+    """XML text escaping (xml.sax.saxutils imports urllib.request, http.client and email)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def create_bucket_body(location: str) -> bytes:

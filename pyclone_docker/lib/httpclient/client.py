@@ -139,7 +139,10 @@ class HttpClient:
         self.max_connections = max(1, int(max_connections))
         self.retry_statuses = retry_statuses
         self._env = dict(os.environ if env is None else env)
-        self._ssl = tls.ssl_context(ctx)  # bad --ca-cert / --client-cert: ValueError now
+        # bad --ca-cert / --client-cert: ValueError now; with none of the TLS flags, the context
+        # (~25 ms of loading the system's roots) is made by the first https request
+        tls_flags = any(getattr(ctx, f, None) for f in ("ca_cert", "client_cert", "client_key", "no_check_certificate"))
+        self._ssl: Any = tls.ssl_context(ctx) if tls_flags else None
         contimeout = float(getattr(ctx, "contimeout", 60.0) or 0) or None
         timeout = float(getattr(ctx, "timeout", 300.0) or 0) or None
         self._timeout = u3.Timeout(connect=contimeout, read=timeout)
@@ -171,6 +174,11 @@ class HttpClient:
         except ValueError as e:
             raise HttpError(errno.EINVAL, f"{self.name}: {e}") from None
         with self._managers_lock:
+            if self._ssl is None and (url.startswith("https:") or via is not None):
+                self._ssl = tls.ssl_context(self.ctx)
+                self._pool_kw["ssl_context"] = self._ssl
+                for manager in self._managers.values():  # their https pools are made with it
+                    manager.connection_pool_kw["ssl_context"] = self._ssl
             return self._managers.get(via) or self._new_manager(via)
 
     def _new_manager(self, via: proxy.Proxy | None) -> Any:

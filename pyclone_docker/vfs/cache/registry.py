@@ -40,7 +40,7 @@ class Cache:
     def __init__(self, backend: Backend, cache_dir: str, volume: str, *, read_ahead: int = 0, buffer_size: int = 0,
                  write_back: float = 5.0, transfers: int = 4, max_age: float = 3600.0, max_size: int = -1,
                  poll_interval: float = 60.0, fast_fingerprint: bool = False, set_modtime: bool = True,
-                 on_uploaded: Callable[[str], None] | None = None) -> None:
+                 on_uploaded: Callable[[str, Entry], None] | None = None) -> None:
         self.backend = backend
         self.volume = volume
         self.data_root, self.meta_root = volume_roots(cache_dir, volume)

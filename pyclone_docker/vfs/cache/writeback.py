@@ -31,7 +31,7 @@ class WriteBack:
     retrying failures with exponential backoff up to a minute."""
 
     def __init__(self, cache: QueueOwner, delay: float, transfers: int,
-                 on_uploaded: Callable[[str], None] | None) -> None:
+                 on_uploaded: Callable[[str, Entry], None] | None) -> None:
         self.cache = cache
         self.delay = delay
         self.transfers = transfers
@@ -149,7 +149,7 @@ class WriteBack:
             return True, item.path, 0.5  # open, renamed or uploading right now: soon
         backend = self.cache.backend
         try:
-            fp = self._send(item, job)
+            fp, remote = self._send(item, job)
         except BaseException:
             item.abort_upload()
             raise
@@ -158,8 +158,8 @@ class WriteBack:
         outcome, stray = item.end_upload(job, fp)
         if outcome == CLEAN:
             log.info("uploaded %s (%d bytes)", job.path, job.size)
-            if self.on_uploaded is not None:
-                self.on_uploaded(job.path)
+            if self.on_uploaded is not None and remote is not None:
+                self.on_uploaded(job.path, remote)
             return True, "", None
         if outcome == MOVED and stray and self.cache.peek(job.path) in (None, item):
             # renamed meanwhile: what was sent belongs to a name the file no longer has
@@ -172,16 +172,16 @@ class WriteBack:
         log.info("%s changed or moved while it was uploaded: uploading it again", item.path)
         return True, item.path, None if outcome == CHANGED else 0.0
 
-    def _send(self, item, job: Upload) -> str | None:
-        """Send the snapshot without the item's lock; the remote's fingerprint after it, or
-        None if a rename stopped it (the rest would be sent under a stale name)."""
+    def _send(self, item, job: Upload) -> tuple[str | None, Entry | None]:
+        """Send the snapshot without the item's lock; the remote's fingerprint and entry after
+        it, or None if a rename stopped it (the rest would be sent under a stale name)."""
         backend = self.cache.backend
         # the fingerprint's hash is taken on the way up, as rclone's local backend does:
         # reading the file back afterwards would double the cost of every upload
         kind = fingerprint_hash(backend, self.cache.fast_fingerprint)
         first = _hash_first(backend, job, item)
         if first is None:
-            return None  # a rename stopped it
+            return None, None  # a rename stopped it
         hasher = new_hash(kind) if kind and kind not in first else None
         writer = backend.open_write(job.path, job.size, job.modtime_ns if self.cache.set_modtime else None)
         if first:
@@ -193,7 +193,7 @@ class WriteBack:
             while pos < job.size:
                 if item.moves != job.moves:
                     writer.abort()
-                    return None
+                    return None, None
                 n = os.preadv(job.fd, [view[:min(len(buf), job.size - pos)]], pos)
                 if n == 0:
                     break  # truncated meanwhile: the item changed, it goes again
@@ -213,10 +213,10 @@ class WriteBack:
                 backend.hash_written(job.path, kind, hasher.hexdigest())
             elif kind in first:
                 backend.hash_written(job.path, kind, first[kind])
-            return fingerprint(remote, backend, self.cache.fast_fingerprint, job.path)
+            return fingerprint(remote, backend, self.cache.fast_fingerprint, job.path), remote
         except FileNotFoundError:
             if item.moves != job.moves:
-                return None  # moved away by a rename since it landed: MOVED, not a failure
+                return None, None  # moved away by a rename since it landed: MOVED, not a failure
             raise
 
     def flush(self, timeout: float) -> bool:
