@@ -170,6 +170,11 @@ def _crypt_obfuscate_s3(tmp: Path, request: pytest.FixtureRequest) -> Backend:
                         f"password2={obscure.obscure('pepper')},filename_encryption=obfuscate:", fsmod.FsContext())
 
 
+def _chunker(tmp: Path, request: pytest.FixtureRequest) -> Backend:
+    # chunker over local with 64 KiB chunks, so the suite's larger files span several chunks
+    return fsmod.new_fs(f":chunker,remote='{_fresh(tmp, 'root')}',chunk_size=64Ki:", fsmod.FsContext())
+
+
 SFTP_KNOWN_FAILURES: dict[str, str] = {}
 # a 255-byte name encrypts to more than the 255 bytes a local file name may have (rclone: the
 # same ENAMETOOLONG); base32 of a padded name is 8/5 as long
@@ -185,6 +190,7 @@ FLATSTORE_KNOWN_FAILURES: dict[str, str] = dict(TAB_KNOWN_FAILURES)
 _S3_DEEP = {"test_deep_path_made_by_an_upload": "an S3 key is at most 1024 bytes (20 levels of 95 bytes are ~1,900)"}
 S3_KNOWN_FAILURES = {**FLATSTORE_KNOWN_FAILURES, **_S3_DEEP}
 CRYPT_S3_KNOWN_FAILURES = dict(S3_KNOWN_FAILURES)  # obfuscate leaves a tab as it is
+CHUNKER_KNOWN_FAILURES: dict[str, str] = dict(LOCAL_KNOWN_FAILURES)  # names are local's
 
 CASES = [
     BackendCase("local", _local, known_failures=LOCAL_KNOWN_FAILURES),
@@ -204,6 +210,7 @@ CASES = [
     BackendCase("crypt", _crypt, max_name_bytes=143, known_failures=CRYPT_KNOWN_FAILURES),
     BackendCase("crypt-obfuscate-s3", _crypt_obfuscate_s3, dir_modtime=False, posix_errors=False, max_name_bytes=0,
                 known_failures=CRYPT_S3_KNOWN_FAILURES),
+    BackendCase("chunker", _chunker, known_failures=CHUNKER_KNOWN_FAILURES),
 ]
 
 
