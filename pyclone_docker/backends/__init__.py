@@ -28,6 +28,7 @@ _MODULES = {
     "http": "http",
     "ftp": "ftp",
     "crypt": "crypt",
+    "chunker": "chunker",
 }
 NAMES: tuple[str, ...] = tuple(_MODULES)
 
