@@ -190,7 +190,16 @@ FLATSTORE_KNOWN_FAILURES: dict[str, str] = dict(TAB_KNOWN_FAILURES)
 _S3_DEEP = {"test_deep_path_made_by_an_upload": "an S3 key is at most 1024 bytes (20 levels of 95 bytes are ~1,900)"}
 S3_KNOWN_FAILURES = {**FLATSTORE_KNOWN_FAILURES, **_S3_DEEP}
 CRYPT_S3_KNOWN_FAILURES = dict(S3_KNOWN_FAILURES)  # obfuscate leaves a tab as it is
-CHUNKER_KNOWN_FAILURES: dict[str, str] = dict(LOCAL_KNOWN_FAILURES)  # names are local's
+# every upload goes first to "<name>.rclone_chunk.001_<6-char transaction ID>", 24 bytes longer
+_CHUNKER_LONG = ("a 255-byte name's temporary first chunk (+ '.rclone_chunk.001_xxxxxx') is longer than the 255 bytes "
+                 "a local file name may have (rclone 1.75.2: the same 'file name too long'; names up to 231 bytes)")
+CHUNKER_KNOWN_FAILURES: dict[str, str] = {
+    **LOCAL_KNOWN_FAILURES,
+    **{f"{test}[{name}": _CHUNKER_LONG for test in ("test_file_name_round_trip", "test_directory_name_round_trip")
+       for name in ("ascii-255", "utf8-255-bytes")},
+    "test_name_longer_than_the_limit": "a file name is held to 231 bytes, a directory's is not (directories are not "
+                                       "chunked: a 232-byte one is made, as rclone 1.75.2 makes it)",
+}
 
 CASES = [
     BackendCase("local", _local, known_failures=LOCAL_KNOWN_FAILURES),
@@ -210,7 +219,7 @@ CASES = [
     BackendCase("crypt", _crypt, max_name_bytes=143, known_failures=CRYPT_KNOWN_FAILURES),
     BackendCase("crypt-obfuscate-s3", _crypt_obfuscate_s3, dir_modtime=False, posix_errors=False, max_name_bytes=0,
                 known_failures=CRYPT_S3_KNOWN_FAILURES),
-    BackendCase("chunker", _chunker, known_failures=CHUNKER_KNOWN_FAILURES),
+    BackendCase("chunker", _chunker, max_name_bytes=231, known_failures=CHUNKER_KNOWN_FAILURES),
 ]
 
 
