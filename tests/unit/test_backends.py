@@ -21,7 +21,7 @@ from pyclone_docker.flags import ALL_OPTIONS, OptionValues
 
 REPO = Path(__file__).resolve().parents[2]
 PLANNED = ("webdav", "http", "ftp")
-BUILT_LAZY = ("sftp", "s3", "crypt")  # built, imported only when a volume uses them
+BUILT_LAZY = ("sftp", "s3", "crypt", "chunker")  # built, imported only when a volume uses them
 
 
 def _modules_after(code: str) -> list[str]:
@@ -78,7 +78,7 @@ def test_every_declaration_is_sound(type_name: str) -> None:
         assert opt.name == opt.name.lower() and "-" not in opt.name
         opt.parse("")  # every default parses as its own kind
     assert (info.factory is None) == (type_name in PLANNED)
-    assert info.wraps == (type_name in ("alias", "crypt"))
+    assert info.wraps == (type_name in ("alias", "crypt", "chunker"))
 
 
 @pytest.mark.parametrize("type_name", PLANNED)
