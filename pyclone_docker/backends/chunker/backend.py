@@ -362,7 +362,7 @@ class ChunkerBackend(WrappingBackend):
             xact = new_xact_id()
             try:
                 self.inner.stat(self.names.make(path, 0, "", xact))
-            except FileNotFoundError:
+            except OSError:  # rclone: any error probing means the ID is free
                 return xact
         raise _eio(f"can't setup transaction for {path}")
 
