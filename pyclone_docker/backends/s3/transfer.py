@@ -204,7 +204,7 @@ class S3Writer:
             etag = self._impl.finish()
         except FileNotFoundError as e:  # NoSuchBucket (no_check_bucket): the close fails with EIO, as rclone's
             self._impl.abort()
-            raise OSError(errno.EIO, str(e)) from None
+            raise OSError(errno.EIO, e.strerror or str(e)) from None
         except BaseException:
             self._impl.abort()
             raise
