@@ -9,7 +9,7 @@ a multipart upload with `upload_concurrency` parts of `chunk_size` in flight, ea
 whole on a retry, the parts aborted on failure unless `leave_parts_on_error`. A small object
 is held in memory and sent with its Content-MD5; a larger single PUT streams through a
 bounded queue (it cannot be resent: a failure fails the upload, which the VFS retries).
-Memory is bounded by (upload_concurrency + 1) x chunk_size per upload.
+Memory is bounded by upload_concurrency x chunk_size per upload, the part being filled included.
 """
 
 from __future__ import annotations
@@ -249,7 +249,7 @@ class _Buffered:
         self._buf = bytearray()
 
 
-def put_buffer(w: S3Writer, buf: bytearray) -> str:
+def put_buffer(w: S3Writer, buf: bytearray | memoryview) -> str:
     """One PutObject of the whole object, held in `buf`, with its Content-MD5; its ETag."""
     b = w._b
     headers = _put_headers(b, w._key, w.mtime_ns)
@@ -370,7 +370,8 @@ class _Multipart:
         b = w._b
         self._w = w
         self._part = part_size(size, b.cfg.chunk_size, b.cfg.max_upload_parts)
-        self._buf = bytearray()
+        self._buf: bytearray | None = None  # the part being filled (allocated whole: no regrowth)
+        self._fill = 0
         self._upload_id = ""
         self._parts: list[Future[tuple[str, bytes]]] = []
         self._slots = threading.Semaphore(b.cfg.upload_concurrency)
@@ -393,10 +394,16 @@ class _Multipart:
 
     def write(self, view: memoryview) -> None:
         while len(view):
-            room = self._part - len(self._buf)
-            self._buf += view[:room]
-            view = view[room:]
-            if len(self._buf) >= self._part:
+            if self._buf is None:
+                # the part being filled takes a slot too: at most upload_concurrency parts of
+                # chunk_size in memory, filling or in flight (rclone's bound)
+                self._slots.acquire()
+                self._buf, self._fill = bytearray(self._part), 0
+            n = min(len(view), self._part - self._fill)
+            self._buf[self._fill:self._fill + n] = view[:n]
+            self._fill += n
+            view = view[n:]
+            if self._fill == self._part:
                 self._submit()
 
     def _submit(self) -> None:
@@ -408,13 +415,13 @@ class _Multipart:
         for f in self._parts:  # a failed part fails the upload now, not at the end
             if f.done() and f.exception() is not None:
                 raise f.exception()  # type: ignore[misc]
-        self._slots.acquire()  # at most upload_concurrency parts in memory and in flight
-        data, self._buf = self._buf, bytearray()
+        assert self._buf is not None and self._pool is not None
+        data = memoryview(self._buf)[:self._fill]  # its slot is released when it has been sent
+        self._buf = None
         number = len(self._parts) + 1
-        assert self._pool is not None
         self._parts.append(self._pool.submit(self._send_part, number, data))
 
-    def _send_part(self, number: int, data: bytearray) -> tuple[str, bytes]:
+    def _send_part(self, number: int, data: memoryview) -> tuple[str, bytes]:
         w, b = self._w, self._w._b
         try:
             digest = hashlib.md5(data).digest()
@@ -422,7 +429,7 @@ class _Multipart:
             if not b.cfg.disable_checksum:
                 headers["Content-MD5"] = base64.b64encode(digest).decode()
             query = f"partNumber={number}&uploadId={quote(self._upload_id, safe='')}"
-            resp = b.api.call("PUT", w._bucket, w._key, query, headers=headers, body=memoryview(data),
+            resp = b.api.call("PUT", w._bucket, w._key, query, headers=headers, body=data,
                               direction="upload", what=f"UploadPart {number}")
             resp.release_conn()
             return clean_etag(resp.headers.get("ETag", "")), digest
@@ -432,9 +439,16 @@ class _Multipart:
     def finish(self) -> str:
         w, b = self._w, self._w._b
         if not self._parts:  # an unknown size that fit in one part: one PutObject, as a small file
-            return put_buffer(w, self._buf)
-        if self._buf:
+            try:
+                return put_buffer(w, memoryview(self._buf or b"")[:self._fill])
+            finally:
+                self._buf = None
+                self._slots.release()
+        if self._buf is not None and self._fill:
             self._submit()  # the last part
+        elif self._buf is not None:  # a part started and left empty: its slot back
+            self._buf = None
+            self._slots.release()
         done = [f.result() for f in self._parts]
         body = complete_body([(i + 1, etag) for i, (etag, _) in enumerate(done)])
         resp = b.api.call("POST", w._bucket, w._key, f"uploadId={quote(self._upload_id, safe='')}",
@@ -469,7 +483,7 @@ class _Multipart:
         for f in self._parts:
             f.cancel()
         self._shutdown()
-        self._buf = bytearray()
+        self._buf = None
         if self._upload_id and not b.cfg.leave_parts_on_error:
             try:
                 b.api.call("DELETE", w._bucket, w._key, f"uploadId={quote(self._upload_id, safe='')}",
