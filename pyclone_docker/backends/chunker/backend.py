@@ -161,13 +161,15 @@ class ChunkerBackend(WrappingBackend):
 
     # --- names and objects ------------------------------------------------------------------
 
-    def _forbid_chunk(self, path: str, what: str) -> None:
+    def _forbid_chunk(self, path: str, what: str, quiet: bool = False) -> None:
+        """A name that is a chunk's: refused with fail_hard, else logged (lookups are quiet, as rclone's)."""
         parsed = self.names.parse(path)
         if parsed is None:
             return
         if self.fail_hard:
             raise OSError(errno.EINVAL, f'{what}: chunk overlap with "{parsed.parent}"', path)
-        log.error('%s: chunk overlap with "%s"', path, parsed.parent)
+        if not quiet:
+            log.error('%s: chunk overlap with "%s"', path, parsed.parent)
 
     def _read_small(self, path: str, size: int) -> bytes:
         r = self.inner.open_read(path, 0, size)
@@ -255,7 +257,7 @@ class ChunkerBackend(WrappingBackend):
 
     def _lookup(self, path: str, quick: bool = False) -> _Obj | Entry:
         """The object at `path` (rclone's scanObject), or the directory's Entry there."""
-        self._forbid_chunk(path, "can't access")
+        self._forbid_chunk(path, "can't access", quiet=True)
         main: Entry | None = None
         if self.use_meta:
             main = self.inner.stat(path)
