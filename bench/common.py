@@ -98,7 +98,10 @@ class Plugin:
                   "--config", str(self.config)]
         if self.rclone:
             return [self.rclone, "serve", "docker", *common]
-        head = [sys.executable, self.pyz] if self.pyz else [sys.executable, "-m", "pyclone_docker"]
+        # BENCH_PYTHON: the interpreter ours runs under (users run the system's python3, whose
+        # start lacks a pyenv's site-packages .pth files)
+        python = os.environ.get("BENCH_PYTHON") or sys.executable
+        head = [python, self.pyz] if self.pyz else [python, "-m", "pyclone_docker"]
         return [*head, "serve", "docker", *common]
 
     def env(self) -> dict[str, str]:
