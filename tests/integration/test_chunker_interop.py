@@ -6,7 +6,8 @@
 - we write the same files and the directory holds what rclone's own copy leaves (chunk names
   and sizes, metadata byte for byte); rclone lsf/cat/check read them, md5sum/sha1sum agree;
 - a rename moves every chunk, both ways;
-- crypt over chunker, both ways (the password in a 0600 rclone.conf, never in argv).
+- crypt over chunker, both ways (the password in a 0600 rclone.conf, never in argv);
+- through a real plugin mount, cache modes off (streamed writes) and writes.
 
 hash_type md5 (the default), sha1all (metadata for every file: local hashes slowly) and none.
 """
@@ -25,6 +26,8 @@ from pyclone_docker import fs as fsmod
 from pyclone_docker.backends.base import Backend, read_full
 from pyclone_docker.obscure import obscure
 from tests import rclone_ref
+
+from .conftest import Plugin
 
 GUARD = 180.0
 CHUNK = 100 * 1024
@@ -201,3 +204,35 @@ def test_name_format_and_start_from_both_ways(rc: Rclone, tmp_path: Path) -> Non
     theirs_b = fsmod.new_fs(f":chunker,remote={theirs},chunk_size=100Ki,{opts}:", fsmod.FsContext())
     for name, size in SIZES.items():
         assert get(theirs_b, name) == content(name, size)
+
+
+@pytest.mark.parametrize("cache_mode", ["off", "writes"])
+def test_a_mount_reads_and_writes_what_rclone_does(plugin: Plugin, rc: Rclone, tmp_path: Path, cache_mode: str) -> None:
+    src, root = sources(tmp_path), tmp_path / "chunked"
+    rc.run("copy", str(src), spec(root, "md5"))
+    opts = {"type": "chunker", "chunker-remote": str(root), "chunker-chunk-size": "100Ki",
+            "vfs-cache-mode": cache_mode, "vfs-write-back": "0.2s"}
+    plugin.client.ok("VolumeDriver.Create", {"Name": "k", "Opts": opts})
+    mp = Path(plugin.client.ok("VolumeDriver.Mount", {"Name": "k", "ID": "t"})["Mountpoint"])
+    written = content("written", 250_000)
+    try:
+        assert sorted(os.listdir(mp)) == sorted(SIZES)
+        for name, size in SIZES.items():
+            assert (mp / name).stat().st_size == size
+            assert (mp / name).read_bytes() == content(name, size), name
+        with (mp / "several").open("rb") as f:
+            f.seek(CHUNK - 5)
+            assert f.read(10) == content("several", SIZES["several"])[CHUNK - 5:CHUNK + 5]
+        (mp / "new dir").mkdir()
+        (mp / "new dir" / "written.bin").write_bytes(written)
+        os.rename(mp / "several", mp / "renamed")
+    finally:
+        plugin.client.ok("VolumeDriver.Unmount", {"Name": "k", "ID": "t"})
+        plugin.client.ok("VolumeDriver.Remove", {"Name": "k"})
+    assert rc.run("cat", spec(root, "md5") + "new dir/written.bin") == written
+    assert sorted(os.listdir(root / "new dir")) == ["written.bin", "written.bin.rclone_chunk.001",
+                                                    "written.bin.rclone_chunk.002", "written.bin.rclone_chunk.003"]
+    listed = rc.run("lsf", spec(root, "md5")).decode().split()
+    assert "renamed" in listed and "several" not in listed
+    assert rc.run("cat", spec(root, "md5") + "renamed") == content("several", SIZES["several"])
+    rc.run("md5sum", spec(root, "md5") + "new dir")

@@ -17,7 +17,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..alias import target
-from ..base import FEATURE_MOVE, FEATURE_RANDOM_READ, FEATURE_RANDOM_WRITE, Backend, BackendContext, Entry
+from ..base import (
+    FEATURE_CHMOD,
+    FEATURE_CHOWN,
+    FEATURE_MOVE,
+    FEATURE_RANDOM_READ,
+    FEATURE_RANDOM_WRITE,
+    Backend,
+    BackendContext,
+    Entry,
+)
 from ..wrapping import WrappingBackend
 from . import INFO
 from . import meta as metafmt
@@ -149,8 +158,10 @@ class ChunkerBackend(WrappingBackend):
             if mode == "norename" and not self.use_meta:
                 raise ValueError("using norename transactions requires metadata")
         self.no_rename = mode == "norename"
-        # a composite's bytes are in several objects: no in-place changes, no pread
-        self.features = inner.features - {FEATURE_RANDOM_READ, FEATURE_RANDOM_WRITE}
+        # a composite's bytes are in several objects: no in-place changes, no pread; a file appears
+        # only when its upload commits (and may change from a plain file to chunks + metadata),
+        # so it keeps no permissions or owner (rclone's chunker has none either)
+        self.features = inner.features - {FEATURE_RANDOM_READ, FEATURE_RANDOM_WRITE, FEATURE_CHMOD, FEATURE_CHOWN}
         # rclone's Hashes(): a hash only where it is known for files of every size
         kind = self.hash_kind
         self.hashes = (kind,) if kind and not self.hash_fallback and (self.hash_all or kind in inner.hashes) else ()
@@ -473,10 +484,10 @@ class ChunkerBackend(WrappingBackend):
         self.inner.set_modtime(self._main_path(path), mtime_ns)
 
     def chmod(self, path: str, mode: int) -> None:
-        self.inner.chmod(self._main_path(path), mode)
+        raise OSError(errno.ENOTSUP, "chunker cannot store permissions", path)
 
     def chown(self, path: str, uid: int, gid: int) -> None:
-        self.inner.chown(self._main_path(path), uid, gid)
+        raise OSError(errno.ENOTSUP, "chunker cannot store owners", path)
 
     def hash(self, path: str, kind: str) -> str:
         if kind not in ("md5", "sha1"):
