@@ -8,7 +8,8 @@ as one chunk plus metadata (md5all/sha1all where the wrapped remote lacks that h
 slowly, and meta_format none, which never writes metadata). Chunks are uploaded under
 temporary names (`_<transaction ID>` suffixes) and renamed when all have landed
 (transactions rename), or left so with the ID in the metadata (norename). The modules: names
-(chunk names), meta (the metadata), backend (listing, names and sizes), transfer (the reader
+(chunk names), meta (the metadata), objects (one file: its main object and chunks), backend
+(listing, names and sizes), transfer (the reader
 over the chunks a read covers, the streaming splitting writer). Only this module is imported
 until a volume uses chunker.
 """

@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from ..alias import target
@@ -31,6 +31,7 @@ from ..wrapping import WrappingBackend
 from . import INFO
 from . import meta as metafmt
 from .names import ChunkNames, new_xact_id
+from .objects import ChunkedObject, eio
 from .transfer import ChunkedReader, ChunkWriter
 
 log = logging.getLogger("pyclone")
@@ -40,10 +41,6 @@ _MAX_TRANSACTION_PROBES = 100
 # rclone's s3 (and http) have no server-side Move (copy and delete instead): `transactions auto`
 # picks norename over them, as rclone's CanQuickRename says
 _NO_QUICK_RENAME = ("s3", "http")
-
-
-def _eio(message: str) -> OSError:
-    return OSError(errno.EIO, message)
 
 
 def _inner_types(b: Backend) -> list[str]:
@@ -81,58 +78,6 @@ def open_chunker(name: str, root: str, options: dict[str, str], ctx: BackendCont
     except BaseException:
         inner.shutdown()
         raise
-
-
-@dataclass
-class _Obj:
-    """One composite or plain file: its main object (metadata, or the plain file; None for a
-    composite without metadata) and active data chunks (inner path, entry)."""
-
-    path: str
-    main: Entry | None
-    chunks: list[tuple[str, Entry] | None] = field(default_factory=list)
-    unsure: bool = False  # temporary/control chunks lie beside it: read the main to be sure
-    full: bool = False  # metadata read (or none to read)
-    md5: str = ""
-    sha1: str = ""
-    txn: str = ""
-
-    @property
-    def composite(self) -> bool:
-        return bool(self.chunks)
-
-    @property
-    def size(self) -> int:
-        if not self.composite:
-            return self.main.size if self.main is not None else 0
-        return sum(c[1].size for c in self.chunks if c is not None)
-
-    def main_chunk(self) -> tuple[str, Entry]:
-        if self.main is not None:
-            return self.path, self.main
-        first = self.chunks[0]
-        assert first is not None
-        return first
-
-    def add_chunk(self, item: tuple[str, Entry], chunk_no: int, start_from: int) -> None:
-        if chunk_no == len(self.chunks):
-            self.chunks.append(item)
-            return
-        if chunk_no > metafmt.MAX_SAFE_CHUNK_NUMBER:
-            raise _eio(metafmt.ERR_CHUNK_OVERFLOW)
-        if chunk_no > len(self.chunks):
-            self.chunks.extend([None] * (chunk_no + 1 - len(self.chunks)))
-        if self.chunks[chunk_no] is not None:
-            raise _eio(f"duplicate chunk number {chunk_no + start_from}")
-        self.chunks[chunk_no] = item
-
-    def validate(self) -> None:
-        if not self.composite:
-            return
-        if self.main is not None and self.main.size > metafmt.MAX_METADATA_SIZE:
-            raise _eio(f'"{self.path}" metadata is too large')
-        if any(c is None for c in self.chunks):
-            raise _eio(f'"{self.path}" has missing chunks')
 
 
 class ChunkerBackend(WrappingBackend):
@@ -203,7 +148,7 @@ class ChunkerBackend(WrappingBackend):
     def list(self, path: str) -> list[Entry]:
         entries = sorted(self.inner.list(path), key=lambda e: e.name)
         prefix = f"{path}/" if path else ""
-        objs: dict[str, _Obj] = {}
+        objs: dict[str, ChunkedObject] = {}
         order: list[str | Entry] = []
         bad: set[str] = set()
         subdirs: set[str] = set()
@@ -215,7 +160,7 @@ class ChunkerBackend(WrappingBackend):
                 continue
             parsed = self.names.parse(e.name)
             if parsed is None:  # a metadata object or a plain file
-                objs[e.name] = _Obj(prefix + e.name, e)
+                objs[e.name] = ChunkedObject(prefix + e.name, e)
                 order.append(e.name)
                 if self.no_rename:
                     txns[e.name] = self._txn_of(prefix + e.name, e)
@@ -226,7 +171,7 @@ class ChunkerBackend(WrappingBackend):
                 log.debug("%s: skip orphan data chunk %r", self, prefix + e.name)
                 continue
             if main is None and not self.use_meta:
-                main = objs[parsed.parent] = _Obj(prefix + parsed.parent, None)
+                main = objs[parsed.parent] = ChunkedObject(prefix + parsed.parent, None)
                 if parsed.parent not in bad:
                     order.append(parsed.parent)
             if special:
@@ -248,7 +193,7 @@ class ChunkerBackend(WrappingBackend):
             o = objs[item]
             if item in subdirs:
                 if self.fail_hard:
-                    raise _eio(f'"{o.path}" is both meta object and directory')
+                    raise eio(f'"{o.path}" is both meta object and directory')
                 bad.add(item)
             if item in bad:
                 log.debug("%s: invalid directory entry %r", self, o.path)
@@ -263,10 +208,10 @@ class ChunkerBackend(WrappingBackend):
             out.append(self._entry(o, item))
         return out
 
-    def _entry(self, o: _Obj, name: str) -> Entry:
+    def _entry(self, o: ChunkedObject, name: str) -> Entry:
         return replace(o.main_chunk()[1], name=name, size=o.size)
 
-    def _lookup(self, path: str, quick: bool = False) -> _Obj | Entry:
+    def _lookup(self, path: str, quick: bool = False) -> ChunkedObject | Entry:
         """The object at `path` (rclone's scanObject), or the directory's Entry there."""
         self._forbid_chunk(path, "can't access", quiet=True)
         main: Entry | None = None
@@ -274,7 +219,7 @@ class ChunkerBackend(WrappingBackend):
             main = self.inner.stat(path)
             if main.is_dir:
                 return main
-        o = _Obj(path, main)
+        o = ChunkedObject(path, main)
         if main is not None and main.size > metafmt.MAX_METADATA_SIZE:
             o.full = True
             return o
@@ -307,13 +252,13 @@ class ChunkerBackend(WrappingBackend):
             o.validate()
         return o
 
-    def _object(self, path: str, quick: bool = False) -> _Obj:
+    def _object(self, path: str, quick: bool = False) -> ChunkedObject:
         o = self._lookup(path, quick)
         if isinstance(o, Entry):
             raise IsADirectoryError(errno.EISDIR, "is a directory", path)
         return o
 
-    def _read_metadata(self, o: _Obj) -> None:
+    def _read_metadata(self, o: ChunkedObject) -> None:
         """Read and check a composite's metadata (rclone's readMetadata); EIO if it is bad."""
         if not self.use_meta or o.full:
             o.full = True
@@ -326,7 +271,7 @@ class ChunkerBackend(WrappingBackend):
             if o.unsure:  # not metadata: a file of its own
                 o.unsure, o.chunks, o.full = False, [], True
                 return
-            raise _eio(f"{o.path}: {metafmt.ERR_META_TOO_BIG}")
+            raise eio(f"{o.path}: {metafmt.ERR_META_TOO_BIG}")
         data = self._read_small(o.path, o.main.size)
         try:
             info = metafmt.unmarshal(data)
@@ -334,10 +279,10 @@ class ChunkerBackend(WrappingBackend):
             if o.unsure and not e.made_by_chunker:
                 o.unsure, o.chunks, o.full = False, [], True
                 return
-            raise _eio(f"{o.path}: invalid metadata: {e}") from None
+            raise eio(f"{o.path}: invalid metadata: {e}") from None
         o.unsure = False
         if o.size != info.size or len(o.chunks) != info.nchunks:
-            raise _eio(f"{o.path}: metadata doesn't match file size")
+            raise eio(f"{o.path}: metadata doesn't match file size")
         o.md5, o.sha1, o.txn, o.full = info.md5, info.sha1, info.txn, True
 
     def stat(self, path: str) -> Entry:
@@ -377,7 +322,7 @@ class ChunkerBackend(WrappingBackend):
                 self.inner.stat(self.names.make(path, 0, "", xact))
             except OSError:  # rclone: any error probing means the ID is free
                 return xact
-        raise _eio(f"can't setup transaction for {path}")
+        raise eio(f"can't setup transaction for {path}")
 
     def remove_old_chunks(self, path: str) -> None:
         """Before a new version lands: the old version's active data chunks go."""
@@ -408,7 +353,7 @@ class ChunkerBackend(WrappingBackend):
         self._forbid_chunk(path, "can't mkdir")
         self.inner.mkdir(path)
 
-    def _delete_obj(self, o: _Obj) -> None:
+    def _delete_obj(self, o: ChunkedObject) -> None:
         try:
             self._read_metadata(o)
         except OSError as e:
@@ -451,14 +396,14 @@ class ChunkerBackend(WrappingBackend):
             old = self._lookup(dst)
         except FileNotFoundError:
             old = None
-        if isinstance(old, _Obj):  # rclone's operations.Move deletes the destination first
+        if isinstance(old, ChunkedObject):  # rclone's operations.Move deletes the destination first
             self._delete_obj(old)
         moved: list[tuple[str, str]] = []
         try:
             for chunk in o.chunks:
                 assert chunk is not None
                 if not chunk[0].startswith(src):
-                    raise _eio(f'invalid chunk name "{chunk[0]}"')
+                    raise eio(f'invalid chunk name "{chunk[0]}"')
                 if o.main is not None and chunk[0] == src:
                     continue
                 self.inner.move(chunk[0], dst + chunk[0][len(src):])
