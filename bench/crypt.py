@@ -189,7 +189,11 @@ class Bench(sftp.Bench):
         opts = {"type": "crypt", "crypt-remote": str(self.dirs[p.label]), "crypt-password": self.obscured}
         if mode != "off":
             opts["vfs-cache-mode"] = mode
-        p.call("VolumeDriver.Create", {"Name": name, "Opts": opts}, fresh=True, timeout=120)
+        opts.update(self.args.volume_opt)
+        try:
+            p.call("VolumeDriver.Create", {"Name": name, "Opts": opts}, fresh=True, timeout=120)
+        except BenchError as e:  # its message holds the request body: not the password
+            raise BenchError(str(e).replace(self.obscured, "***")) from None
         return name
 
     def mount(self, p: Plugin, name: str) -> str:
@@ -393,7 +397,9 @@ def report(b: Bench, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
              f"volumes: type=crypt, crypt-remote=<a local dir>, crypt-password=<obscured>, default names "
              f"(standard, base32); {meta['size_mib']} MiB sequential (median of {meta['io_samples']}); "
              f"{meta['rand_reads']} random 4 KiB reads in a {meta['size_mib']} MiB file (mode off, median of "
-             f"{meta['io_samples']}); primitive on {meta['primitive_mib']} MiB",
+             f"{meta['io_samples']}); primitive on {meta['primitive_mib']} MiB"
+             + (f"; extra volume options for both: {meta['volume_opt']}" if meta["volume_opt"] else "")
+             + (f"; extra plugin arguments for both: {meta['plugin_args']}" if meta.get("plugin_args") else ""),
              "ratio > 1: ours better (throughput and ops/s ours/rclone; time and RSS rclone/ours); info_ rows "
              "have none",
              "write_MBps: dd start to the ciphertext whole in the directory (mode full: includes the default "
@@ -429,11 +435,16 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--io-samples", type=int, default=2, help="runs of each plugin per measure (medians)")
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     ap.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS))
+    ap.add_argument("--volume-opt", action="append", default=[], metavar="KEY=VALUE",
+                    help="an extra volume option for both plugins (diagnosis, e.g. vfs-read-wait=0)")
+    ap.add_argument("--plugin-arg", action="append", default=[], metavar="ARG",
+                    help="an extra argument for both plugins' serve docker (diagnosis, e.g. --buffer-size=0)")
     ap.add_argument("--debug-logs", action="store_true", help="run both plugins with -vv; their logs go to --out")
     ap.add_argument("--profile", action="store_true", help="sample ours' stacks; folded files per step in --out")
     ap.add_argument("--rev", help="measure this commit of --src (git archive), not its working tree")
     ap.add_argument("--src", type=Path, default=REPO, help="the source tree of ours (default: this one)")
     args = ap.parse_args()
+    args.volume_opt = dict(o.split("=", 1) for o in args.volume_opt)
     if args.quick:
         given = set(sys.argv)
         for opt, value in (("--size-mib", 64), ("--rand-reads", 500), ("--io-samples", 1)):
@@ -464,7 +475,7 @@ def main() -> int:
         "cpus": os.cpu_count(), "python": sys.version.split()[0], "cryptodome": Cryptodome.__version__,
         "rclone": rclone_line, "rclone_binary": rclone, "argv": sys.argv[1:], "size_mib": args.size_mib,
         "rand_reads": args.rand_reads, "primitive_mib": args.primitive_mib, "io_samples": args.io_samples,
-        "tree": git_describe(args.src), "notes": []}
+        "volume_opt": args.volume_opt, "tree": git_describe(args.src), "notes": []}
     describe = subprocess.run(["git", "-C", str(args.src), "describe", "--always", "--dirty", "--tags"],
                               capture_output=True, text=True).stdout.strip()
     meta["git_describe"] = describe
@@ -474,9 +485,11 @@ def main() -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         code = code_of(args, root / "code", meta)
         plugins = [Plugin("pyclone", root, code=code), Plugin("rclone", root, rclone=rclone)]
-        if args.debug_logs:
+        extra = [*args.plugin_arg, *(["-vv"] if args.debug_logs else [])]
+        if extra:
+            meta["plugin_args"] = extra
             for p in plugins:
-                p.command = (lambda c: lambda: [*c(), "-vv"])(p.command)  # type: ignore[method-assign]
+                p.command = (lambda c: lambda: [*c(), *extra])(p.command)  # type: ignore[method-assign]
         if args.profile:
             profiled(plugins[0], args.out)
         obscured = obscure("bench-" + secrets.token_urlsafe(12))
