@@ -18,6 +18,8 @@ from ..backends.base import FEATURE_RANDOM_READ, Backend, read_full
 from .chunked import ChunkedReader
 from .readahead import ReadAhead, buffers_for
 
+READ_AHEAD_AFTER = 1 << 20  # bytes read in order after a seek before the read-ahead resumes
+
 
 def _wait_for(cond: threading.Condition, ready, timeout: float) -> bool:
     """Wait on `cond` (held) until ready() or the timeout passes."""
@@ -36,7 +38,7 @@ class ReadHandle:
     """A download. Backends with cheap random reads are read in place with no lock at all."""
 
     __slots__ = ("backend", "path", "reader", "pos", "cond", "direct", "read_wait", "no_seek", "chunk", "limit",
-                 "buffers", "stream")
+                 "buffers", "stream", "plain", "run")
 
     def __init__(self, backend: Backend, path: str, read_wait: float, no_seek: bool,
                  chunk: int = 128 << 20, limit: int = -1, size: int = -1, buffer_size: int = 0) -> None:
@@ -49,26 +51,41 @@ class ReadHandle:
         self.no_seek = no_seek
         # pread is positional and thread safe: no ordering to enforce, no chunks to fetch
         self.direct = FEATURE_RANDOM_READ in backend.features and not no_seek
+        self.plain = False  # reading without read-ahead since a seek (see read_into)
+        self.run = 0  # bytes read in order since then
         self.reader = backend.open_read(path) if self.direct else self._open(0)
         self.cond = threading.Condition()
         self.stream: Any = None  # the VFS's record of it, where passthrough needs one
 
-    def _open(self, offset: int) -> ChunkedReader | ReadAhead:
+    def _open(self, offset: int, read_ahead: bool = True) -> ChunkedReader | ReadAhead:
         stream = ChunkedReader(self.backend, self.path, offset, self.chunk, self.limit)
-        return ReadAhead(stream, self.buffers, self.path) if self.buffers else stream
+        return ReadAhead(stream, self.buffers, self.path) if self.buffers and read_ahead else stream
 
     def read_into(self, view: memoryview, offset: int) -> int:
         if self.direct:
             return self.reader.pread_into(view, offset)
         with self.cond:
-            if not _wait_for(self.cond, lambda: self.pos == offset, self.read_wait):
+            # rclone's rule: only a request a little ahead of the stream waits (--vfs-read-wait)
+            # for the ones before it; a jump elsewhere seeks at once
+            gap = offset - self.pos
+            if 0 < gap < 8 * min(len(view), 1 << 20):
+                _wait_for(self.cond, lambda: self.pos == offset, self.read_wait)
+            if self.pos != offset:
                 if self.no_seek:
                     raise OSError(errno.ESPIPE, "can't seek in file with --no-seek", self.path)
                 self.reader.close()
-                self.reader = self._open(offset)
+                # after a seek, no read-ahead until the reads run in order again: a random
+                # reader would pay for --buffer-size of fetching (and decrypting) per jump
+                self.reader = self._open(offset, read_ahead=False)
+                self.plain, self.run = bool(self.buffers), 0
                 self.pos = offset
             n = read_full(self.reader, view)  # FUSE wants the whole request unless at EOF
             self.pos += n
+            if self.plain:
+                self.run += n
+                if self.run >= READ_AHEAD_AFTER:  # sequential again: read ahead from here
+                    self.reader = ReadAhead(self.reader, self.buffers, self.path)
+                    self.plain = False
             self.cond.notify_all()
             return n
 

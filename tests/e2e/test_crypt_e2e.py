@@ -267,17 +267,10 @@ def test_wrong_password_lists_nothing(plugin: PluginProcess, res: Resources, rem
     assert len(list(remote_dir.iterdir())) == 2, "the wrong-password volume changed the directory"
 
 
-# Mode off: the 13-byte hello.txt (one block) reads as an EMPTY file, `cat` exits 0. The first FUSE
-# read gets EIO (logged), but CryptReader (backends/crypt/transfer.py _next_block) has already
-# consumed the block from its inner stream, so the kernel's retry at offset 0 on the same handle
-# gets 0 bytes: EOF, and FUSE takes the short read as the file's new size. rclone 1.75.2's mount
-# (and ours in mode full) gives EIO on every read. Files of 1 MiB or more (a ReadAhead, whose error
-# sticks) give EIO.
-OFF_EOF = pytest.mark.xfail(strict=True, reason="mode off: a file whose only block fails authentication reads "
-                            "as empty (EOF after the first EIO), not EIO on every read as rclone 1.75.2")
-
-
-@pytest.mark.parametrize("mode", [pytest.param("off", marks=OFF_EOF), "full"])
+# Mode off used to read a file whose only block fails authentication as EMPTY: the first read's
+# EIO consumed the block, and the kernel's retry at offset 0 got EOF (fixed: CryptReader's error
+# now sticks, as rclone 1.75.2 gives EIO on every read).
+@pytest.mark.parametrize("mode", ["off", "full"])
 def test_wrong_password_never_shows_wrong_bytes(plugin: PluginProcess, res: Resources, remote_dir: Path,
                                                 tmp_path: Path, mode: str) -> None:
     """With filename_encryption off the names show, but no block authenticates under another key:

@@ -167,3 +167,42 @@ def test_read_handle_does_not_buffer_small_files_or_with_buffer_size_zero() -> N
     h = ReadHandle(big, "f", read_wait=0.0, no_seek=False, chunk=0, limit=-1, size=4 * BLOCK, buffer_size=0)
     assert not isinstance(h.reader, ReadAhead)
     h.release()
+
+
+def test_after_a_seek_the_read_ahead_waits_for_reads_in_order() -> None:
+    """A random reader pays for no read-ahead: after a seek the handle reads plainly, and reads
+    ahead again once 1 MiB has been read in order (READ_AHEAD_AFTER)."""
+    from pyclone_docker.vfs.handles import READ_AHEAD_AFTER
+
+    data = os.urandom(8 * (1 << 20))
+    backend = StreamingBackend(data)
+    h = ReadHandle(backend, "f", read_wait=0.0, no_seek=False, chunk=0, limit=-1, size=len(data),
+                   buffer_size=2 << 20)
+    buf = bytearray(128 * 1024)
+    h.read_into(memoryview(buf), 0)
+    assert isinstance(h.reader, ReadAhead)
+    pos = 3 << 20
+    assert h.read_into(memoryview(buf), pos) == len(buf) and bytes(buf) == data[pos:pos + len(buf)]
+    assert not isinstance(h.reader, ReadAhead)  # plain after the jump
+    read = len(buf)
+    while read < READ_AHEAD_AFTER:
+        assert h.read_into(memoryview(buf), pos + read) == len(buf)
+        assert bytes(buf) == data[pos + read:pos + read + len(buf)]
+        read += len(buf)
+    assert isinstance(h.reader, ReadAhead)  # in order again: reading ahead
+    assert h.read_into(memoryview(buf), pos + read) == len(buf) and bytes(buf) == data[pos + read:pos + read + len(buf)]
+    h.release()
+
+
+def test_a_jump_does_not_wait_for_the_read_wait() -> None:
+    """rclone's rule: only a request a little ahead of the stream waits --vfs-read-wait for the
+    ones before it; one far away (or behind) seeks at once."""
+    data = os.urandom(4 * (1 << 20))
+    h = ReadHandle(StreamingBackend(data), "f", read_wait=5.0, no_seek=False, chunk=0, limit=-1,
+                   size=len(data), buffer_size=0)
+    buf = bytearray(4096)
+    t0 = time.monotonic()
+    for off in (3 << 20, 1 << 20, 0, 2 << 20):
+        assert h.read_into(memoryview(buf), off) == len(buf) and bytes(buf) == data[off:off + len(buf)]
+    assert time.monotonic() - t0 < 4.0  # not one 5 s wait (a guard, not a timing figure)
+    h.release()

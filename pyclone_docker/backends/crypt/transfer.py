@@ -30,6 +30,7 @@ class CryptReader:
         self._inner: Any = None
         self._pending = memoryview(b"")  # decrypted bytes not handed out yet
         self._done = length == 0
+        self._error: str | None = None
         self._buf = bytearray(fmt.BLOCK_SIZE)
         if self._done:
             return
@@ -97,6 +98,8 @@ class CryptReader:
         return True
 
     def readinto(self, view: memoryview) -> int:
+        if self._error is not None:  # a bad block fails every read after it too: never a short file
+            raise OSError(errno.EIO, self._error)
         if self._done:
             return 0
         if self._left >= 0 and len(view) > self._left:
@@ -104,7 +107,12 @@ class CryptReader:
         got = 0
         want = len(view)
         while got < want:
-            if not len(self._pending) and not self._next_block():
+            try:
+                more = bool(len(self._pending)) or self._next_block()
+            except OSError as e:
+                self._error = e.strerror or str(e)
+                raise
+            if not more:
                 self._done = True
                 break
             n = min(want - got, len(self._pending))
