@@ -35,6 +35,13 @@ both plugins with -vv and keeps their logs in --out. --profile samples every thr
 every 10 ms (a wall-clock sampler in the plugin process: py-spy is not installed) and writes one
 folded-stack file per step to --out. --steps picks phases (start io small ls).
 
+--rtt-ms N: the volumes of the --rtt-steps (default start small ls) point both plugins at a delaying
+TCP proxy in front of moto (bench/sftp.py's Proxy: tests/support/tcpproxy.py DelayProxy in its own
+process, N/2 ms each way), as a real S3 endpoint 10-50 ms away; the bench's own boto3 set-up and
+checks go to moto directly. Default 0: loopback for every step. The header says which.
+
+    python3 bench/s3.py --rev HEAD --rtt-ms 20 --steps start small ls
+
 Ratios: > 1 means ours is better: ours/rclone for throughput, rclone/ours for time and RSS.
 Output: --out (default bench/results-<date>-s3/): results.json and results.md. Not a test.
 """
@@ -59,10 +66,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import moto
+import sftp
 from common import REPO, BenchError, Plugin, dd, drop_caches, git_describe, rclone_binary
-from sftp import RssSampler, code_of, fmt, log, ratio, tree_pids
+from sftp import Proxy, RssSampler, code_of, fmt, log, ratio, tree_pids
 
 from tests.support.moto import MotoServer
 
@@ -261,11 +270,25 @@ class LogTimer:
         self.thread.join()
 
 
+def delay_proxy(target_port: int, rtt_ms: float) -> Proxy:
+    """bench/sftp.py's Proxy (a DelayProxy in a child process), delaying rtt_ms/2 each way: its code
+    fixes 10 ms, so the same code runs with the delay given."""
+    fixed = "delay_up=0.01, delay_down=0.01"
+    if fixed not in sftp.PROXY_CODE:
+        raise BenchError(f"bench/sftp.py's PROXY_CODE no longer says {fixed!r}: update delay_proxy")
+    half = rtt_ms / 2000
+    code = sftp.PROXY_CODE.replace(fixed, f"delay_up={half!r}, delay_down={half!r}")
+    with mock.patch.object(sftp, "PROXY_CODE", code):
+        return Proxy(target_port)
+
+
 # ------------------------------------------------------------------------------------------ the set-up
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, root: Path, moto: Moto, plugins: list[Plugin]) -> None:
+    def __init__(self, args: argparse.Namespace, root: Path, moto: Moto, plugins: list[Plugin],
+                 proxy_port: int | None = None) -> None:
         self.args, self.root, self.moto, self.plugins = args, root, moto, plugins
+        self.proxy_port = proxy_port  # --rtt-ms: the delaying proxy in front of moto
         self.figures: dict[str, dict[str, float]] = {p.label: {} for p in plugins}
         self.samples: dict[str, dict[str, list[float]]] = {p.label: {} for p in plugins}
         self.errors: dict[str, dict[str, str]] = {p.label: {} for p in plugins}
@@ -337,18 +360,21 @@ class Bench:
                 time.sleep(0.02)
 
     # -- volumes ---------------------------------------------------------------------------------
-    def opts(self, mode: str) -> dict[str, str]:
+    def opts(self, mode: str, step: str) -> dict[str, str]:
         s = self.moto.srv
-        o = {"type": "s3", "s3-provider": "Other", "s3-endpoint": s.endpoint, "s3-access-key-id": s.access_key_id,
+        endpoint = s.endpoint
+        if self.proxy_port is not None and step in self.args.rtt_steps:
+            endpoint = f"http://{s.host}:{self.proxy_port}"
+        o = {"type": "s3", "s3-provider": "Other", "s3-endpoint": endpoint, "s3-access-key-id": s.access_key_id,
              "s3-secret-access-key": s.secret_access_key, "path": f"{BUCKET}/{PREFIX}"}
         if mode != "off":
             o["vfs-cache-mode"] = mode
         return o
 
-    def create(self, p: Plugin, mode: str) -> str:
+    def create(self, p: Plugin, mode: str, step: str) -> str:
         self.serial += 1
         name = f"{p.label}{self.serial}-{mode}"
-        p.call("VolumeDriver.Create", {"Name": name, "Opts": self.opts(mode)}, fresh=True, timeout=120)
+        p.call("VolumeDriver.Create", {"Name": name, "Opts": self.opts(mode, step)}, fresh=True, timeout=120)
         return name
 
     def mount(self, p: Plugin, name: str) -> str:
@@ -373,7 +399,7 @@ class Bench:
                     time.sleep(0.3)
                     with self.watch(p, m1):
                         t0 = time.perf_counter()
-                        name = self.create(p, "off")
+                        name = self.create(p, "off", "start")
                         tc = time.perf_counter()
                         mp = self.mount(p, name)
                         t1 = time.perf_counter()
@@ -410,7 +436,7 @@ class Bench:
     def write_once(self, p: Plugin, mode: str) -> None:
         mib = self.args.size_mib
         size = mib * MIB
-        name = self.create(p, mode)
+        name = self.create(p, mode, "io")
         mp = self.mount(p, name)
         fname = f"w-{name}.bin"
         key = f"{PREFIX}/{fname}"
@@ -446,7 +472,7 @@ class Bench:
 
     def read_once(self, p: Plugin, mode: str, source: str) -> None:
         size = self.args.size_mib * MIB
-        name = self.create(p, mode)
+        name = self.create(p, mode, "io")
         key = f"{PREFIX}/r-{name}.bin"
         self.moto.c.copy_object(Bucket=BUCKET, Key=key, CopySource={"Bucket": BUCKET, "Key": source},
                                 MetadataDirective="COPY")
@@ -514,7 +540,7 @@ class Bench:
     # -- small files, ls -----------------------------------------------------------------------------
     def small_once(self, p: Plugin, mode: str) -> None:
         n = self.args.small_files
-        name = self.create(p, mode)
+        name = self.create(p, mode, "small")
         mp = self.mount(p, name)
         d = f"small-{name}"
         block = b"x" * 4096
@@ -561,7 +587,7 @@ class Bench:
 
     def ls_once(self, p: Plugin, d: str) -> None:
         n = self.args.ls_files
-        name = self.create(p, "off")
+        name = self.create(p, "off", "ls")
         mp = self.mount(p, name)
         out = self.root / f"ls-{p.label}.out"
         try:
@@ -601,10 +627,12 @@ def report(b: Bench, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         base, _, where = m.partition(".")
         a, r = b.figures[ours].get(m), b.figures[ref].get(m)
         rows.append((m, base, where, "ERROR" if m in b.errors[ours] or m in b.errors[ref] else ratio(m, a, r)))
-    lines = [f"# s3 (moto): pyclone-docker vs {meta['rclone']}", "",
+    net = f", RTT {meta['rtt_ms']:g} ms" if meta.get("rtt_ms") else ""
+    lines = [f"# s3 (moto{net}): pyclone-docker vs {meta['rclone']}", "",
              f"{meta['started']}, {meta['host']} ({meta['cpus']} CPUs, kernel {meta['kernel']}), "
              f"{meta['minutes']} min; {meta['moto']}",
              f"pyclone-docker {meta['tree']['commit']} {meta['tree']['dirty']}".rstrip(),
+             f"network: {meta['network']}",
              f"sizes: {meta['size_mib']} MiB sequential (median of {meta['io_samples']}); "
              f"{meta['small_files']} small files (modes "
              f"{' '.join(meta['small_modes'])}); ls of {meta['ls_files']} objects, median of {meta['ls_samples']}; "
@@ -650,6 +678,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--connect-samples", type=int, default=5)
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     ap.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS))
+    ap.add_argument("--rtt-ms", type=float, default=0.0,
+                    help="round trip added by a delaying proxy in front of moto (N/2 ms each way); 0: loopback")
+    ap.add_argument("--rtt-steps", nargs="+", choices=STEPS, default=["start", "small", "ls"],
+                    help="the steps whose volumes go through the --rtt-ms proxy")
     ap.add_argument("--debug-logs", action="store_true", help="run both plugins with -vv; their logs go to --out")
     ap.add_argument("--profile", action="store_true", help="sample ours' stacks; folded files per step in --out")
     ap.add_argument("--rev", help="measure this commit of --src (git archive), not its working tree")
@@ -696,14 +728,22 @@ def main() -> int:
         "cpus": os.cpu_count(), "rclone": rclone_line, "rclone_binary": rclone, "argv": sys.argv[1:],
         "size_mib": args.size_mib, "small_files": args.small_files, "small_modes": args.small_modes,
         "ls_files": args.ls_files, "ls_samples": args.ls_samples, "io_samples": args.io_samples,
-        "connect_samples": args.connect_samples,
+        "connect_samples": args.connect_samples, "rtt_ms": args.rtt_ms,
+        "rtt_steps": args.rtt_steps if args.rtt_ms else [],
+        "network": "loopback (no added delay)" if not args.rtt_ms else
+        f"RTT {args.rtt_ms:g} ms added ({args.rtt_ms / 2:g} ms each way, a DelayProxy in front of moto) for the "
+        f"steps {' '.join(s for s in args.rtt_steps if s in args.steps) or '(none run)'}; "
+        f"other steps and the bench's own checks on loopback",
         "notes": []}
     meta["tree"] = git_describe(args.src)
     srv = MotoServer()
     plugins: list[Plugin] = []
     b: Bench | None = None
+    proxy: Proxy | None = None
     try:
         srv.start()
+        if args.rtt_ms:
+            proxy = delay_proxy(srv.port, args.rtt_ms)
         args.out.mkdir(parents=True, exist_ok=True)
         plugins = [Plugin("pyclone", root, code=code_of(args, root / "code", meta)),
                    Plugin("rclone", root, rclone=rclone)]
@@ -712,10 +752,10 @@ def main() -> int:
                 p.command = (lambda c: lambda: [*c(), "-vv"])(p.command)  # type: ignore[method-assign]
         if args.profile:
             profiled(plugins[0], args.out)
-        b = Bench(args, root, Moto(srv), plugins)
+        b = Bench(args, root, Moto(srv), plugins, proxy.port if proxy else None)
         meta["moto"] = f"moto {moto.__version__} server on {srv.endpoint} (path style), bucket {BUCKET}"
         log(f"s3 bench in {root}: pyclone {meta['tree']['commit']} {meta['tree']['dirty']} vs {rclone_line}; "
-            f"{meta['moto']}")
+            f"{meta['moto']}; {meta['network']}")
         if "start" in args.steps:
             log("start + Create + Mount")
             b.phase_start()
@@ -743,6 +783,8 @@ def main() -> int:
             p.stop()
             if args.debug_logs:
                 shutil.copy(p.log, args.out / f"{p.label}-plugin.log")
+        if proxy is not None:
+            proxy.close()
         srv.close()
         shutil.rmtree(root, ignore_errors=True)
     meta["minutes"] = round((time.monotonic() - t_start) / 60, 1)
