@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import logging
 import threading
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +35,9 @@ from ..base import (
 from . import INFO
 from .api import S3Api, http_date_ns, mtime_header, now_ns, parse_mtime
 from .config import resolve
-from .transfer import S3Reader, S3Writer, copy_source
-from .xmlparse import clean_etag, complete_body, create_bucket_body, find_text, parse_buckets, parse_error, parse_list
+from .copying import copy_object
+from .transfer import S3Reader, S3Writer
+from .xmlparse import clean_etag, create_bucket_body, parse_buckets, parse_list
 
 log = logging.getLogger("pyclone")
 
@@ -419,63 +419,6 @@ class S3Backend(Backend):
         self.api.call("DELETE", bucket, key, what="DeleteObject").release_conn()
         self._remember(bucket, key, None)
 
-    def _copy(self, src: tuple[str, str], dst: tuple[str, str], meta: Meta,
-              replace: Mapping[str, str] | None = None) -> None:
-        """Server-side copy (CopyObject, or UploadPartCopy above copy_cutoff); `replace`: the
-        new metadata headers (REPLACE), else the source's are kept (COPY)."""
-        cfg = self.cfg
-        headers = dict(cfg.put_headers)
-        headers.update(cfg.sse_headers)
-        headers.update(cfg.sse_copy_source_headers)
-        if replace is not None:
-            headers.update(replace)
-        source = copy_source(*src)
-        self.ensure_bucket(dst[0])
-        if meta.size <= cfg.copy_cutoff:
-            headers["x-amz-copy-source"] = source
-            headers["x-amz-metadata-directive"] = "REPLACE" if replace is not None else "COPY"
-            resp = self.api.call("PUT", dst[0], dst[1], headers=headers, what="CopyObject")
-            code, message = parse_error(resp.data)
-            if code:  # a copy may answer 200 and fail in the body
-                raise OSError(errno.EIO, f"{self.api.label}: CopyObject {src[0]}/{src[1]}: {code}: {message}")
-            return
-        self._multipart_copy(source, dst, meta, headers, replace)
-
-    def _multipart_copy(self, source: str, dst: tuple[str, str], meta: Meta, headers: dict[str, str],
-                        replace: Mapping[str, str] | None) -> None:
-        create = {k: v for k, v in headers.items() if not k.startswith("x-amz-copy-source")}
-        if replace is None:  # a multipart copy takes no metadata from its source
-            create["x-amz-meta-mtime"] = mtime_header(meta.mtime_ns)
-            create.update((f"x-amz-meta-{k}", v) for k, v in meta.user_meta)
-            if meta.content_type:
-                create["Content-Type"] = meta.content_type
-        resp = self.api.call("POST", dst[0], dst[1], "uploads=", headers=create, what="CreateMultipartUpload")
-        upload_id = find_text(resp.data, "UploadId")
-        q_id = quote(upload_id, safe="")
-        parts = []
-        try:
-            step = max(self.cfg.chunk_size, self.cfg.copy_cutoff)
-            for n, start in enumerate(range(0, meta.size, step), 1):
-                end = min(meta.size, start + step) - 1
-                part_headers = {k: v for k, v in headers.items() if k.startswith("x-amz-copy-source")}
-                part_headers.update(self.cfg.sse_headers)
-                part_headers["x-amz-copy-source"] = source
-                part_headers["x-amz-copy-source-range"] = f"bytes={start}-{end}"
-                r = self.api.call("PUT", dst[0], dst[1], f"partNumber={n}&uploadId={q_id}", headers=part_headers,
-                                  what=f"UploadPartCopy {n}")
-                parts.append((n, clean_etag(find_text(r.data, "ETag"))))
-            r = self.api.call("POST", dst[0], dst[1], f"uploadId={q_id}", body=complete_body(parts),
-                              what="CompleteMultipartUpload")
-            code, message = parse_error(r.data)
-            if code:
-                raise OSError(errno.EIO, f"{self.api.label}: multipart copy to {dst[0]}/{dst[1]}: {code}: {message}")
-        except BaseException:
-            try:
-                self.api.call("DELETE", dst[0], dst[1], f"uploadId={q_id}", what="AbortMultipartUpload").release_conn()
-            except OSError:
-                pass
-            raise
-
     def move(self, src: str, dst: str) -> None:
         s, d = self.split(src), self.split(dst)
         if not s[1] or not d[1]:
@@ -487,7 +430,7 @@ class S3Backend(Backend):
             return
         if self._has_below(*d):
             raise IsADirectoryError(errno.EISDIR, "is a directory", dst)
-        self._copy(s, d, meta)
+        copy_object(self, s, d, meta)
         self._remember(*d, None)
         self.api.call("DELETE", s[0], s[1], what="DeleteObject").release_conn()
         self._remember(*s, None)
@@ -512,7 +455,7 @@ class S3Backend(Backend):
             meta = self._known(s[0], obj.key)
             if meta is None or meta.etag != obj.etag:
                 meta = Meta(obj.size, obj.etag, obj.mtime_ns)
-            self._copy((s[0], obj.key), target, meta)
+            copy_object(self, (s[0], obj.key), target, meta)
             self._remember(*target, None)
             self.api.call("DELETE", s[0], obj.key, what="DeleteObject").release_conn()
             self._remember(s[0], obj.key, None)
@@ -534,7 +477,7 @@ class S3Backend(Backend):
         replace = {f"x-amz-meta-{k}": v for k, v in meta.user_meta}
         replace["x-amz-meta-mtime"] = mtime_header(mtime_ns)
         replace["Content-Type"] = meta.content_type or self.mime_type(key)
-        self._copy((bucket, key), (bucket, key), meta, replace)
+        copy_object(self, (bucket, key), (bucket, key), meta, replace)
         self._remember(bucket, key, None)
 
     def hash(self, path: str, kind: str) -> str:
