@@ -20,8 +20,7 @@ directories), skipped where it is declared. A case's
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,6 +34,11 @@ from tests.support.moto import MotoServer, moto_server
 from tests.support.rclones3 import RcloneS3, rclone_s3_server
 from tests.support.sshd import SshServer, sshd_server
 
+from .case import BackendCase
+from .cases_ftp import FTP_CASES, pyftpd, vsftpd  # noqa: F401  (fixtures)
+from .cases_http import HTTP_CASES, nginx_http, python_http  # noqa: F401  (fixtures)
+from .cases_webdav import WEBDAV_CASES, apache_dav, wsgidav  # noqa: F401  (fixtures)
+
 # rclone's Standard encoding shows a control character as its symbol (U+2400 + c): a name made
 # with a tab lists with the symbol (rclone 1.75.2 lists it so on local, sftp and s3 alike)
 _TAB = ("a tab is stored as it is and listed as its symbol (U+2409), as rclone's Standard encoding shows it "
@@ -43,23 +47,6 @@ TAB_KNOWN_FAILURES = {f"{test}[control-tab": _TAB for test in (
     "test_file_name_round_trip", "test_directory_name_round_trip", "test_move_file_to_and_from_the_name",
     "test_move_directory_to_the_name")}
 LOCAL_KNOWN_FAILURES: dict[str, str] = dict(TAB_KNOWN_FAILURES)  # test name -> why it fails (a strict xfail)
-
-
-@dataclass(frozen=True)
-class BackendCase:
-    """One backend under test, and what it declares about itself."""
-
-    id: str
-    # build a backend rooted at a fresh, empty directory; `tmp` is this test's own temp dir
-    make: Callable[[Path, pytest.FixtureRequest], Backend]
-    modtime_precision_ns: int = 1  # times read back are within this of the times set
-    dir_modtime: bool = True  # set_modtime works on directories too
-    # POSIX errors (ENOTDIR, EISDIR, EINVAL) kept apart; False also accepts ENOENT for them,
-    # as an object store that has no such distinctions answers
-    posix_errors: bool = True
-    max_name_bytes: int = 255  # a longer name fails with ENAMETOOLONG (0: no limit known)
-    unicode_normalizes: bool = False  # NFC and NFD spellings of a name are one name
-    known_failures: Mapping[str, str] = field(default_factory=dict)  # test name -> reason (strict xfail)
 
 
 def _fresh(tmp: Path, name: str) -> Path:
@@ -220,6 +207,7 @@ CASES = [
     BackendCase("crypt-obfuscate-s3", _crypt_obfuscate_s3, dir_modtime=False, posix_errors=False, max_name_bytes=0,
                 known_failures=CRYPT_S3_KNOWN_FAILURES),
     BackendCase("chunker", _chunker, max_name_bytes=231, known_failures=CHUNKER_KNOWN_FAILURES),
+    *WEBDAV_CASES, *HTTP_CASES, *FTP_CASES,
 ]
 
 
@@ -257,8 +245,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xfail(strict=True, reason=f"{case.id}: {reason}"))
 
 
-@pytest.fixture(params=CASES, ids=[c.id for c in CASES])
+WRITABLE_CASES = [c for c in CASES if not c.read_only]
+READ_ONLY_CASES = [c for c in CASES if c.read_only]
+
+
+@pytest.fixture(params=WRITABLE_CASES, ids=[c.id for c in WRITABLE_CASES])
 def case(request: pytest.FixtureRequest) -> BackendCase:
+    return request.param
+
+
+@pytest.fixture(params=READ_ONLY_CASES, ids=[c.id for c in READ_ONLY_CASES])
+def ro_case(request: pytest.FixtureRequest) -> BackendCase:
+    """A read-only case (test_read_only.py): its `served` directory is filled, then `make` is called."""
     return request.param
 
 

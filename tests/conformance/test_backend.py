@@ -27,7 +27,7 @@ from pyclone_docker.backends.base import (
     Backend,
 )
 
-from .conftest import BackendCase
+from .case import BackendCase
 from .helpers import MiB, data, drain, get, gone_or_empty, listing, put, raises
 
 UPLOAD_BLOCK = 1 * MiB  # the VFS cache's upload block (vfs/cache.py)
