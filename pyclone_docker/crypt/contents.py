@@ -366,13 +366,9 @@ class Decrypter:
         Truncated for a block of at most 16 bytes, BadBlock when it fails authentication (with
         pass_bad_blocks: zeros, counted).
         """
-        if len(block) <= TAG_SIZE:
-            raise Truncated(ERR_BAD_HEADER)
-        if len(block) > BLOCK_SIZE:
-            raise ValueError("crypt block longer than 65552 bytes")
-        size = len(block) - TAG_SIZE
         self.last_block_bad = False
-        if self._box.open_into(self.block_nonce(index), block, out):
+        size, ok = self.open_block_into(index, block, out)
+        if ok:
             return size
         if not self.pass_bad_blocks:
             raise BadBlock(index)
@@ -380,6 +376,15 @@ class Decrypter:
         self.bad_blocks += 1
         self.last_block_bad = True
         return size
+
+    def open_block_into(self, index: int, block: Buffer, out: bytearray | memoryview) -> tuple[int, bool]:
+        """Open block `index` into `out`: (plaintext length, authentic). No state is touched
+        (no pass_bad_blocks, no counters), so threads may open blocks of one file at once."""
+        if len(block) <= TAG_SIZE:
+            raise Truncated(ERR_BAD_HEADER)
+        if len(block) > BLOCK_SIZE:
+            raise ValueError("crypt block longer than 65552 bytes")
+        return len(block) - TAG_SIZE, self._box.open_into(self.block_nonce(index), block, out)
 
     def decrypt_block(self, index: int, block: Buffer) -> bytearray:
         out = bytearray(max(0, len(block) - TAG_SIZE))

@@ -11,6 +11,7 @@ Tamper tests: a flipped byte, a truncated file, two swapped blocks: EIO, never w
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import random
 import subprocess
@@ -180,6 +181,68 @@ def test_two_swapped_blocks_are_eio(tmp_path: Path) -> None:
     blocks = [raw[32 + i * 65552:32 + (i + 1) * 65552] for i in range(3)]
     obj.write_bytes(raw[:32] + blocks[1] + blocks[0] + blocks[2])
     _eio(b, "f")
+
+
+def _big_reads(b: Backend, path: str, offset: int = 0) -> tuple[bytes, OSError | None]:
+    """What 1 MiB reads (the VFS's read-ahead size: the batched, two-thread path) give, and the
+    error that ended them."""
+    r = b.open_read(path, offset, -1)
+    out, buf = bytearray(), bytearray(1 << 20)
+    try:
+        while n := r.readinto(memoryview(buf)):
+            out += buf[:n]
+    except OSError as e:
+        return bytes(out), e
+    finally:
+        r.close()
+    return bytes(out), None
+
+
+@pytest.mark.parametrize("offset", [0, 1000, 65536 + 7])
+def test_large_reads_give_every_byte(tmp_path: Path, offset: int) -> None:
+    size = 10 * 65536 + 123  # batches of 8 blocks, then 3 (the last short)
+    b, _ = _one_file(tmp_path, size)
+    got, err = _big_reads(b, "f", offset)
+    assert err is None and got == content("f", size)[offset:]
+
+
+def test_large_reads_stop_at_a_bad_block_with_the_good_bytes_first(tmp_path: Path) -> None:
+    b, obj = _one_file(tmp_path, 10 * 65536)
+    raw = bytearray(obj.read_bytes())
+    raw[32 + 5 * 65552 + 100] ^= 1  # inside block 5, in the first batch's second half
+    obj.write_bytes(raw)
+    got, err = _big_reads(b, "f")
+    assert got == content("f", 10 * 65536)[:5 * 65536]  # blocks 0-4, never block 5's bytes
+    assert err is not None and err.errno == errno.EIO and "block 5" in str(err)
+    raw[32 + 5 * 65552 + 100] ^= 1
+    raw[32 + 1 * 65552 + 100] ^= 1  # block 1: in the half the worker thread opens
+    obj.write_bytes(raw)
+    got, err = _big_reads(b, "f")
+    assert got == content("f", 10 * 65536)[:65536] and err is not None and err.errno == errno.EIO
+
+
+def test_large_reads_with_pass_bad_blocks_give_zeros_for_the_bad_block(tmp_path: Path,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    size = 10 * 65536
+    _, obj = _one_file(tmp_path, size)
+    raw = bytearray(obj.read_bytes())
+    raw[32 + 6 * 65552 + 100] ^= 1
+    obj.write_bytes(raw)
+    b = fsmod.new_fs(crypt_spec(tmp_path / "enc", mode="off")[:-1] + ",pass_bad_blocks=true:", fsmod.FsContext())
+    with caplog.at_level(logging.ERROR, logger="pyclone"):
+        got, err = _big_reads(b, "f")
+    want = bytearray(content("f", size))
+    want[6 * 65536:7 * 65536] = bytes(65536)
+    assert err is None and got == bytes(want)
+    assert [r for r in caplog.records if "block 6" in r.getMessage()], caplog.text
+
+
+def test_a_cut_last_block_ends_large_reads_with_eio(tmp_path: Path) -> None:
+    b, obj = _one_file(tmp_path, 9 * 65536 + 50)
+    raw = obj.read_bytes()
+    obj.write_bytes(raw[:32 + 9 * 65552 + 10])  # block 9 cut inside its tag
+    got, err = _big_reads(b, "f", 8 * 65536)
+    assert got == content("f", 9 * 65536)[8 * 65536:] and err is not None and err.errno == errno.EIO
 
 
 def test_a_mount_reads_and_writes_what_rclone_does(plugin: Plugin, tmp_path: Path, src: Path) -> None:

@@ -6,18 +6,40 @@ ranged, chunked and cache reads stay cheap. A block that fails authentication (t
 truncated, swapped) is EIO, never wrong bytes; with pass_bad_blocks, zeros and a log line,
 as rclone. Writes stream: each full block is sealed and handed to the inner writer at once,
 so at most one block is held.
+
+A large read (the VFS's read-ahead and the cache's downloads ask for 1 MiB) reads up to 8 blocks of
+ciphertext at once and opens them on two threads: the caller's and one shared worker, so a
+sequential read is not bound by one core's XSalsa20-Poly1305. A small (random) read opens just
+its block, on the caller's thread.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ...crypt import contents as fmt
 from ..base import read_full
 
 log = logging.getLogger("pyclone")
+
+BATCH = 8  # blocks a large read takes in at once (512 KiB of plaintext)
+_TWO_THREADS = (os.cpu_count() or 1) > 1
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _decrypt_pool() -> ThreadPoolExecutor:
+    """One worker thread for the whole process, started by the first large read."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crypt-decrypt")
+        return _pool
 
 
 class CryptReader:
@@ -31,7 +53,10 @@ class CryptReader:
         self._pending = memoryview(b"")  # decrypted bytes not handed out yet
         self._done = length == 0
         self._error: str | None = None
+        self._deferred: OSError | None = None  # a bad block after good ones: raised once those are read
         self._buf = bytearray(fmt.BLOCK_SIZE)
+        self._cbuf: bytearray | None = None  # a large read's ciphertext and plaintext (made when first needed)
+        self._pbuf: bytearray | None = None
         if self._done:
             return
         block, discard = divmod(offset, fmt.BLOCK_DATA)
@@ -97,6 +122,65 @@ class CryptReader:
         self._pending = mv
         return True
 
+    def _open_blocks(self, cview: memoryview, n: int, pview: memoryview, lo: int, hi: int) -> list[Any]:
+        """Open blocks lo..hi-1 of a batch: (size, authentic) each, or the error of a cut one."""
+        out: list[Any] = []
+        bs, bd = fmt.BLOCK_SIZE, fmt.BLOCK_DATA
+        for i in range(lo, hi):
+            try:
+                out.append(self._dec.open_block_into(self._block + i, cview[i * bs:min((i + 1) * bs, n)],
+                                                     pview[i * bd:(i + 1) * bd]))
+            except fmt.ContentError as e:
+                out.append(e)
+        return out
+
+    def _next_batch(self, blocks: int) -> bool:
+        """Read up to `blocks` blocks and open them (two threads from 4 blocks up) into _pending;
+        False at the end. A bad block ends the batch: the good ones before it are handed out
+        first, then its EIO (never its bytes)."""
+        if self._cbuf is None or self._pbuf is None:
+            self._cbuf, self._pbuf = bytearray(BATCH * fmt.BLOCK_SIZE), bytearray(BATCH * fmt.BLOCK_DATA)
+        cview, pview = memoryview(self._cbuf)[:blocks * fmt.BLOCK_SIZE], memoryview(self._pbuf)
+        n = read_full(self._inner, cview)
+        if n == 0:
+            return False
+        count = -(-n // fmt.BLOCK_SIZE)
+        if _TWO_THREADS and count >= 4:
+            half = count // 2
+            first = _decrypt_pool().submit(self._open_blocks, cview, n, pview, 0, half)
+            mine = self._open_blocks(cview, n, pview, half, count)
+            # the worker may be busy with another reader's blocks: then this thread opens them
+            results = (self._open_blocks(cview, n, pview, 0, half) if first.cancel() else first.result()) + mine
+        else:
+            results = self._open_blocks(cview, n, pview, 0, count)
+        total = 0
+        for i, r in enumerate(results):
+            index = self._block + i
+            if isinstance(r, fmt.ContentError) or (not r[1] and not self._dec.pass_bad_blocks):
+                why = r if isinstance(r, fmt.ContentError) else fmt.BadBlock(index)
+                self._deferred = OSError(errno.EIO, f"{self._shown}: block {index}: {why}")
+                break
+            size, ok = r
+            if not ok:  # pass_bad_blocks: zeros for it, as rclone
+                pview[i * fmt.BLOCK_DATA:i * fmt.BLOCK_DATA + size] = bytes(size)
+                self._dec.bad_blocks += 1
+                log.error("%s: block %d: %s: passed on as zeros (pass_bad_blocks)", self._shown, index,
+                          fmt.ERR_BAD_BLOCK)
+            total = i * fmt.BLOCK_DATA + size
+        else:
+            i = len(results)
+        self._block += i
+        self._pending = pview[min(self._discard, total):total]
+        self._discard = 0
+        return True
+
+    def _fill(self, wanted: int) -> bool:
+        """Decrypt what the next `wanted` bytes need into _pending; False at the end."""
+        blocks = -(-(wanted + self._discard) // fmt.BLOCK_DATA)
+        if blocks >= 2 and self._deferred is None:
+            return self._next_batch(min(blocks, BATCH))
+        return self._next_block()
+
     def readinto(self, view: memoryview) -> int:
         if self._error is not None:  # a bad block fails every read after it too: never a short file
             raise OSError(errno.EIO, self._error)
@@ -107,14 +191,22 @@ class CryptReader:
         got = 0
         want = len(view)
         while got < want:
-            try:
-                more = bool(len(self._pending)) or self._next_block()
-            except OSError as e:
-                self._error = e.strerror or str(e)
-                raise
-            if not more:
-                self._done = True
-                break
+            if not len(self._pending):
+                if self._deferred is not None:
+                    if got:
+                        break  # the good bytes first; the error at the next read
+                    err, self._deferred = self._deferred, None
+                    self._error = err.strerror or str(err)
+                    raise err
+                try:
+                    more = self._fill(want - got)
+                except OSError as e:
+                    self._error = e.strerror or str(e)
+                    raise
+                if not more:
+                    self._done = True
+                    break
+                continue
             n = min(want - got, len(self._pending))
             view[got:got + n] = self._pending[:n]
             self._pending = self._pending[n:]
