@@ -704,7 +704,7 @@ def profiled(p: Plugin, out: Path) -> None:
     def command() -> list[str]:
         argv = cmd()
         i = argv.index("serve")
-        return [sys.executable, "-c", PROFILE_BOOT, "-", str(out / "profile"), "0.01", *argv[i:]]
+        return [sys.executable, "-c", PROFILE_BOOT, "-", str(out.resolve() / "profile"), "0.01", *argv[i:]]
 
     p.command = command  # type: ignore[method-assign]
 
