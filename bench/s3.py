@@ -693,7 +693,7 @@ def parse_args() -> argparse.Namespace:
                            ("--connect-samples", 2), ("--ls-samples", 1), ("--io-samples", 1)):
             if opt not in given:
                 setattr(args, opt[2:].replace("-", "_"), value)
-    args.out = args.out or REPO / "bench" / f"results-{time.strftime('%Y-%m-%d')}-s3{'-quick' * args.quick}"
+    args.out = (args.out or REPO / "bench" / f"results-{time.strftime('%Y-%m-%d')}-s3{'-quick' * args.quick}").resolve()
     return args
 
 
