@@ -40,6 +40,22 @@ class FsContext:
         """A named remote's type: connection string, then environment, then rclone.conf."""
         return rcconfig.remote_type(name, conn_params=conn, env=self.env, config=self.config)
 
+    def named_types(self) -> set[str]:
+        """The backend types of the remotes rclone.conf and RCLONE_CONFIG_<NAME>_TYPE define."""
+        names = {k[len("RCLONE_CONFIG_"):-len("_TYPE")].lower() for k in self.env
+                 if k.startswith("RCLONE_CONFIG_") and k.endswith("_TYPE") and len(k) > 19}
+        if self.config is not None:
+            names.update(self.config.sections())
+        types = set()
+        for name in names:
+            try:
+                t = self.type_of_remote(name, {})
+            except ValueError:  # a broken section: its volume's Create will say so
+                continue
+            if t:
+                types.add(t)
+        return types
+
 
 @dataclass(frozen=True)
 class FsSpec:

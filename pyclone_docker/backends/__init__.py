@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .base import BackendInfo, BackendOption
 
-__all__ = ["NAMES", "REGISTRY", "backend_option", "find"]
+__all__ = ["NAMES", "REGISTRY", "backend_option", "find", "warm_up"]
 
 # type name -> module (in this package) holding its INFO
 _MODULES = {
@@ -39,6 +39,25 @@ def find(type_name: str) -> BackendInfo:
     if module is None:
         raise ValueError(f'didn\'t find backend called "{type_name}"')
     return importlib.import_module(f"{__name__}.{module}").INFO
+
+
+def warm_up(type_names: Iterator[str] | list[str] | set[str]) -> list[str]:
+    """Import the backends of these types and what their first connection needs (unknown
+    names are skipped): called off the request path. The types warmed, in order."""
+    done = []
+    for type_name in sorted(set(type_names)):
+        if type_name not in _MODULES:
+            continue
+        info = find(type_name)
+        try:  # a package backend's Backend class lives in its `backend` module
+            importlib.import_module(f"{__name__}.{_MODULES[type_name]}.backend")
+        except ModuleNotFoundError as e:
+            if not (e.name or "").startswith(f"{__name__}.{_MODULES[type_name]}"):
+                raise
+        if info.warm_up is not None:
+            info.warm_up()
+        done.append(type_name)
+    return done
 
 
 def backend_option(flag: str) -> tuple[str, BackendOption] | None:

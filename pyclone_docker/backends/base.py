@@ -304,6 +304,9 @@ class BackendInfo:
     # checks what a volume's Create can check without connecting (a program the backend needs);
     # raises ValueError with what to do
     precheck: Callable[[Mapping[str, str]], None] | None = None
+    # imports what the backend's first connection would (urllib3 for the web backends): the
+    # plugin's warm-up calls it for the types it expects, so a first Create doesn't pay for it
+    warm_up: Callable[[], None] | None = None
 
     def option(self, name: str) -> BackendOption | None:
         for opt in self.options:

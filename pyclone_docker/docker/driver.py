@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .. import backends
 from .. import fs as fsmod
 from ..backends.base import Backend
 from ..flags import OptionValues
@@ -168,6 +169,10 @@ class Driver:
         from ..fuse import ops  # noqa: F401  (and the VFS layer: imported after the socket answers)
         with self._lock:
             volumes = list(self._volumes.values())
+        try:  # the backends the saved volumes and the configured remotes use, and what they connect with
+            backends.warm_up({v.fs_type for v in volumes} | self.fs_ctx.named_types())
+        except Exception:  # a warm-up only: the Create that needs the module will say what is wrong
+            log.debug("backend warm-up failed", exc_info=True)
         for vol in volumes:
             try:
                 vol.spec = self._spec(saved_options(vol.fs, vol.fs_type, vol.path, vol.options))

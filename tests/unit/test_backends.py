@@ -59,6 +59,23 @@ def test_cli_reads_backend_flags_without_importing_every_backend() -> None:
     assert not set(mods) & {f"pyclone_docker.backends.{n}" for n in ("alias", "s3", "webdav", "http", "ftp")}
 
 
+def test_warm_up_imports_the_backends_configured_remotes_use(tmp_path: Path) -> None:
+    conf = tmp_path / "rclone.conf"
+    conf.write_text("[store]\ntype = s3\nprovider = Other\n\n[secret]\ntype = crypt\nremote = store:x\n\n"
+                    "[broken]\nprovider = nothing\n")
+    mods = _modules_after("from pyclone_docker import backends, fs, rcconfig\n"
+                          f"ctx = fs.FsContext(config=rcconfig.ReloadingConfig({str(conf)!r}, env={{}}),"
+                          " env={'RCLONE_CONFIG_BOX_TYPE': 'sftp', 'RCLONE_CONFIG_TYPE': 'x'})\n"
+                          "types = ctx.named_types()\n"
+                          "assert types == {'s3', 'crypt', 'sftp'}, types\n"
+                          "import sys\nassert 'urllib3' not in sys.modules\n"
+                          "assert backends.warm_up(types | {'nope', ''}) == ['crypt', 's3', 'sftp']\n"
+                          "assert 'urllib3' in sys.modules and 'http.client' in sys.modules")
+    assert {"pyclone_docker.backends.s3.backend", "pyclone_docker.backends.crypt.backend",
+            "pyclone_docker.backends.sftp.backend"} <= set(mods)
+    assert not set(mods) & {f"pyclone_docker.backends.{n}" for n in ("chunker", *PLANNED)}
+
+
 def test_registry_mapping_and_unknown_type() -> None:
     assert list(backends.REGISTRY) == list(backends.NAMES)
     assert backends.REGISTRY["local"].factory is LocalBackend

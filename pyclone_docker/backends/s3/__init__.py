@@ -15,6 +15,12 @@ from ..base import Backend, BackendInfo
 from ..base import BackendOption as _O
 
 
+def _warm_up() -> None:
+    from ...lib.httpclient.client import preload
+
+    preload()
+
+
 def _new(name: str, root: str, config: dict[str, str], ctx: Any = None) -> Backend:
     from .backend import S3Backend
 
@@ -49,7 +55,7 @@ INFO = BackendInfo("s3", _new, (
     _O("object_lock_legal_hold_status"), _O("bypass_governance_retention", "bool"),
     _O("bucket_object_lock_enabled", "bool"), _O("object_lock_set_after_upload", "bool"),
     _O("object_lock_supported", "tristate"), _O("description"),
-), "Amazon S3 Compliant Storage Providers")
+), "Amazon S3 Compliant Storage Providers", warm_up=_warm_up)
 
 # accepted as rclone accepts them, without an effect yet: a value other than the default is
 # warned about (config.py refuses those whose absence would change what a volume shows)

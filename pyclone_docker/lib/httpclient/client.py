@@ -54,6 +54,13 @@ def _urllib3() -> Any:
     return _u3
 
 
+def preload() -> None:
+    """Import urllib3 and http.client now (the first request would): a backend's warm-up."""
+    import http.client  # noqa: F401
+
+    _urllib3()
+
+
 class HttpError(OSError):
     """A request that could not be made (errno EIO, ETIMEDOUT for timeouts), or a body that
     broke off. The message names the client, the method and the URL without its query."""
