@@ -1,0 +1,408 @@
+"""The webdav Backend: rclone 1.75.2's webdav over the shared HTTP client (lib/httpclient).
+
+Paths are the VFS's (rclone's Standard encoding), mapped to the server's with `encoding`
+(none by default: rclone skips its encoder then) and URL-escaped segment by segment, as
+rclone's URLPathEscapeAll. Listings are PROPFIND Depth 1, parsed as they stream in
+(props.py); a stat is PROPFIND Depth 0. 423 Locked, 425, 429 and 5xx are retried with
+--low-level-retries, as rclone's shouldRetry. The vendor sets the rest (vendors.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import logging
+import posixpath
+import shlex
+import subprocess
+import threading
+from typing import Any
+from urllib.parse import quote, unquote, urljoin, urlsplit
+
+from ...encoder import STANDARD, parse_encoding
+from ...lib.httpclient import HttpClient
+from ..base import (
+    FEATURE_DIR_MOVE,
+    FEATURE_EMPTY_DIRS,
+    FEATURE_MODTIME,
+    FEATURE_MOVE,
+    Backend,
+    BackendContext,
+    Entry,
+    Reader,
+    Writer,
+)
+from . import props as propsmod
+from .transfer import DavReader, DavWriter
+from .vendors import quirks
+
+log = logging.getLogger("pyclone.webdav")
+
+RETRY_STATUSES = frozenset({423, 425, 429, 500, 502, 503, 504, 509})
+_MAX_NAME = 255
+_ERRNO = {400: errno.EINVAL, 401: errno.EACCES, 403: errno.EACCES, 404: errno.ENOENT, 405: errno.EPERM,
+          409: errno.ENOENT, 412: errno.EEXIST, 413: errno.EFBIG, 414: errno.ENAMETOOLONG, 423: errno.EBUSY,
+          507: errno.ENOSPC}
+
+
+class WebdavBackend(Backend):
+    type_name = "webdav"
+    description = "WebDAV"
+
+    def __init__(self, name: str, root: str, config: dict[str, Any], ctx: BackendContext | None = None) -> None:
+        from . import INFO
+
+        super().__init__(name, root.strip("/"), config, ctx)
+        opt = INFO.parse_options(config)
+        self.vendor = opt["vendor"] or "other"
+        self.quirks = quirks(self.vendor)
+        if opt["unix_socket"]:
+            raise ValueError("webdav: unix_socket is not supported by pyclone-docker yet")
+        url = opt["url"]
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"webdav: url {url!r} is not an http:// or https:// URL")
+        self.base_url = url if url.endswith("/") else url + "/"
+        parts = urlsplit(self.base_url)
+        self.label = f"webdav {name}" if not name.startswith(":") else f"webdav {parts.hostname}"
+        self.enc = parse_encoding(opt["encoding"] or "Raw")
+        self._raw_names = self.enc.mask == 0  # rclone skips its encoder entirely then
+        self.http = HttpClient(self.ctx, self.label, retry_statuses=RETRY_STATUSES)
+        self._headers: dict[str, str] = {}
+        extra = list(opt["headers"] or [])
+        if len(extra) % 2:
+            raise ValueError("webdav: odd number of headers supplied")
+        for k, v in zip(extra[::2], extra[1::2], strict=True):
+            self._headers[k] = v
+        if not any(k.lower() == "referer" for k in self._headers):
+            self._headers["Referer"] = self.base_url
+        self._token_command = opt["bearer_token_command"]
+        self._auth_lock = threading.Lock()
+        if opt["user"] or opt["pass"]:  # fs.resolve has revealed the password
+            token = base64.b64encode(f"{opt['user']}:{opt['pass']}".encode()).decode()
+            self._headers["Authorization"] = "Basic " + token
+        elif opt["bearer_token"]:
+            self._headers["Authorization"] = "Bearer " + opt["bearer_token"]
+        elif self._token_command:
+            self._fetch_token()
+        if self.quirks.chunked_uploads and opt["nextcloud_chunk_size"] > 0:
+            log.warning("%s: Nextcloud chunked uploads are not built yet in pyclone-docker: every file goes up in "
+                        "one PUT (a server with a small upload limit refuses big files)", self.label)
+        self._exclude_shares = bool(opt["owncloud_exclude_shares"])
+        self._exclude_mounts = bool(opt["owncloud_exclude_mounts"])
+        q = self.quirks
+        self.features = frozenset({FEATURE_EMPTY_DIRS, FEATURE_MOVE, FEATURE_DIR_MOVE}
+                                  | ({FEATURE_MODTIME} if q.propset_mtime else set()))
+        self.hashes = tuple(h for h, on in (("md5", q.oc_md5), ("sha1", q.oc_sha1 or q.me_sha1)) if on)
+        if q.oc_md5 or q.oc_sha1:
+            self._propfind = propsmod.OWNCLOUD_PROPS
+        elif q.standard_props:
+            self._propfind = propsmod.STANDARD_PROPS
+        else:
+            self._propfind = b""  # allprop (RFC 4918)
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _fetch_token(self) -> None:
+        """bearer_token_command: its output is the token (never logged)."""
+        argv = shlex.split(self._token_command)
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise OSError(errno.EACCES, f"{self.label}: bearer_token_command failed: {type(e).__name__}") from None
+        with self._auth_lock:
+            self._headers["Authorization"] = "Bearer " + out.stdout.strip()
+
+    def remote(self, path: str, is_dir: bool = False) -> str:
+        """The URL path (escaped, below the url's) of a volume path."""
+        if path.startswith("/") or ".." in path.split("/"):
+            raise OSError(errno.EINVAL, "invalid path", path)
+        full = posixpath.join(self.root, path) if path else self.root
+        for seg in full.split("/"):
+            if len(seg.encode("utf-8", "surrogateescape")) > _MAX_NAME:
+                raise OSError(errno.ENAMETOOLONG, "file name too long", path)
+        if not self._raw_names:
+            full = self.enc.encode_path(STANDARD.decode_path(full))
+        out = quote(full, safe="/")
+        return out + "/" if is_dir and out else out
+
+    def _name(self, raw: str) -> str:
+        return raw if self._raw_names else STANDARD.encode(self.enc.decode(raw))
+
+    def call(self, method: str, path: str, *, headers: dict[str, str] | None = None, body: Any = None,
+             stream: bool = False, retry: bool = True, direction: str = "", ok: tuple[int, ...] = ()) -> Any:
+        """One request to base url + `path` (already escaped); 401 with a bearer_token_command
+        fetches a new token and tries once more, as rclone."""
+        with self._auth_lock:
+            hdrs = {**self._headers, **(headers or {})}
+        resp = self.http.request(method, self.base_url + path, headers=hdrs, body=body, stream=stream,
+                                 retry=retry, direction=direction, ok=ok)
+        if resp.status == 401 and self._token_command and retry:
+            resp.release_conn()
+            self._fetch_token()
+            with self._auth_lock:
+                hdrs = {**self._headers, **(headers or {})}
+            resp = self.http.request(method, self.base_url + path, headers=hdrs, body=body, stream=stream,
+                                     retry=retry, direction=direction, ok=ok)
+        return resp
+
+    def error(self, resp: Any, method: str, path: str) -> OSError:
+        code = _ERRNO.get(resp.status, errno.EIO)
+        shown = unquote(path) or "/"
+        reason = getattr(resp, "reason", "") or ""
+        return OSError(code, f"{self.label}: {method} {shown}: HTTP {resp.status} {reason}".rstrip())
+
+    def _propfind_call(self, url_path: str, depth: str, stream: bool) -> Any:
+        headers = {"Depth": depth}
+        if self._propfind:
+            headers["Content-Type"] = "application/xml; charset=utf-8"
+        return self.call("PROPFIND", url_path, headers=headers, body=self._propfind or None, stream=stream)
+
+    def _entry(self, name: str, p: propsmod.Prop) -> Entry:
+        if p.is_dir:
+            return Entry(name, True, 0, p.mtime_ns)
+        return Entry(name, False, p.size, p.mtime_ns)
+
+    # --- reads --------------------------------------------------------------------------
+
+    def list(self, path: str) -> list[Entry]:
+        url_path = self.remote(path, is_dir=True)
+        resp = self._propfind_call(url_path, "1", stream=True)
+        if resp.status != 207:
+            err = self.error(resp, "PROPFIND", url_path)
+            resp.release_conn()
+            if resp.status in (404, 409):
+                raise FileNotFoundError(errno.ENOENT, "directory not found", path)
+            raise err
+        from ...lib.httpclient import BodyReader
+
+        base = urlsplit(self.base_url + url_path)
+        base_path = unquote(base.path)
+        if not base_path.endswith("/"):
+            base_path += "/"
+        out: list[Entry] = []
+        first = True
+        with BodyReader(self.http, resp) as body:
+            for p in propsmod.parse_stream(body.readinto):
+                href = urlsplit(urljoin(self.base_url + url_path, p.href))
+                item_path = unquote(href.path)
+                if first and item_path.rstrip("/") == base_path.rstrip("/"):
+                    first = False
+                    if not p.is_dir:  # the listed path is a file
+                        raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+                    continue
+                first = False
+                if not item_path.startswith(base_path):
+                    log.debug("%s: item with unknown path received: %r", self.label, item_path)
+                    continue
+                sub = item_path[len(base_path):].strip("/")
+                if not sub or "/" in sub or not p.ok:
+                    continue
+                if self._exclude_shares and "S" in p.permissions:
+                    continue
+                if self._exclude_mounts and "M" in p.permissions:
+                    continue
+                out.append(self._entry(self._name(sub), p))
+        return out
+
+    def _stat_prop(self, path: str) -> propsmod.Prop | None:
+        url_path = self.remote(path)
+        resp = self._propfind_call(url_path, "0", stream=False)
+        if resp.status in (301, 302, 303, 307, 308) and not url_path.endswith("/"):
+            resp = self._propfind_call(url_path + "/", "0", stream=False)  # a collection asked without its /
+        if resp.status in (404, 409, 301, 302, 303):
+            return None
+        if resp.status != 207:
+            raise self.error(resp, "PROPFIND", url_path)
+        items = propsmod.parse_bytes(resp.data)
+        if not items or not (items[0].ok or items[0].code == 425):
+            return None
+        return items[0]
+
+    def stat(self, path: str) -> Entry:
+        if path == "" and not self.root:
+            return Entry("", True)
+        p = self._stat_prop(path)
+        if p is None:
+            parent = posixpath.dirname(path)
+            if parent and (pp := self._stat_prop(parent)) is not None and not pp.is_dir:
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+            raise FileNotFoundError(errno.ENOENT, "not found", path)
+        return self._entry(posixpath.basename(path), p)
+
+    def open_read(self, path: str, offset: int = 0, length: int = -1) -> Reader:
+        url_path = self.remote(path)
+        try:
+            return DavReader(self, url_path, offset, length)
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, "not found", path) from None
+        except OSError as e:
+            if e.errno in (errno.EPERM, errno.EIO) and self._is_dir(path):
+                raise IsADirectoryError(errno.EISDIR, "is a directory", path) from None
+            raise
+
+    def _is_dir(self, path: str) -> bool:
+        try:
+            p = self._stat_prop(path)
+        except OSError:
+            return False
+        return p is not None and p.is_dir
+
+    def hash(self, path: str, kind: str) -> str:
+        if kind not in self.hashes:
+            return super().hash(path, kind)
+        p = self._stat_prop(path)
+        if p is None:
+            raise FileNotFoundError(errno.ENOENT, "not found", path)
+        if p.is_dir:
+            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+        return p.hashes().get(kind, "")
+
+    def upload_hashes(self, size: int) -> tuple[str, ...]:
+        """OC-Checksum on the PUT, as rclone sends it (SHA1 first, else MD5)."""
+        q = self.quirks
+        return ("sha1",) if q.oc_sha1 else ("md5",) if q.oc_md5 else ()
+
+    # --- writes -------------------------------------------------------------------------
+
+    def put_headers(self, mtime_ns: int | None, hashes: dict[str, str]) -> dict[str, str]:
+        headers = {"Content-Type": "application/octet-stream"}
+        q = self.quirks
+        if q.use_oc_mtime and mtime_ns is not None:
+            headers["X-OC-Mtime"] = str(mtime_ns // 10**9)
+        if q.oc_sha1 and hashes.get("sha1"):
+            headers["OC-Checksum"] = "SHA1:" + hashes["sha1"]
+        elif q.oc_md5 and hashes.get("md5"):
+            headers["OC-Checksum"] = "MD5:" + hashes["md5"]
+        return headers
+
+    def uploaded(self, path: str, mtime_ns: int | None) -> None:
+        """After a PUT: where the server took no X-OC-Mtime but can PROPPATCH one, set it."""
+
+    def open_write(self, path: str, size: int = -1, mtime_ns: int | None = None,
+                   mode: int | None = None) -> Writer:
+        url_path = self.remote(path)
+        if path == "":
+            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+        parent = posixpath.dirname(path)
+        if self._is_dir(path):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+        if parent:
+            self._make_dirs(parent)
+        return DavWriter(self, url_path, size, mtime_ns)
+
+    def _mkcol(self, path: str) -> int:
+        url_path = self.remote(path, is_dir=True)
+        resp = self.call("MKCOL", url_path)
+        resp.release_conn()
+        return resp.status
+
+    def _make_dirs(self, path: str) -> None:
+        """The directory and its parents, as rclone's mkdir (a 409 makes the parent first)."""
+        status = self._mkcol(path)
+        if status in (200, 201, 204):
+            return
+        if status == 409:
+            parent = posixpath.dirname(path)
+            if parent:
+                self._make_dirs(parent)
+                status = self._mkcol(path)
+                if status in (200, 201, 204, 405):
+                    return
+        p = self._stat_prop(path)
+        if p is not None and p.is_dir:
+            return
+        if p is not None:
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+        raise OSError(_ERRNO.get(status, errno.EIO), f"{self.label}: MKCOL {path}: HTTP {status}")
+
+    def mkdir(self, path: str) -> None:
+        if path == "":
+            raise FileExistsError(errno.EEXIST, "exists", path)
+        status = self._mkcol(path)
+        if status in (200, 201, 204):
+            return
+        p = self._stat_prop(path)
+        if p is not None:
+            raise FileExistsError(errno.EEXIST, "exists", path)
+        parent = posixpath.dirname(path)
+        if parent:
+            pp = self._stat_prop(parent)
+            if pp is None:
+                raise FileNotFoundError(errno.ENOENT, "parent directory not found", path)
+            if not pp.is_dir:
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+        if status == 409:
+            raise FileNotFoundError(errno.ENOENT, "parent directory not found", path)
+        raise OSError(_ERRNO.get(status, errno.EIO), f"{self.label}: MKCOL {path}: HTTP {status}")
+
+    def rmdir(self, path: str) -> None:
+        entries = self.list(path)  # ENOENT, ENOTDIR
+        if entries:
+            raise OSError(errno.ENOTEMPTY, "directory not empty", path)
+        if path == "" and not self.root:
+            raise OSError(errno.EBUSY, "cannot remove the root", path)
+        url_path = self.remote(path, is_dir=True)
+        resp = self.call("DELETE", url_path)
+        resp.release_conn()
+        if resp.status not in (200, 204):
+            raise self.error(resp, "DELETE", url_path)
+
+    def delete(self, path: str) -> None:
+        p = self._stat_prop(path)  # never a DELETE of a collection (it would go with all below it)
+        if p is None:
+            raise FileNotFoundError(errno.ENOENT, "not found", path)
+        if p.is_dir:
+            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+        url_path = self.remote(path)
+        resp = self.call("DELETE", url_path)
+        resp.release_conn()
+        if resp.status == 404:
+            raise FileNotFoundError(errno.ENOENT, "not found", path)
+        if resp.status not in (200, 204):
+            raise self.error(resp, "DELETE", url_path)
+
+    def move(self, src: str, dst: str) -> None:
+        sp = self._stat_prop(src)
+        if sp is None:
+            raise FileNotFoundError(errno.ENOENT, "not found", src)
+        if sp.is_dir and (dst + "/").startswith(src + "/"):
+            raise OSError(errno.EINVAL, "cannot move a directory into itself", dst)
+        dp = self._stat_prop(dst)
+        if dp is not None:
+            if dp.is_dir and not sp.is_dir:
+                raise IsADirectoryError(errno.EISDIR, "is a directory", dst)
+            if dp.is_dir and self.list(dst):
+                raise OSError(errno.ENOTEMPTY, "directory not empty", dst)
+            if sp.is_dir and not dp.is_dir:
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", dst)
+        parent = posixpath.dirname(dst)
+        if parent:
+            self._make_dirs(parent)
+        src_path, dst_path = self.remote(src, is_dir=sp.is_dir), self.remote(dst, is_dir=sp.is_dir)
+        headers = {"Destination": self.base_url + dst_path, "Overwrite": "T"}
+        if self.quirks.use_oc_mtime and not sp.is_dir and sp.mtime_ns:
+            headers["X-OC-Mtime"] = str(sp.mtime_ns // 10**9)
+        resp = self.call("MOVE", src_path, headers=headers)
+        resp.release_conn()
+        if resp.status not in (200, 201, 204):
+            raise self.error(resp, "MOVE", src_path)
+
+    def set_modtime(self, path: str, mtime_ns: int) -> None:
+        if not self.quirks.propset_mtime:
+            return super().set_modtime(path, mtime_ns)
+        body = ('<?xml version="1.0" encoding="utf-8" ?>\n<D:propertyupdate xmlns:D="DAV:">\n <D:set>\n  <D:prop>\n'
+                f'   <lastmodified xmlns="DAV:">{mtime_ns // 10**9}</lastmodified>\n  </D:prop>\n </D:set>\n'
+                '</D:propertyupdate>\n').encode()
+        url_path = self.remote(path)
+        resp = self.call("PROPPATCH", url_path, headers={"Content-Type": "application/xml; charset=utf-8"}, body=body)
+        if resp.status == 404:
+            raise FileNotFoundError(errno.ENOENT, "not found", path)
+        if resp.status != 207:
+            raise self.error(resp, "PROPPATCH", url_path)
+        items = propsmod.parse_bytes(resp.data)
+        if len(items) == 1 and items[0].ok:
+            return
+        raise OSError(errno.ENOTSUP, f"{self.label}: the server did not set the modification time", path)
+
+    def shutdown(self) -> None:
+        self.http.close()

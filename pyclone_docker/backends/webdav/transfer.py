@@ -1,0 +1,241 @@
+"""Reads (ranged GETs, resumed where a body broke) and uploads (PUT) of the webdav backend."""
+
+from __future__ import annotations
+
+import errno
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from ...lib.httpclient import BodyReader
+
+STREAM_QUEUE = 8  # pieces a streamed PUT holds between write() and the socket
+SMALL_UNKNOWN = 1 << 20  # an upload of an unknown size up to this is held and sent with its length
+_ABORT = object()
+
+
+class DavBackend(Protocol):
+    """What transfers need of the backend (backend.WebdavBackend)."""
+
+    label: str
+    ctx: Any
+    http: Any  # its HttpClient
+
+    def call(self, method: str, path: str, *, headers: dict[str, str] | None = None, body: Any = None,
+             stream: bool = False, retry: bool = True, direction: str = "", ok: tuple[int, ...] = ()) -> Any: ...
+
+    def error(self, resp: Any, method: str, path: str) -> OSError: ...
+
+    def put_headers(self, mtime_ns: int | None, hashes: dict[str, str]) -> dict[str, str]: ...
+
+    def uploaded(self, path: str, mtime_ns: int | None) -> None: ...
+
+
+class DavReader:
+    """Bytes [offset, offset + length) of a file (length -1: to the end), streamed."""
+
+    def __init__(self, backend: DavBackend, path: str, offset: int, length: int) -> None:
+        self._b = backend
+        self._path = path
+        self._pos = offset
+        self._end = offset + length if length >= 0 else -1
+        self._body: BodyReader | None = None
+        self._opens = 0
+        self._done = length == 0
+        if not self._done:
+            self._open()
+
+    def _open(self) -> None:
+        headers = {}
+        if self._end >= 0:
+            headers["Range"] = f"bytes={self._pos}-{self._end - 1}"
+        elif self._pos > 0:
+            headers["Range"] = f"bytes={self._pos}-"
+        self._opens += 1
+        resp = self._b.call("GET", self._path, headers=headers, stream=True, direction="download")
+        if resp.status == 416:  # a range at or past the end
+            resp.release_conn()
+            self._done = True
+            return
+        if resp.status not in (200, 206):
+            err = self._b.error(resp, "GET", self._path)
+            resp.release_conn()
+            raise err
+        if "Range" in headers and not _range_starts(resp, self._pos):
+            resp.close()
+            resp.release_conn()  # rclone's CheckContentRange: fs.ErrorRangeIgnored
+            raise OSError(errno.EIO, f"{self._b.label}: GET {self._path}: the server ignored the Range")
+        self._body = BodyReader(self._b.http, resp)
+
+    def readinto(self, view: memoryview) -> int:
+        if self._done:
+            return 0
+        if self._end >= 0 and len(view) > self._end - self._pos:
+            view = view[:self._end - self._pos]
+        if not len(view):
+            return 0
+        while True:
+            try:
+                if self._body is None:
+                    self._open()
+                    if self._done:
+                        return 0
+                assert self._body is not None
+                n = self._body.readinto(view)
+            except FileNotFoundError:
+                raise
+            except OSError as e:
+                self._drop()
+                if e.errno != errno.EIO or self._opens >= max(1, self._b.ctx.low_level_retries):
+                    if e.errno == errno.EIO and self._opens > 1:
+                        raise OSError(errno.EIO, f"{e.strerror or e} (too many retries: {self._opens} opens)") from None
+                    raise
+                time.sleep(min(2.0, 0.01 * (2 ** self._opens)))
+                continue
+            if n == 0:
+                self._done = True
+            self._pos += n
+            return n
+
+    def _drop(self) -> None:
+        body, self._body = self._body, None
+        if body is not None:
+            body.close()
+
+    def close(self) -> None:
+        self._done = True
+        self._drop()
+
+
+def _range_starts(resp: Any, pos: int) -> bool:
+    value = resp.headers.get("Content-Range", "")
+    if not value:
+        return pos == 0 and resp.status == 200
+    unit, _, rest = value.partition(" ")
+    start = rest.partition("-")[0]
+    return unit == "bytes" and start.isdigit() and int(start) == pos
+
+
+class DavWriter:
+    """One PUT. A known size streams with its Content-Length; an unknown one is held up to 1 MiB
+    (then sent with its length) and beyond that streams chunked. A PUT that streamed cannot be
+    resent: its failure fails close(), and the VFS uploads again."""
+
+    def __init__(self, backend: DavBackend, path: str, size: int, mtime_ns: int | None) -> None:
+        self._b = backend
+        self._path = path
+        self._size = size
+        self.mtime_ns = mtime_ns
+        self.source_hashes: dict[str, str] = {}  # set by the VFS before the first byte (upload_hashes)
+        self._held: bytearray | None = bytearray() if size < 0 or size <= SMALL_UNKNOWN else None
+        self._q: queue.Queue[Any] = queue.Queue(STREAM_QUEUE)
+        self._thread: threading.Thread | None = None
+        self._result: list[Any] = []
+        self._failed = threading.Event()
+        self._written = 0
+
+    # --- the streamed PUT ----------------------------------------------------------------
+
+    def _body(self) -> Iterator[bytes]:
+        while True:
+            chunk = self._q.get()
+            if chunk is None:
+                return
+            if chunk is _ABORT:
+                raise OSError(errno.ECANCELED, "upload aborted")
+            yield chunk
+
+    def _send(self, length: int) -> None:
+        try:
+            headers = self._b.put_headers(self.mtime_ns, self.source_hashes)
+            if length >= 0:
+                headers["Content-Length"] = str(length)
+            resp = self._b.call("PUT", self._path, headers=headers, body=self._body(), retry=False,
+                                direction="upload")
+            self._result.append(self._check(resp))
+        except BaseException as e:  # handed to close()
+            self._result.append(e)
+            self._failed.set()
+            while True:
+                try:
+                    self._q.get_nowait()
+                except queue.Empty:
+                    break
+
+    def _check(self, resp: Any) -> bool:
+        if resp.status not in (200, 201, 204):
+            err = self._b.error(resp, "PUT", self._path)
+            resp.release_conn()
+            raise err
+        resp.release_conn()
+        return True
+
+    def _start(self, length: int) -> None:
+        self._thread = threading.Thread(target=self._send, args=(length,), name="webdav-put", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> None:
+        while not self._failed.is_set():
+            try:
+                self._q.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+        self._raise()
+
+    def _raise(self) -> None:
+        err = self._result[0] if self._result else None
+        if isinstance(err, BaseException):
+            raise err
+        raise OSError(errno.EIO, f"{self._b.label}: PUT {self._path}: the upload stopped")
+
+    # --- the Writer ---------------------------------------------------------------------
+
+    def write(self, view: memoryview) -> int:
+        n = len(view)
+        self._written += n
+        if self._held is not None:
+            self._held += view
+            if self._size >= 0 or len(self._held) <= SMALL_UNKNOWN:
+                return n
+            held, self._held = self._held, None  # an unknown size past 1 MiB: stream it chunked
+            self._start(-1)
+            self._put(bytes(held))
+            return n
+        if self._thread is None:
+            self._start(self._size)
+        self._put(bytes(view))  # the caller reuses its buffer
+        return n
+
+    def close(self) -> None:
+        if self._size >= 0 and self._written != self._size:
+            self.abort()
+            raise OSError(errno.EIO, f"{self._b.label}: PUT {self._path}: {self._written} bytes written of "
+                          f"the {self._size} announced")
+        if self._held is not None:  # sent whole: this one may be retried
+            headers = self._b.put_headers(self.mtime_ns, self.source_hashes)
+            headers["Content-Length"] = str(len(self._held))
+            resp = self._b.call("PUT", self._path, headers=headers, body=bytes(self._held), direction="upload")
+            self._check(resp)
+        else:
+            if self._thread is None:
+                self._start(self._size)
+            self._put(None)
+            assert self._thread is not None
+            self._thread.join()
+            if not self._result or self._result[0] is not True:
+                self._raise()
+        self._b.uploaded(self._path, self.mtime_ns)
+
+    def abort(self) -> None:
+        self._held = None
+        if self._thread is not None and self._thread.is_alive():
+            while self._thread.is_alive():
+                try:
+                    self._q.put(_ABORT, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+            self._thread.join(timeout=5)
