@@ -19,7 +19,7 @@ import threading
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-from ...encoder import STANDARD, parse_encoding
+from ...encoder import STANDARD, Encoder, parse_encoding
 from ...lib.httpclient import HttpClient
 from ..base import (
     FEATURE_DIR_MOVE,
@@ -64,8 +64,9 @@ class WebdavBackend(Backend):
         self.base_url = url if url.endswith("/") else url + "/"
         parts = urlsplit(self.base_url)
         self.label = f"webdav {name}" if not name.startswith(":") else f"webdav {parts.hostname}"
-        self.enc = parse_encoding(opt["encoding"] or "Raw")
-        self._raw_names = self.enc.mask == 0  # rclone skips its encoder entirely then
+        # rclone's default is no encoding at all (mask 0): it then skips the encoder entirely
+        self.enc = parse_encoding(opt["encoding"]) if opt["encoding"] else Encoder(0)
+        self._raw_names = self.enc.mask == 0
         self.http = HttpClient(self.ctx, self.label, retry_statuses=RETRY_STATUSES)
         self._headers: dict[str, str] = {}
         extra = list(opt["headers"] or [])
@@ -170,7 +171,12 @@ class WebdavBackend(Backend):
         if resp.status != 207:
             err = self.error(resp, "PROPFIND", url_path)
             resp.release_conn()
+            if path and (p := self._stat_prop(path)) is not None and not p.is_dir:
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)  # Apache: 400 for "file/"
             if resp.status in (404, 409):
+                if path and (parent := posixpath.dirname(path)) and (pp := self._stat_prop(parent)) is not None \
+                        and not pp.is_dir:
+                    raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
                 raise FileNotFoundError(errno.ENOENT, "directory not found", path)
             raise err
         from ...lib.httpclient import BodyReader
@@ -209,7 +215,7 @@ class WebdavBackend(Backend):
         resp = self._propfind_call(url_path, "0", stream=False)
         if resp.status in (301, 302, 303, 307, 308) and not url_path.endswith("/"):
             resp = self._propfind_call(url_path + "/", "0", stream=False)  # a collection asked without its /
-        if resp.status in (404, 409, 301, 302, 303):
+        if resp.status in (404, 409, 301, 302, 303, 400):  # 400: Apache, for a path below a file
             return None
         if resp.status != 207:
             raise self.error(resp, "PROPFIND", url_path)
@@ -235,8 +241,8 @@ class WebdavBackend(Backend):
             return DavReader(self, url_path, offset, length)
         except FileNotFoundError:
             raise FileNotFoundError(errno.ENOENT, "not found", path) from None
-        except OSError as e:
-            if e.errno in (errno.EPERM, errno.EIO) and self._is_dir(path):
+        except OSError:  # a GET of a collection: 403, 405 or a listing page, by server
+            if self._is_dir(path):
                 raise IsADirectoryError(errno.EISDIR, "is a directory", path) from None
             raise
 
@@ -316,13 +322,12 @@ class WebdavBackend(Backend):
         raise OSError(_ERRNO.get(status, errno.EIO), f"{self.label}: MKCOL {path}: HTTP {status}")
 
     def mkdir(self, path: str) -> None:
-        if path == "":
-            raise FileExistsError(errno.EEXIST, "exists", path)
+        if path == "" or self._stat_prop(path) is not None:  # some servers (rclone's) take a MKCOL of an
+            raise FileExistsError(errno.EEXIST, "exists", path)  # existing name as done
         status = self._mkcol(path)
         if status in (200, 201, 204):
             return
-        p = self._stat_prop(path)
-        if p is not None:
+        if self._stat_prop(path) is not None:
             raise FileExistsError(errno.EEXIST, "exists", path)
         parent = posixpath.dirname(path)
         if parent:
