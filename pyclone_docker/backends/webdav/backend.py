@@ -322,6 +322,8 @@ class WebdavBackend(Backend):
         raise OSError(_ERRNO.get(status, errno.EIO), f"{self.label}: MKCOL {path}: HTTP {status}")
 
     def mkdir(self, path: str) -> None:
+        if path == "" and self.root and self._stat_prop("") is None:
+            return self._make_root()
         if path == "" or self._stat_prop(path) is not None:  # some servers (rclone's) take a MKCOL of an
             raise FileExistsError(errno.EEXIST, "exists", path)  # existing name as done
         status = self._mkcol(path)
@@ -339,6 +341,19 @@ class WebdavBackend(Backend):
         if status == 409:
             raise FileNotFoundError(errno.ENOENT, "parent directory not found", path)
         raise OSError(_ERRNO.get(status, errno.EIO), f"{self.label}: MKCOL {path}: HTTP {status}")
+
+    def _make_root(self) -> None:
+        """The volume's root and the directories above it, as rclone's Mkdir("")."""
+        parts = self.root.split("/")
+        for i in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:i])
+            if not self._raw_names:
+                prefix = self.enc.encode_path(STANDARD.decode_path(prefix))
+            resp = self.call("MKCOL", quote(prefix, safe="/") + "/")
+            resp.release_conn()
+            if resp.status not in (200, 201, 204, 405, 406, 423) and i == len(parts):
+                raise OSError(_ERRNO.get(resp.status, errno.EIO), f"{self.label}: MKCOL {self.root}: "
+                              f"HTTP {resp.status}")
 
     def rmdir(self, path: str) -> None:
         entries = self.list(path)  # ENOENT, ENOTDIR
