@@ -103,6 +103,9 @@ NOT_HERE: dict[str, str] = {
     "docker volume create secret -d pyclone -o type=crypt -o crypt-remote=/srv/enc \\":
         "PASSWORD is a placeholder and /srv/enc the reader's directory; needs the plugin running for dockerd "
         "(tests/integration/test_crypt_interop.py mounts a crypt volume through the plugin)",
+    "docker volume create cloud -d pyclone -o type=webdav -o webdav-vendor=nextcloud \\":
+        "USER, PASSWORD and cloud.lan are placeholders for the reader's Nextcloud "
+        "(tests/e2e/test_dav_e2e.py does this against Apache mod_dav)",
     "python3 pyclone-docker-arm64.pyz version": "the arm64 file needs an arm64 Python (tests/zipapp runs "
                                                 "this machine's file, tests/arm/arm_proof.py arm64's under qemu)",
     "python3 pyclone-docker-arm64.pyz selftest          # known-answer tests of the native crypto":
@@ -606,7 +609,7 @@ def test_development_lines(sandbox: Sandbox) -> None:
 def test_inner_invocations(sandbox: Sandbox) -> None:
     """Each `$(pyclone-docker ...)` inside a NOT_HERE command, run as written."""
     inner = [m for first in NOT_HERE for m in re.findall(r"\$\((pyclone-docker [^)]*)\)", readme_commands()[first])]
-    assert inner == ["pyclone-docker obscure pw"] + ["pyclone-docker obscure 'PASSWORD'"] * 2  # sftp, crypt
+    assert inner == ["pyclone-docker obscure pw"] + ["pyclone-docker obscure 'PASSWORD'"] * 3  # sftp, crypt, webdav
     for text in inner:
         obscured = sandbox.bash(text, cwd=sandbox.root).stdout.strip()
         plain = shlex.split(text)[-1]
