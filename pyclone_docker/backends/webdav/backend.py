@@ -189,8 +189,11 @@ class WebdavBackend(Backend):
         first = True
         with BodyReader(self.http, resp) as body:
             for p in propsmod.parse_stream(body.readinto):
-                href = urlsplit(urljoin(self.base_url + url_path, p.href))
-                item_path = unquote(href.path)
+                h = p.href
+                if h.startswith("/") and "?" not in h and "#" not in h and "/./" not in h and "/../" not in h:
+                    item_path = unquote(h)  # the usual absolute path: no URL parsing per entry
+                else:
+                    item_path = unquote(urlsplit(urljoin(self.base_url + url_path, h)).path)
                 if first and item_path.rstrip("/") == base_path.rstrip("/"):
                     first = False
                     if not p.is_dir:  # the listed path is a file

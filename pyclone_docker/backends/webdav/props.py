@@ -1,9 +1,9 @@
 """PROPFIND bodies: the request bodies rclone sends, and a streamed parser of the multistatus
 answer.
 
-The answer is fed to an XMLPullParser in the pieces it arrives in, and each <response> is
-handed out and dropped as soon as it ends, so a 10,000-entry listing never holds the whole
-XML text, nor its whole tree, in memory. Properties are read as rclone's api.Prop reads them:
+The answer is fed to expat in the pieces it arrives in, and each <response> is handed out as
+soon as it ends, so a 10,000-entry listing never holds the whole XML text, nor a tree of it,
+in memory. Properties are read as rclone's api.Prop reads them:
 every <propstat> of a response adds to one set of properties, and the response is good when
 any of its statuses is 2xx.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as _dt
 import email.utils
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -42,7 +41,6 @@ STANDARD_PROPS = b"""<?xml version="1.0"?>
 </d:propfind>
 """
 
-_DAV = "{DAV:}"
 _STATUS_2XX = re.compile(r"^HTTP/[\d.]+\s+2\d\d")
 _STATUS_CODE = re.compile(r"^HTTP/[0-9.]+\s+(\d+)")
 
@@ -94,9 +92,21 @@ class Prop:
         return out
 
 
+_TIMES: dict[str, int] = {}  # a listing's entries share their few distinct modtimes
+
+
 def parse_time(text: str) -> int:
     """getlastmodified in ns: RFC 1123 (as the RFC says), RFC 1123 with a numeric zone, Unix
     date and RFC 3339, as rclone tries them; the epoch when none fits (as rclone)."""
+    got = _TIMES.get(text)
+    if got is None:
+        if len(_TIMES) > 4096:
+            _TIMES.clear()
+        got = _TIMES[text] = _parse_time(text)
+    return got
+
+
+def _parse_time(text: str) -> int:
     text = text.strip()
     if not text:
         return 0
@@ -114,76 +124,98 @@ def parse_time(text: str) -> int:
     return int(when.timestamp()) * 10**9 + when.microsecond * 1000
 
 
-def _local(tag: str) -> str:
-    return tag.rpartition("}")[2]
 
 
-def _prop_into(p: Prop, prop: ET.Element) -> None:
-    for child in prop:
-        name, text = _local(child.tag), (child.text or "")
-        if name == "resourcetype":
-            for kind in child:
-                if kind.tag == _DAV + "collection":
-                    p.collection = True
-                elif not p.other_type:
-                    p.other_type = kind.tag
-        elif name == "iscollection" and child.tag.startswith(_DAV):
-            p.is_collection = text
-        elif name == "getcontentlength" and child.tag.startswith(_DAV):
-            try:
-                p.size = int(text.strip() or 0)
-            except ValueError:
-                p.size = 0
-        elif name == "getlastmodified" and child.tag.startswith(_DAV):
-            p.mtime_ns = parse_time(text)
-        elif name == "checksums":
-            p.checksums.extend((c.text or "") for c in child if _local(c.tag) == "checksum")
-        elif name == "permissions":
-            p.permissions = text
-        elif name == "sha1hex":
-            p.me_sha1 = text.strip()
 
-
-def _response(elem: ET.Element) -> Prop:
-    p = Prop()
-    for child in elem:
-        if child.tag == _DAV + "href":
-            p.href = (child.text or "").strip()
-        elif child.tag == _DAV + "propstat":
-            for part in child:
-                if part.tag == _DAV + "status":
-                    p.statuses.append((part.text or "").strip())
-                elif part.tag == _DAV + "prop":
-                    _prop_into(p, part)
-    return p
+def _local(name: str) -> str:
+    return name.rpartition(" ")[2]
 
 
 class MultistatusParser:
-    """Feed it the body's pieces; each finished <response> comes out of `feed` and `close`."""
+    """Feed it the body's pieces; each finished <response> comes out of `feed` and `close`.
+
+    expat with callbacks, no element tree: only the response being read is held (its Prop),
+    and its text nodes until each ends."""
 
     def __init__(self) -> None:
-        self._parser = ET.XMLPullParser(events=("start", "end"))
-        self._stack: list[ET.Element] = []
+        from xml.parsers import expat
+
+        p = expat.ParserCreate(namespace_separator=" ")
+        p.buffer_text = True
+        p.StartElementHandler = self._start
+        p.EndElementHandler = self._end
+        p.CharacterDataHandler = self._chars
+        self._p = p
+        self._stack: list[str] = []
+        self._text: list[str] = []
+        self._cur: Prop | None = None
+        self._done: list[Prop] = []
+
+    def _start(self, name: str, _attrs: object) -> None:
+        stack = self._stack
+        if name == "DAV: response":
+            self._cur = Prop()
+        elif self._cur is not None and stack and stack[-1] == "DAV: resourcetype":
+            if name == "DAV: collection":
+                self._cur.collection = True
+            elif not self._cur.other_type:
+                ns, _, local = name.rpartition(" ")
+                self._cur.other_type = f"{{{ns}}}{local}" if ns else local
+        stack.append(name)
+        self._text.clear()
+
+    def _chars(self, data: str) -> None:
+        if self._cur is not None:
+            self._text.append(data)
+
+    def _end(self, name: str) -> None:
+        stack = self._stack
+        stack.pop()
+        p = self._cur
+        if p is None:
+            return
+        text = "".join(self._text)
+        self._text.clear()
+        parent = stack[-1] if stack else ""
+        if name == "DAV: response":
+            self._done.append(p)
+            self._cur = None
+        elif parent == "DAV: response":
+            if name == "DAV: href":
+                p.href = text.strip()
+        elif name == "DAV: status":
+            if parent == "DAV: propstat":
+                p.statuses.append(text.strip())
+        elif parent == "DAV: prop":
+            if name == "DAV: getcontentlength":
+                try:
+                    p.size = int(text.strip() or 0)
+                except ValueError:
+                    p.size = 0
+            elif name == "DAV: getlastmodified":
+                p.mtime_ns = parse_time(text)
+            elif name == "DAV: iscollection":
+                p.is_collection = text
+            else:
+                local = _local(name)
+                if local == "permissions":
+                    p.permissions = text
+                elif local == "sha1hex":
+                    p.me_sha1 = text.strip()
+        elif _local(name) == "checksum" and _local(parent) == "checksums":
+            p.checksums.append(text)
+
+    def _take(self) -> list[Prop]:
+        done, self._done = self._done, []
+        return done
 
     def feed(self, data: bytes | memoryview) -> Iterator[Prop]:
-        self._parser.feed(bytes(data))
-        yield from self._events()
+        self._p.Parse(bytes(data), False)
+        yield from self._take()
 
     def close(self) -> Iterator[Prop]:
-        self._parser.close()
-        yield from self._events()
-
-    def _events(self) -> Iterator[Prop]:
-        for event, elem in self._parser.read_events():
-            if event == "start":
-                self._stack.append(elem)
-                continue
-            self._stack.pop()
-            if elem.tag == _DAV + "response":
-                yield _response(elem)
-                if self._stack:  # drop it from its parent: nothing of a handed-out entry is kept
-                    self._stack[-1].remove(elem)
-                elem.clear()
+        self._p.Parse(b"", True)
+        yield from self._take()
 
 
 def parse_stream(read: Callable[[memoryview], int], piece: int = 64 * 1024) -> Iterator[Prop]:
