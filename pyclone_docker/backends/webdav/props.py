@@ -131,6 +131,12 @@ def _local(name: str) -> str:
     return name.rpartition(" ")[2]
 
 
+(_RESPONSE, _HREF, _STATUS, _LENGTH, _MODIFIED, _ISCOLLECTION, _CHECKSUM, _PERMISSIONS, _SHA1HEX) = range(1, 10)
+_ENDS = {"DAV: response": _RESPONSE, "DAV: href": _HREF, "DAV: status": _STATUS, "DAV: getcontentlength": _LENGTH,
+         "DAV: getlastmodified": _MODIFIED, "DAV: iscollection": _ISCOLLECTION}
+_LOCAL_ENDS = {"checksum": _CHECKSUM, "permissions": _PERMISSIONS, "sha1hex": _SHA1HEX}
+
+
 class MultistatusParser:
     """Feed it the body's pieces; each finished <response> comes out of `feed` and `close`.
 
@@ -165,45 +171,49 @@ class MultistatusParser:
         self._text.clear()
 
     def _chars(self, data: str) -> None:
-        if self._cur is not None:
-            self._text.append(data)
+        self._text.append(data)
 
     def _end(self, name: str) -> None:
         stack = self._stack
         stack.pop()
         p = self._cur
-        if p is None:
+        text_parts = self._text
+        kind = _ENDS.get(name)
+        if kind is None:
+            kind = _LOCAL_ENDS.get(name.rpartition(" ")[2], 0)
+        if p is None or not kind:
+            text_parts.clear()
             return
-        text = "".join(self._text)
-        self._text.clear()
+        text = "".join(text_parts)
+        text_parts.clear()
         parent = stack[-1] if stack else ""
-        if name == "DAV: response":
+        if kind == _RESPONSE:
             self._done.append(p)
             self._cur = None
-        elif parent == "DAV: response":
-            if name == "DAV: href":
+        elif kind == _HREF:
+            if parent == "DAV: response":
                 p.href = text.strip()
-        elif name == "DAV: status":
+        elif kind == _STATUS:
             if parent == "DAV: propstat":
                 p.statuses.append(text.strip())
-        elif parent == "DAV: prop":
-            if name == "DAV: getcontentlength":
-                try:
-                    p.size = int(text.strip() or 0)
-                except ValueError:
-                    p.size = 0
-            elif name == "DAV: getlastmodified":
-                p.mtime_ns = parse_time(text)
-            elif name == "DAV: iscollection":
-                p.is_collection = text
-            else:
-                local = _local(name)
-                if local == "permissions":
-                    p.permissions = text
-                elif local == "sha1hex":
-                    p.me_sha1 = text.strip()
-        elif _local(name) == "checksum" and _local(parent) == "checksums":
-            p.checksums.append(text)
+        elif kind == _CHECKSUM:
+            if parent.endswith(" checksums"):
+                p.checksums.append(text)
+        elif parent != "DAV: prop":
+            return
+        elif kind == _LENGTH:
+            try:
+                p.size = int(text.strip() or 0)
+            except ValueError:
+                p.size = 0
+        elif kind == _MODIFIED:
+            p.mtime_ns = parse_time(text)
+        elif kind == _ISCOLLECTION:
+            p.is_collection = text
+        elif kind == _PERMISSIONS:
+            p.permissions = text
+        elif kind == _SHA1HEX:
+            p.me_sha1 = text.strip()
 
     def _take(self) -> list[Prop]:
         done, self._done = self._done, []
