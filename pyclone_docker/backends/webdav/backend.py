@@ -152,6 +152,17 @@ class WebdavBackend(Backend):
         reason = getattr(resp, "reason", "") or ""
         return OSError(code, f"{self.label}: {method} {shown}: HTTP {resp.status} {reason}".rstrip())
 
+    def put_error(self, resp: Any, url_path: str, path: str) -> OSError:
+        """A failed PUT's error: below a file (404/409 by server) is ENOTDIR, as POSIX says."""
+        if resp.status in (404, 409) and (parent := posixpath.dirname(path)):
+            try:
+                pp = self._stat_prop(parent)
+            except OSError:
+                pp = None
+            if pp is not None and not pp.is_dir:
+                return NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+        return self.error(resp, "PUT", url_path)
+
     def _propfind_call(self, url_path: str, depth: str, stream: bool) -> Any:
         headers = {"Depth": depth}
         if self._propfind:
@@ -297,7 +308,7 @@ class WebdavBackend(Backend):
             raise IsADirectoryError(errno.EISDIR, "is a directory", path)
         if parent:
             self._make_dirs(parent)
-        return DavWriter(self, url_path, size, mtime_ns)
+        return DavWriter(self, url_path, size, mtime_ns, path)
 
     def _mkcol(self, path: str) -> int:
         url_path = self.remote(path, is_dir=True)
@@ -308,8 +319,8 @@ class WebdavBackend(Backend):
     def _make_dirs(self, path: str) -> None:
         """The directory and its parents, as rclone's mkdir (a 409 makes the parent first)."""
         status = self._mkcol(path)
-        if status in (200, 201, 204):
-            return
+        if status in (200, 201, 204, 405, 406, 423):  # rclone: 405, 406 and 423 mean it exists (or is
+            return  # being made); a file there fails the PUT below it
         if status == 409:
             parent = posixpath.dirname(path)
             if parent:

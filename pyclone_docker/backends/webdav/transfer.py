@@ -28,6 +28,8 @@ class DavBackend(Protocol):
 
     def error(self, resp: Any, method: str, path: str) -> OSError: ...
 
+    def put_error(self, resp: Any, url_path: str, path: str) -> OSError: ...
+
     def put_headers(self, mtime_ns: int | None, hashes: dict[str, str]) -> dict[str, str]: ...
 
     def uploaded(self, path: str, mtime_ns: int | None) -> None: ...
@@ -123,9 +125,10 @@ class DavWriter:
     (then sent with its length) and beyond that streams chunked. A PUT that streamed cannot be
     resent: its failure fails close(), and the VFS uploads again."""
 
-    def __init__(self, backend: DavBackend, path: str, size: int, mtime_ns: int | None) -> None:
+    def __init__(self, backend: DavBackend, path: str, size: int, mtime_ns: int | None, shown: str = "") -> None:
         self._b = backend
         self._path = path
+        self._shown = shown  # the volume path
         self._size = size
         self.mtime_ns = mtime_ns
         self.source_hashes: dict[str, str] = {}  # set by the VFS before the first byte (upload_hashes)
@@ -166,9 +169,8 @@ class DavWriter:
 
     def _check(self, resp: Any) -> bool:
         if resp.status not in (200, 201, 204):
-            err = self._b.error(resp, "PUT", self._path)
             resp.release_conn()
-            raise err
+            raise self._b.put_error(resp, self._path, self._shown)
         resp.release_conn()
         return True
 
