@@ -106,6 +106,9 @@ NOT_HERE: dict[str, str] = {
     "docker volume create cloud -d pyclone -o type=webdav -o webdav-vendor=nextcloud \\":
         "USER, PASSWORD and cloud.lan are placeholders for the reader's Nextcloud "
         "(tests/e2e/test_dav_e2e.py does this against Apache mod_dav)",
+    "docker volume create site -d pyclone -o type=http -o http-url=https://files.example.org/pub/":
+        "files.example.org is a placeholder for the reader's web server "
+        "(tests/integration/test_http_interop.py mounts http volumes on nginx, Apache and python's http.server)",
     "python3 pyclone-docker-arm64.pyz version": "the arm64 file needs an arm64 Python (tests/zipapp runs "
                                                 "this machine's file, tests/arm/arm_proof.py arm64's under qemu)",
     "python3 pyclone-docker-arm64.pyz selftest          # known-answer tests of the native crypto":
