@@ -4,7 +4,7 @@ A directory is its index page (GET of the URL ending in /), its names found as i
 Each file's size and modtime come from a HEAD (several at once, as rclone's --checkers), unless
 `no_head`: then sizes are unknown until read (-1, shown as 0) and modtimes unset. With
 `no_slash` a name without a trailing / whose HEAD says text/html is a directory. Reads are
-ranged GETs, resumed where a body broke (the webdav backend's reader). Every write is EROFS.
+ranged GETs, resumed where a body broke (lib/httpclient/ranged.py). Every write is EROFS.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 from urllib.parse import quote
 
 from ...lib.httpclient import BodyReader, HttpClient
+from ...lib.httpclient.ranged import RangedReader
 from ..base import Backend, BackendContext, Entry, Reader, Writer
-from ..webdav.transfer import DavReader
 from . import index
 
 log = logging.getLogger("pyclone.http")
@@ -161,7 +161,7 @@ class HttpBackend(Backend):
 
     def open_read(self, path: str, offset: int = 0, length: int = -1) -> Reader:
         try:
-            return DavReader(self, self.url_path(path), offset, length)
+            return RangedReader(self, self.url_path(path), offset, length)
         except FileNotFoundError:
             raise FileNotFoundError(errno.ENOENT, "not found", path) from None
 

@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from ...encoder import STANDARD, Encoder, parse_encoding
 from ...lib.httpclient import HttpClient
+from ...lib.httpclient.ranged import RangedReader
 from ..base import (
     FEATURE_DIR_MOVE,
     FEATURE_EMPTY_DIRS,
@@ -33,7 +34,7 @@ from ..base import (
     Writer,
 )
 from . import props as propsmod
-from .transfer import DavReader, DavWriter
+from .transfer import DavWriter
 from .vendors import quirks
 
 log = logging.getLogger("pyclone.webdav")
@@ -252,7 +253,7 @@ class WebdavBackend(Backend):
     def open_read(self, path: str, offset: int = 0, length: int = -1) -> Reader:
         url_path = self.remote(path)
         try:
-            return DavReader(self, url_path, offset, length)
+            return RangedReader(self, url_path, offset, length)
         except FileNotFoundError:
             raise FileNotFoundError(errno.ENOENT, "not found", path) from None
         except OSError:  # a GET of a collection: 403, 405 or a listing page, by server
