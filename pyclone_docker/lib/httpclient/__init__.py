@@ -1,4 +1,4 @@
-"""The HTTP client layer of the web backends (s3; webdav and http next).
+"""The HTTP client layer of the web backends (s3, webdav, http).
 
     from pyclone_docker.lib.httpclient import HttpClient, HttpError, BodyReader
 
@@ -10,7 +10,8 @@
 client.py: HttpClient (retries, headers, limits, dumps) and BodyReader; tls.py: --ca-cert,
 --client-cert/--client-key, --no-check-certificate; proxy.py: HTTP(S)_PROXY and NO_PROXY;
 retry.py: backoff and Retry-After; dump.py: --dump with redaction; limits.py: the process-wide
---tpslimit and --bwlimit buckets. urllib3 is loaded with the first HttpClient.
+--tpslimit and --bwlimit buckets; ranged.py: RangedReader, a file read by ranged GETs and resumed.
+urllib3 is loaded with the first HttpClient.
 """
 
 from __future__ import annotations
