@@ -16,9 +16,14 @@ help:
 	@echo "make bench   - side-by-side benchmarks against rclone 1.75.2's serve docker"
 	@echo "make posix   - pjdfstest on our mounts and rclone 1.75.2's, every cache mode"
 
+# apache2, nginx and vsftpd are test servers the tests start themselves: a policy-rc.d (kept
+# only for the install) stops their packages from starting system services on ports 80 and 21
 system-deps:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+		pol=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; \
+			chmod 0755 /usr/sbin/policy-rc.d; pol=1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); rc=$$?; \
+		if [ -n "$$pol" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; \
 	fi
 
 # Debian 12's own python3 is "externally managed" (PEP 668): there the test tools (pytest, ruff,
