@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import tracemalloc
 
 import pytest
@@ -105,3 +106,9 @@ def test_vendor_quirks_follow_rclone() -> None:
     assert oc.oc_md5 and oc.oc_sha1 and oc.can_stream
     assert vendors.quirks("rclone").use_oc_mtime and not vendors.quirks("rclone").propset_mtime
     assert vendors.quirks("who-knows") == vendors.UNKNOWN  # rclone: a debug line, no quirks
+
+
+def test_a_broken_answer_is_eio() -> None:
+    with pytest.raises(OSError) as e:
+        props.parse_bytes(b'<d:multistatus xmlns:d="DAV:"><d:response><d:href>/x</d:hre')
+    assert e.value.errno == errno.EIO and "bad multistatus XML" in str(e.value)

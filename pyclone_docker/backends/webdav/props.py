@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import email.utils
+import errno
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -219,12 +220,20 @@ class MultistatusParser:
         done, self._done = self._done, []
         return done
 
+    def _parse(self, data: bytes, final: bool) -> None:
+        from xml.parsers import expat
+
+        try:
+            self._p.Parse(data, final)
+        except expat.ExpatError as e:  # a server's broken answer: an I/O error, never a crash
+            raise OSError(errno.EIO, f"bad multistatus XML from the server: {e}") from None
+
     def feed(self, data: bytes | memoryview) -> Iterator[Prop]:
-        self._p.Parse(bytes(data), False)
+        self._parse(bytes(data), False)
         yield from self._take()
 
     def close(self) -> Iterator[Prop]:
-        self._p.Parse(b"", True)
+        self._parse(b"", True)
         yield from self._take()
 
 
