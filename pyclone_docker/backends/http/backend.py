@@ -62,6 +62,10 @@ class HttpBackend(Backend):
             raise ValueError("http: odd number of headers supplied")
         self._headers = dict(zip(extra[::2], extra[1::2], strict=True))
         self.label = f"http {name}" if not name.startswith(":") else "http"
+        if self.no_head:
+            log.warning("%s: no_head: file sizes are unknown and shown as 0, so through a mount a file may read as "
+                        "empty (the kernel stops at the size it was given); list and copy without it where you can",
+                        self.label)
         self.http = HttpClient(self.ctx, self.label)
         self._heads: ThreadPoolExecutor | None = None
 
