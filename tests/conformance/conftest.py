@@ -37,7 +37,6 @@ from tests.support.sshd import SshServer, sshd_server
 from .case import BackendCase
 from .cases_dav import DAV_CASES, dav_servers  # noqa: F401  (fixtures)
 from .cases_ftp import FTP_CASES, pyftpd, vsftpd  # noqa: F401  (fixtures)
-from .cases_http import HTTP_CASES, nginx_http, python_http  # noqa: F401  (fixtures)
 from .cases_web import WEB_CASES, web_servers  # noqa: F401  (fixtures)
 from .cases_webdav import WEBDAV_CASES, apache_dav, wsgidav  # noqa: F401  (fixtures)
 
@@ -209,7 +208,7 @@ CASES = [
     BackendCase("crypt-obfuscate-s3", _crypt_obfuscate_s3, dir_modtime=False, posix_errors=False, max_name_bytes=0,
                 known_failures=CRYPT_S3_KNOWN_FAILURES),
     BackendCase("chunker", _chunker, max_name_bytes=231, known_failures=CHUNKER_KNOWN_FAILURES),
-    *DAV_CASES, *WEBDAV_CASES, *WEB_CASES, *HTTP_CASES, *FTP_CASES,
+    *DAV_CASES, *WEBDAV_CASES, *WEB_CASES, *FTP_CASES,
 ]
 
 
