@@ -38,7 +38,6 @@ from .case import BackendCase
 from .cases_dav import DAV_CASES, dav_servers  # noqa: F401  (fixtures)
 from .cases_ftp import FTP_CASES, pyftpd, vsftpd  # noqa: F401  (fixtures)
 from .cases_web import WEB_CASES, web_servers  # noqa: F401  (fixtures)
-from .cases_webdav import WEBDAV_CASES, apache_dav, wsgidav  # noqa: F401  (fixtures)
 
 # rclone's Standard encoding shows a control character as its symbol (U+2400 + c): a name made
 # with a tab lists with the symbol (rclone 1.75.2 lists it so on local, sftp and s3 alike)
@@ -208,7 +207,7 @@ CASES = [
     BackendCase("crypt-obfuscate-s3", _crypt_obfuscate_s3, dir_modtime=False, posix_errors=False, max_name_bytes=0,
                 known_failures=CRYPT_S3_KNOWN_FAILURES),
     BackendCase("chunker", _chunker, max_name_bytes=231, known_failures=CHUNKER_KNOWN_FAILURES),
-    *DAV_CASES, *WEBDAV_CASES, *WEB_CASES, *FTP_CASES,
+    *DAV_CASES, *WEB_CASES, *FTP_CASES,
 ]
 
 
