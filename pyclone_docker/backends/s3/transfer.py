@@ -25,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from ...lib.httpclient.ranged import range_starts
 from ..base import BackendContext
 from .api import S3Api, S3Error, mtime_header, quote_key
 from .config import S3Config
@@ -86,7 +87,7 @@ class S3Reader:
             resp.release_conn()
             self._done = True
             return
-        if resp.status == 200 and "Range" in headers and not _range_starts(resp, self._pos):
+        if resp.status == 200 and "Range" in headers and not range_starts(resp, self._pos):
             resp.release_conn()  # the whole object where a part was asked for (rclone serve s3
             # answers 200 with the part and its Content-Range: that is taken)
             raise OSError(errno.EIO, f"{b.api.label}: GET {self._bucket}/{self._key}: the server ignored the Range")
@@ -136,16 +137,6 @@ class S3Reader:
     def close(self) -> None:
         self._done = True
         self._drop()
-
-
-def _range_starts(resp: Any, pos: int) -> bool:
-    """A response's Content-Range begins at `pos` (or, with none, `pos` is 0: the whole object)."""
-    value = resp.headers.get("Content-Range", "")
-    if not value:
-        return pos == 0
-    unit, _, rest = value.partition(" ")
-    start = rest.partition("-")[0]
-    return unit == "bytes" and start.isdigit() and int(start) == pos
 
 
 def _put_headers(b: S3Backend, key: str, mtime_ns: int) -> dict[str, str]:

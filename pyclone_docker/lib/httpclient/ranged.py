@@ -59,7 +59,7 @@ class RangedReader:
             resp.release_conn()
             raise err
         body = BodyReader(self._b.http, resp)
-        if "Range" in headers and not _range_starts(resp, self._pos):
+        if "Range" in headers and not range_starts(resp, self._pos):
             if resp.status != 200 or resp.headers.get("Content-Range"):
                 body.close()
                 raise OSError(errno.EIO, f"{self._b.label}: GET {self._path}: the server answered another range")
@@ -118,7 +118,8 @@ class RangedReader:
         self._drop()
 
 
-def _range_starts(resp: Any, pos: int) -> bool:
+def range_starts(resp: Any, pos: int) -> bool:
+    """A response's Content-Range begins at `pos` (with none: a whole-file 200, right only for pos 0)."""
     value = resp.headers.get("Content-Range", "")
     if not value:
         return pos == 0 and resp.status == 200
