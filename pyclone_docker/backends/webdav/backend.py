@@ -297,7 +297,9 @@ class WebdavBackend(Backend):
         return headers
 
     def uploaded(self, path: str, mtime_ns: int | None) -> None:
-        """After a PUT: where the server took no X-OC-Mtime but can PROPPATCH one, set it."""
+        """After a PUT: nothing yet. rclone then re-reads the object, and on vendors that can
+        PROPPATCH a modtime sets it when the server did not answer `X-OC-Mtime: accepted`; that
+        fallback is not built (README)."""
 
     def open_write(self, path: str, size: int = -1, mtime_ns: int | None = None,
                    mode: int | None = None) -> Writer:
