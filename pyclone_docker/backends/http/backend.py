@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import posixpath
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -68,6 +69,7 @@ class HttpBackend(Backend):
                         self.label)
         self.http = HttpClient(self.ctx, self.label)
         self._heads: ThreadPoolExecutor | None = None
+        self._heads_lock = threading.Lock()
 
     # --- plumbing (what DavReader needs too) ------------------------------------------------
 
@@ -135,8 +137,9 @@ class HttpBackend(Backend):
                 out.append(Entry(n[:-1], True, 0, 0))
             else:
                 files.append(n)
-        if self._heads is None:
-            self._heads = ThreadPoolExecutor(HEAD_WORKERS, thread_name_prefix="http-head")
+        with self._heads_lock:  # two listings at once make one pool
+            if self._heads is None:
+                self._heads = ThreadPoolExecutor(HEAD_WORKERS, thread_name_prefix="http-head")
 
         def head(n: str) -> Entry | None:
             try:
