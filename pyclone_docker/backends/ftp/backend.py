@@ -1,0 +1,592 @@
+"""The `ftp` backend: rclone's ftp remote on the stdlib ftplib (conn.py, listing.py, transfer.py).
+
+Paths are absolute on the server (the login directory, from PWD, joined with the remote's root)
+and encoded with `encoding`. Errors are OSError with an errno: FTP folds most failures into
+550, so the error paths look again (MLST, or CWD and a listing of the parent) to tell
+ENOENT, EEXIST, ENOTEMPTY, ENOTDIR and EISDIR apart. A dropped control connection is
+replaced and the operation retried (--low-level-retries).
+"""
+
+from __future__ import annotations
+
+import errno
+import ftplib
+import logging
+import os
+import posixpath
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ...encoder import STANDARD, parse_encoding
+from ..base import (
+    FEATURE_DIR_MOVE,
+    FEATURE_EMPTY_DIRS,
+    FEATURE_MODTIME,
+    FEATURE_MOVE,
+    FEATURE_SLOW_MODTIME,
+    Backend,
+    BackendContext,
+    Entry,
+)
+from .conn import FtpConn, Pool, make_dialer
+from .listing import Listed, format_time, mdtm_time, parse_list, parse_mlsd
+from .transfer import FtpReader, FtpWriter, end_data, partial_name
+
+log = logging.getLogger("pyclone")
+T = TypeVar("T")
+_MAX_NAME = 255
+# a lost control connection: replace it and try again
+_LOST = (EOFError, ConnectionError, TimeoutError, ssl.SSLError, ftplib.error_proto, BrokenPipeError)
+_RETRY_CODES = ("421", "425", "426")  # service not available, can't open data connection, aborted
+
+
+def _enoent(path: str) -> FileNotFoundError:
+    return FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+
+
+def _err(code: int, path: str) -> OSError:
+    return OSError(code, os.strerror(code), path)
+
+
+class _Retry(Exception):
+    """A transient FTP reply (4xx): the operation is retried on a fresh connection."""
+
+
+class FtpBackend(Backend):
+    type_name = "ftp"
+    description = "FTP"
+
+    def __init__(self, name: str, root: str, config: dict[str, str], ctx: BackendContext | None = None) -> None:
+        from . import INFO
+
+        super().__init__(name, root, config, ctx)
+        opt: dict[str, Any] = INFO.parse_options(config)
+        self.opt = opt
+        if opt["ask_password"]:
+            raise ValueError("ftp: ask_password needs a terminal to ask on, and a plugin has none: "
+                             "set pass (rclone obscure) instead")
+        if opt["tls"] and opt["explicit_tls"]:
+            raise ValueError("ftp: implicit TLS and explicit TLS are mutually incompatible: set only one of "
+                             "tls and explicit_tls")
+        self.host, self.port, self.user = str(opt["host"]), int(opt["port"]), str(opt["user"])
+        self.label = f"{self.user}@{self.host}:{self.port}"
+        self._password = str(opt["pass"])  # fs.py revealed it
+        self.timeout = float(self.ctx.timeout) or None
+        self.close_timeout = float(opt["close_timeout"])
+        self.tls = "implicit" if opt["tls"] else "explicit" if opt["explicit_tls"] else ""
+        self.context = self._tls_context() if self.tls else None
+        self.dialer = make_dialer(str(opt["socks_proxy"]), str(opt["http_proxy"]), float(self.ctx.contimeout))
+        self.enc = parse_encoding(opt["encoding"])
+        self.inplace = bool(self.ctx.inplace)
+        self.partial_suffix = str(self.ctx.partial_suffix)
+        self.features_seen: dict[str, str] | None = None
+        self.home = "/"
+        self.pool = Pool(self._connect, int(opt["concurrency"]), float(opt["idle_timeout"]))
+        try:
+            conn = self._acquire()  # connect now, as rclone's NewFs: a bad host or password fails at create
+        except BaseException:
+            self.pool.close()
+            raise
+        self.pool.release(conn)
+        feats = self.features_seen or {}
+        self.mlsd = "MLST" in feats and not opt["disable_mlsd"]
+        self.mlst = "MLST" in feats
+        self.get_time = "MDTM" in feats
+        self.mfmt = "MFMT" in feats
+        self.set_time = self.mfmt or (bool(opt["writing_mdtm"]) and self.get_time)
+        f = {FEATURE_MOVE, FEATURE_DIR_MOVE, FEATURE_EMPTY_DIRS}
+        if self.set_time and (self.get_time or self.mlsd):  # rclone's Precision: 1s, else none
+            f.add(FEATURE_MODTIME)
+        if not self.mlsd and self.get_time:
+            f.add(FEATURE_SLOW_MODTIME)
+        self.features = frozenset(f)
+        r = root.strip("/") if root not in ("", "/") else ""
+        self.base = posixpath.normpath(posixpath.join(self.home if not root.startswith("/") else "/", r))
+
+    # --- connections --------------------------------------------------------------------
+
+    def _tls_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context()
+        if self.ctx.ca_cert:  # --ca-cert replaces the system's roots, as in rclone
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            for f in self.ctx.ca_cert:
+                ctx.load_verify_locations(cafile=f)
+        if self.ctx.client_cert:
+            ctx.load_cert_chain(self.ctx.client_cert, self.ctx.client_key or None)
+        if self.opt["no_check_certificate"] or self.ctx.no_check_certificate:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if self.opt["disable_tls13"]:
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        if self.opt["allow_insecure_tls_ciphers"]:
+            ctx.set_ciphers("ALL:@SECLEVEL=0")
+        return ctx
+
+    def _connect(self) -> FtpConn:
+        conn = FtpConn(self.dialer, self.tls, self.context, not self.opt["disable_epsv"])
+        try:
+            conn.connect(self.host, self.port)
+            if self.timeout is not None and conn.sock is not None:
+                conn.sock.settimeout(self.timeout)
+            conn.login_tls(self.user, self._password)
+            if self.features_seen is None:
+                conn.read_features()
+                self.features_seen = conn.features
+                if "UTF8" in conn.features and not self.opt["disable_utf8"]:
+                    self._utf8(conn)
+                self.home = self._pwd(conn)
+            else:
+                conn.features = self.features_seen
+                if "UTF8" in conn.features and not self.opt["disable_utf8"]:
+                    self._utf8(conn)
+            conn.voidcmd("TYPE I")
+        except ftplib.error_perm as e:
+            conn.close_quietly()
+            if str(e)[:3] == "530":
+                raise PermissionError(errno.EACCES, f"ftp {self.label}: login refused: {e}") from None
+            raise OSError(errno.EIO, f"ftp {self.label}: {e}") from None
+        except BaseException:
+            conn.close_quietly()
+            raise
+        return conn
+
+    @staticmethod
+    def _utf8(conn: FtpConn) -> None:
+        try:
+            conn.sendcmd("OPTS UTF8 ON")
+        except ftplib.Error:
+            pass
+
+    @staticmethod
+    def _pwd(conn: FtpConn) -> str:
+        try:
+            return conn.pwd() or "/"
+        except ftplib.Error:
+            return "/"
+
+    def _acquire(self) -> FtpConn:
+        tries = max(1, int(self.ctx.low_level_retries))
+        for attempt in range(tries):
+            try:
+                return self.pool.acquire()
+            except PermissionError:
+                raise
+            except (OSError, EOFError, ftplib.Error) as e:
+                if attempt == tries - 1:
+                    why = e.strerror if isinstance(e, OSError) and e.strerror else e
+                    raise OSError(errno.EIO, f"ftp {self.label}: can't connect: {why}") from None
+                time.sleep(min(0.1 * 2 ** attempt, 2.0))
+        raise AssertionError("unreachable")
+
+    def _call(self, fn: Callable[[FtpConn], T]) -> T:
+        """fn(conn) on a pooled connection; a lost one is replaced and fn retried."""
+        tries = max(1, int(self.ctx.low_level_retries))
+        last: BaseException | None = None
+        for attempt in range(tries):
+            conn = self._acquire()
+            try:
+                out = fn(conn)
+            except (*_LOST, _Retry) as e:
+                last = e
+                conn.close_quietly()
+                self.pool.release(None)
+                time.sleep(min(0.1 * 2 ** attempt, 2.0))
+                continue
+            except ftplib.error_temp as e:
+                if str(e)[:3] not in _RETRY_CODES:
+                    self.pool.release(conn)
+                    raise OSError(errno.EIO, f"ftp {self.label}: {e}") from None
+                last = e
+                conn.close_quietly()
+                self.pool.release(None)
+                continue
+            except ftplib.Error as e:
+                self.pool.release(conn)
+                raise OSError(errno.EIO, f"ftp {self.label}: {e}") from None
+            except BaseException:
+                self.pool.release(conn)
+                raise
+            self.pool.release(conn)
+            return out
+        raise OSError(errno.EIO, f"ftp {self.label}: {last}") from None
+
+    def remote(self, path: str) -> str:
+        if path.startswith("/") or ".." in path.split("/"):
+            raise OSError(errno.EINVAL, "invalid path", path)
+        if not path:
+            return self.base
+        for seg in path.split("/"):
+            if len(seg.encode("utf-8", "surrogateescape")) > _MAX_NAME:
+                raise OSError(errno.ENAMETOOLONG, "file name too long", path)
+        enc = self.enc.encode_path(STANDARD.decode_path(path))
+        return posixpath.join(self.base, enc)
+
+    def _shown(self, raw: str) -> str:
+        return STANDARD.encode(self.enc.decode(raw))
+
+    # --- metadata -----------------------------------------------------------------------
+
+    def _entry(self, name: str, it: Listed) -> Entry:
+        return Entry(name=name, is_dir=it.is_dir, size=it.size, mtime_ns=it.mtime_ns)
+
+    def _lines(self, conn: FtpConn, cmd: str) -> list[str]:
+        sock, _ = conn.ntransfercmd(cmd)
+        try:
+            with sock.makefile("rb") as f:
+                raw = [line.rstrip(b"\r\n") for line in f]
+        finally:
+            end_data(sock)
+        conn.voidresp()
+        return [r.decode("utf-8", "surrogateescape") for r in raw if r]
+
+    def _cwd_ok(self, conn: FtpConn, remote: str) -> bool:
+        try:
+            conn.sendcmd(f"CWD {remote}")
+            return True
+        except ftplib.error_perm:
+            return False
+
+    def _lookup(self, conn: FtpConn, path: str) -> Listed | None:
+        """The entry at `path` (None if there is none): MLST, else the parent's listing."""
+        if not path:
+            return Listed("", True)
+        remote = self.remote(path)
+        if self.mlst:
+            try:
+                resp = conn.sendcmd(f"MLST {remote}")
+            except ftplib.error_perm:
+                return None
+            for line in resp.splitlines()[1:]:
+                if line.startswith(" "):
+                    it = parse_mlsd(line[1:])
+                    if it is not None:
+                        return it
+            return None
+        parent, _, leaf = path.rpartition("/")
+        if self._cwd_ok(conn, remote):
+            return Listed(leaf, True)
+        try:
+            items = self._list_raw(conn, self.remote(parent), parent)
+        except OSError:
+            return None
+        want = self.remote(path).rpartition("/")[2]
+        for it in items:
+            if it.name == want:
+                if not it.is_dir and not it.precise and self.get_time:
+                    it.mtime_ns = self._mdtm(conn, remote, it.mtime_ns)
+                return it
+        return None
+
+    def _mdtm(self, conn: FtpConn, remote: str, fallback: int) -> int:
+        try:
+            resp = conn.sendcmd(f"MDTM {remote}")
+            return mdtm_time(resp[4:])
+        except (ftplib.error_perm, ValueError):
+            return fallback
+
+    def _missing(self, conn: FtpConn, path: str) -> OSError:
+        """ENOENT, or ENOTDIR where a parent of `path` is a file."""
+        parent = path.rpartition("/")[0]
+        while parent:
+            it = self._lookup(conn, parent)
+            if it is not None:
+                if not it.is_dir:
+                    return _err(errno.ENOTDIR, path)
+                break
+            parent = parent.rpartition("/")[0]
+        return _enoent(path)
+
+    def _list_raw(self, conn: FtpConn, remote: str, path: str) -> list[Listed]:
+        if self.mlsd:
+            try:
+                lines = self._lines(conn, f"MLSD {remote}")
+            except ftplib.error_perm:
+                raise self._not_a_dir(conn, path) from None
+            return [it for it in map(parse_mlsd, lines) if it is not None]
+        if not self._cwd_ok(conn, remote):
+            raise self._not_a_dir(conn, path)
+        lines = self._lines(conn, "LIST -a" if self.opt["force_list_hidden"] else "LIST")
+        now = time.time()
+        return [it for it in (parse_list(line, now) for line in lines) if it is not None]
+
+    def _not_a_dir(self, conn: FtpConn, path: str) -> OSError:
+        it = self._lookup(conn, path) if path else None
+        if it is not None and not it.is_dir:
+            return _err(errno.ENOTDIR, path)
+        return self._missing(conn, path) if path else _enoent(path)
+
+    def list(self, path: str) -> list[Entry]:
+        remote = self.remote(path)
+
+        def run(conn: FtpConn) -> list[Entry]:
+            out = []
+            for it in self._list_raw(conn, remote, path):
+                if it.is_link:  # as rclone's ftp: a link is listed as what it points to if it can tell
+                    target = self._lookup_raw_link(conn, remote, it)
+                    if target is None:
+                        continue
+                    it = target
+                out.append(self._entry(self._shown(it.name), it))
+            return out
+
+        return self._call(run)
+
+    def _lookup_raw_link(self, conn: FtpConn, remote: str, it: Listed) -> Listed | None:
+        full = posixpath.join(remote, it.name)
+        if self._cwd_ok(conn, full):
+            return Listed(it.name, True, 0, it.mtime_ns)
+        try:
+            size = conn.size(full)
+        except ftplib.Error:
+            return None
+        return Listed(it.name, False, size or 0, it.mtime_ns)
+
+    def stat(self, path: str) -> Entry:
+        self.remote(path)
+
+        def run(conn: FtpConn) -> Entry:
+            it = self._lookup(conn, path)
+            if it is None:
+                raise self._missing(conn, path)
+            return self._entry(path.rpartition("/")[2], it)
+
+        return self._call(run)
+
+    # --- transfers ------------------------------------------------------------------------
+
+    def _data(self, cmd: str, rest: int | None, on_perm: Callable[[FtpConn, ftplib.Error], OSError]
+              ) -> tuple[FtpConn, Any]:
+        """A connection and its data socket for `cmd`; lost connections retried."""
+        tries = max(1, int(self.ctx.low_level_retries))
+        last: BaseException | None = None
+        for attempt in range(tries):
+            conn = self._acquire()
+            try:
+                sock, _ = conn.ntransfercmd(cmd, rest)
+                return conn, sock
+            except (*_LOST, ftplib.error_temp) as e:
+                last = e
+                conn.close_quietly()
+                self.pool.release(None)
+                if isinstance(e, ftplib.error_temp) and str(e)[:3] not in _RETRY_CODES:
+                    raise OSError(errno.EIO, f"ftp {self.label}: {e}") from None
+                time.sleep(min(0.1 * 2 ** attempt, 2.0))
+            except ftplib.Error as e:
+                try:
+                    err = on_perm(conn, e)
+                finally:
+                    self.pool.release(conn)
+                raise err from None
+            except BaseException:
+                conn.close_quietly()
+                self.pool.release(None)
+                raise
+        raise OSError(errno.EIO, f"ftp {self.label}: {last}") from None
+
+    def open_read(self, path: str, offset: int = 0, length: int = -1) -> FtpReader:
+        remote = self.remote(path)
+
+        def refused(conn: FtpConn, e: ftplib.Error) -> OSError:
+            it = self._lookup(conn, path)
+            if it is None:
+                return self._missing(conn, path)
+            if it.is_dir:
+                return _err(errno.EISDIR, path)
+            return OSError(errno.EIO, f"ftp {self.label}: {e}", path)
+
+        conn, sock = self._data(f"RETR {remote}", offset or None, refused)
+        return FtpReader(self, conn, sock, path, length)
+
+    def open_write(self, path: str, size: int = -1, mtime_ns: int | None = None,
+                   mode: int | None = None) -> FtpWriter:
+        remote = self.remote(path)
+        tmp = remote if self.inplace else partial_name(path, remote, size, mtime_ns, self.partial_suffix)
+        retried = False
+
+        def refused(conn: FtpConn, e: ftplib.Error) -> OSError:
+            nonlocal retried
+            it = self._lookup(conn, path)
+            if it is not None and it.is_dir:
+                return _err(errno.EISDIR, path)
+            parent = path.rpartition("/")[0]
+            if parent and not retried and self._lookup(conn, parent) is None:
+                self._makedirs(conn, parent)  # as rclone: an upload makes its directories
+                retried = True
+                return _Again()
+            if parent:
+                p = self._lookup(conn, parent)
+                if p is None:
+                    return self._missing(conn, path)
+                if not p.is_dir:
+                    return _err(errno.ENOTDIR, path)
+            return OSError(errno.EIO, f"ftp {self.label}: {e}", path)
+
+        try:
+            conn, sock = self._data(f"STOR {tmp}", None, refused)
+        except _Again:
+            conn, sock = self._data(f"STOR {tmp}", None, refused)
+        return FtpWriter(self, conn, sock, path, remote, tmp, mtime_ns)
+
+    def _makedirs(self, conn: FtpConn, path: str) -> None:
+        parts = path.split("/")
+        for i in range(1, len(parts) + 1):
+            sub = "/".join(parts[:i])
+            it = self._lookup(conn, sub)
+            if it is not None:
+                if not it.is_dir:
+                    raise _err(errno.ENOTDIR, sub)
+                continue
+            try:
+                conn.sendcmd(f"MKD {self.remote(sub)}")
+            except ftplib.error_perm:
+                it = self._lookup(conn, sub)
+                if it is None or not it.is_dir:
+                    raise
+
+    def finish_upload(self, path: str, remote: str, tmp: str, written: int, mtime_ns: int | None) -> None:
+        """After a STOR: the partial name renamed over the final one, the modtime set, the size checked."""
+        def run(conn: FtpConn) -> None:
+            if tmp != remote:
+                try:
+                    conn.rename(tmp, remote)
+                except ftplib.error_perm:
+                    it = self._lookup(conn, path)  # a server that won't rename over a file
+                    if it is None or it.is_dir:
+                        raise
+                    conn.delete(remote)
+                    conn.rename(tmp, remote)
+            if mtime_ns is not None and self.set_time:
+                self._set_time(conn, remote)(mtime_ns)
+            if not self.opt["no_check_upload"]:
+                it = self._lookup(conn, path)
+                if it is None or (not it.is_dir and it.size != written):
+                    got = "nothing" if it is None else f"{it.size} bytes"
+                    raise OSError(errno.EIO, f"ftp {self.label}: upload check: wrote {written} bytes, "
+                                  f"the server has {got}", path)
+
+        try:
+            self._call(run)
+        except BaseException:
+            self.remove_quietly(tmp)
+            raise
+
+    def remove_quietly(self, remote: str) -> None:
+        try:
+            self._call(lambda c: c.delete(remote))
+        except (OSError, ftplib.Error):
+            pass
+
+    # --- changes ------------------------------------------------------------------------
+
+    def _set_time(self, conn: FtpConn, remote: str) -> Callable[[int], None]:
+        def run(mtime_ns: int) -> None:
+            when = format_time(mtime_ns)
+            conn.sendcmd(f"MFMT {when} {remote}" if self.mfmt else f"MDTM {when} {remote}")
+        return run
+
+    def set_modtime(self, path: str, mtime_ns: int) -> None:
+        if not self.set_time:
+            return  # as rclone: "SetModTime is not supported", quietly
+        remote = self.remote(path)
+
+        def run(conn: FtpConn) -> None:
+            try:
+                self._set_time(conn, remote)(mtime_ns)
+            except ftplib.error_perm as e:
+                if self._lookup(conn, path) is None:
+                    raise self._missing(conn, path) from None
+                raise OSError(errno.EPERM, f"ftp {self.label}: can't set the modification time: {e}",
+                              path) from None
+
+        self._call(run)
+
+    def mkdir(self, path: str) -> None:
+        remote = self.remote(path)
+
+        def run(conn: FtpConn) -> None:
+            try:
+                conn.sendcmd(f"MKD {remote}")
+            except ftplib.error_perm as e:
+                if self._lookup(conn, path) is not None:
+                    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path) from None
+                parent = path.rpartition("/")[0]
+                p = self._lookup(conn, parent) if parent else Listed("", True)
+                if p is None:
+                    raise self._missing(conn, path) from None
+                if not p.is_dir:
+                    raise _err(errno.ENOTDIR, path) from None
+                raise OSError(errno.EACCES, f"ftp {self.label}: {e}", path) from None
+
+        self._call(run)
+
+    def rmdir(self, path: str) -> None:
+        remote = self.remote(path)
+
+        def run(conn: FtpConn) -> None:
+            try:
+                conn.sendcmd(f"RMD {remote}")
+            except ftplib.error_perm:
+                it = self._lookup(conn, path)
+                if it is None:
+                    raise self._missing(conn, path) from None
+                if not it.is_dir:
+                    raise _err(errno.ENOTDIR, path) from None
+                raise _err(errno.ENOTEMPTY, path) from None
+
+        self._call(run)
+
+    def delete(self, path: str) -> None:
+        remote = self.remote(path)
+
+        def run(conn: FtpConn) -> None:
+            try:
+                conn.sendcmd(f"DELE {remote}")
+            except ftplib.error_perm as e:
+                it = self._lookup(conn, path)
+                if it is None:
+                    raise self._missing(conn, path) from None
+                if it.is_dir:
+                    raise _err(errno.EISDIR, path) from None
+                raise OSError(errno.EACCES, f"ftp {self.label}: {e}", path) from None
+
+        self._call(run)
+
+    def move(self, src: str, dst: str) -> None:
+        rs, rd = self.remote(src), self.remote(dst)
+        if dst == src or dst.startswith(src + "/"):
+            raise OSError(errno.EINVAL, "can't move a directory into itself", dst)
+
+        def run(conn: FtpConn) -> None:
+            a = self._lookup(conn, src)
+            if a is None:
+                raise self._missing(conn, src)
+            b = self._lookup(conn, dst)
+            if b is not None:
+                if b.is_dir and not a.is_dir:
+                    raise _err(errno.EISDIR, dst)
+                if a.is_dir and not b.is_dir:
+                    raise _err(errno.ENOTDIR, dst)
+            try:
+                conn.rename(rs, rd)
+            except ftplib.error_perm as e:
+                if b is not None and b.is_dir:
+                    raise _err(errno.ENOTEMPTY, dst) from None
+                if b is not None:  # a server that won't rename over a file
+                    conn.delete(rd)
+                    conn.rename(rs, rd)
+                    return
+                parent = dst.rpartition("/")[0]
+                if parent and self._lookup(conn, parent) is None:
+                    raise self._missing(conn, dst) from None
+                raise OSError(errno.EACCES, f"ftp {self.label}: {e}", dst) from None
+
+        self._call(run)
+
+    def shutdown(self) -> None:
+        self.pool.close()
+
+
+class _Again(OSError):
+    """open_write made the missing parent directories: STOR again."""

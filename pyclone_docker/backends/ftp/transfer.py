@@ -1,0 +1,175 @@
+"""FTP transfers on the data connection: a ranged download (REST + RETR) read straight into
+the caller's buffer, and an upload (STOR, to rclone's partial name unless --inplace) written
+straight from it. The control reply that ends a transfer decides: a download whose server
+did not say 226 is EIO, never a short file."""
+
+from __future__ import annotations
+
+import errno
+import ftplib
+import socket
+import ssl
+import zlib
+from typing import TYPE_CHECKING
+
+from .conn import FtpConn
+
+if TYPE_CHECKING:
+    from .backend import FtpBackend
+
+# what a server may answer when we closed a download early (as rclone's ftpReadCloser.Close)
+_EARLY_CLOSE_OK = ("226", "250", "150", "426", "450", "451", "550")
+
+
+def partial_name(path: str, remote: str, size: int, mtime_ns: int | None, suffix: str = ".partial") -> str:
+    """rclone's partial upload name `leaf.<crc32 hex>.partial` (--partial-suffix); the CRC is of
+    the path and of what the upload is; a long leaf is cut so the name stays within 255 bytes."""
+    crc = zlib.crc32(f"{path}{size},{mtime_ns}".encode("utf-8", "surrogateescape"))
+    tail = f".{crc:08x}{suffix}"
+    head, _, leaf = remote.rpartition("/")
+    raw = leaf.encode("utf-8", "surrogateescape")
+    if len(raw) > 100:
+        leaf = raw[:255 - len(tail.encode())].decode("utf-8", "ignore")
+    return f"{head}/{leaf}{tail}" if head else f"{leaf}{tail}"
+
+
+def end_data(sock: socket.socket) -> None:
+    """Close a data connection (a TLS one with its close_notify, as ftplib's storbinary)."""
+    try:
+        if isinstance(sock, ssl.SSLSocket):
+            sock.unwrap()
+    except (OSError, ValueError):
+        pass
+    finally:
+        sock.close()
+
+
+class FtpReader:
+    def __init__(self, be: FtpBackend, conn: FtpConn, sock: socket.socket, path: str, length: int) -> None:
+        self.be, self.conn, self.sock, self.path = be, conn, sock, path
+        self.left = length  # -1: to the end
+        self.done = False  # the server's final reply was read
+        self.closed = False
+
+    def readinto(self, view: memoryview) -> int:
+        if self.closed:
+            raise ValueError("read of a closed reader")
+        if self.done or self.left == 0 or not len(view):
+            return 0
+        want = len(view) if self.left < 0 else min(len(view), self.left)
+        try:
+            n = self.sock.recv_into(view, want)
+        except ssl.SSLEOFError:
+            n = 0  # a server that ends without close_notify: its 226 (or not) tells
+        except (OSError, ValueError) as e:
+            self._broken()
+            raise OSError(errno.EIO, f"ftp {self.be.label}: download cut: {e}", self.path) from None
+        if n == 0:
+            self._finish()
+            return 0
+        if self.left > 0:
+            self.left -= n
+        return n
+
+    def _finish(self) -> None:
+        end_data(self.sock)
+        try:
+            self.conn.voidresp()
+        except ftplib.Error as e:
+            self._broken()
+            raise OSError(errno.EIO, f"ftp {self.be.label}: download failed: {e}", self.path) from None
+        except (OSError, EOFError) as e:
+            self._broken()
+            raise OSError(errno.EIO, f"ftp {self.be.label}: download cut: {e}", self.path) from None
+        self.done = True
+
+    def _broken(self) -> None:
+        self.done = True
+        end_data(self.sock)
+        if not self.closed:
+            self.closed = True
+            self.conn.close_quietly()
+            self.be.pool.release(None)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        if not self.done:  # closed early: the server's reply to the abandoned transfer
+            end_data(self.sock)
+            try:
+                if self.conn.sock is not None:
+                    self.conn.sock.settimeout(self.be.close_timeout or None)
+                resp = self.conn.getresp()
+                ok = resp[:3] in _EARLY_CLOSE_OK
+            except ftplib.Error as e:
+                ok = str(e)[:3] in _EARLY_CLOSE_OK
+            except (OSError, EOFError):
+                ok = False
+            if not ok:
+                self.closed = True
+                self.conn.close_quietly()
+                self.be.pool.release(None)
+                return
+            if self.conn.sock is not None:
+                self.conn.sock.settimeout(self.be.timeout)
+        self.closed = True
+        self.be.pool.release(self.conn)
+
+
+class FtpWriter:
+    def __init__(self, be: FtpBackend, conn: FtpConn, sock: socket.socket, path: str, remote: str, tmp: str,
+                 mtime_ns: int | None) -> None:
+        self.be, self.conn, self.sock = be, conn, sock
+        self.path, self.remote, self.tmp, self.mtime_ns = path, remote, tmp, mtime_ns
+        self.written = 0
+        self.finished = False
+
+    def write(self, view: memoryview) -> int:
+        if self.finished:
+            raise ValueError("write to a closed writer")
+        try:
+            self.sock.sendall(view)
+        except (OSError, ValueError) as e:
+            self.abort()
+            raise OSError(errno.EIO, f"ftp {self.be.label}: upload cut: {e}", self.path) from None
+        self.written += len(view)
+        return len(view)
+
+    def close(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        end_data(self.sock)
+        try:
+            self.conn.voidresp()
+        except ftplib.Error as e:
+            if str(e)[:3] != "250":  # some servers end a STOR with 250 (rclone ignores it too)
+                self.be.pool.release(self.conn)
+                self.be.remove_quietly(self.tmp)
+                raise OSError(errno.EIO, f"ftp {self.be.label}: upload failed: {e}", self.path) from None
+        except (OSError, EOFError) as e:
+            self.conn.close_quietly()
+            self.be.pool.release(None)
+            self.be.remove_quietly(self.tmp)
+            raise OSError(errno.EIO, f"ftp {self.be.label}: upload cut: {e}", self.path) from None
+        self.be.pool.release(self.conn)
+        self.be.finish_upload(self.path, self.remote, self.tmp, self.written, self.mtime_ns)
+
+    def abort(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        end_data(self.sock)
+        try:
+            self.conn.sock.settimeout(self.be.close_timeout or None)
+            self.conn.getresp()
+            self.conn.sock.settimeout(self.be.timeout)
+        except ftplib.Error:
+            self.conn.sock.settimeout(self.be.timeout)
+        except (OSError, EOFError, AttributeError):
+            self.conn.close_quietly()
+            self.be.pool.release(None)
+            self.be.remove_quietly(self.tmp)
+            return
+        self.be.pool.release(self.conn)
+        self.be.remove_quietly(self.tmp)
