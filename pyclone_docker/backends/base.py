@@ -8,6 +8,7 @@ FileExistsError, OSError(ENOTEMPTY), ...), so the FUSE layer can pass them throu
 from __future__ import annotations
 
 import errno
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -325,3 +326,13 @@ class BackendInfo:
             if opt.noop and raw.get(opt.name, "") != "" and opt.parse(raw[opt.name]) != opt.parse(""):
                 out.append(opt.name)
         return out
+
+
+def current_user() -> str:
+    """rclone's default `user` (sftp, ftp): the one running the plugin."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return os.environ.get("USER") or os.environ.get("LOGNAME") or "root"

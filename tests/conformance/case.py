@@ -31,3 +31,12 @@ class BackendCase:
     # fills (through the local filesystem) before it calls `make`
     read_only: bool = False
     served: Callable[[Path, pytest.FixtureRequest], Path] | None = None
+
+
+# rclone's Standard encoding shows a control character as its symbol (U+2400 + c): a name made
+# with a tab lists with the symbol (rclone 1.75.2 lists it so on local, sftp and s3 alike)
+_TAB = ("a tab is stored as it is and listed as its symbol (U+2409), as rclone's Standard encoding shows it "
+        "(rclone 1.75.2 lists it so)")
+TAB_KNOWN_FAILURES = {f"{test}[control-tab": _TAB for test in (
+    "test_file_name_round_trip", "test_directory_name_round_trip", "test_move_file_to_and_from_the_name",
+    "test_move_directory_to_the_name")}

@@ -34,18 +34,11 @@ from tests.support.moto import MotoServer, moto_server
 from tests.support.rclones3 import RcloneS3, rclone_s3_server
 from tests.support.sshd import SshServer, sshd_server
 
-from .case import BackendCase
+from .case import TAB_KNOWN_FAILURES, BackendCase
 from .cases_dav import DAV_CASES, dav_servers  # noqa: F401  (fixtures)
-from .cases_ftp import FTP_CASES, pyftpd, vsftpd  # noqa: F401  (fixtures)
+from .cases_ftp import FTP_CASES, pyftpd, pyftpd_tls, vsftpd, vsftpd_tls  # noqa: F401  (fixtures)
 from .cases_web import WEB_CASES, web_servers  # noqa: F401  (fixtures)
 
-# rclone's Standard encoding shows a control character as its symbol (U+2400 + c): a name made
-# with a tab lists with the symbol (rclone 1.75.2 lists it so on local, sftp and s3 alike)
-_TAB = ("a tab is stored as it is and listed as its symbol (U+2409), as rclone's Standard encoding shows it "
-        "(rclone 1.75.2 lists it so)")
-TAB_KNOWN_FAILURES = {f"{test}[control-tab": _TAB for test in (
-    "test_file_name_round_trip", "test_directory_name_round_trip", "test_move_file_to_and_from_the_name",
-    "test_move_directory_to_the_name")}
 LOCAL_KNOWN_FAILURES: dict[str, str] = dict(TAB_KNOWN_FAILURES)  # test name -> why it fails (a strict xfail)
 
 

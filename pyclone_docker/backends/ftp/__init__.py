@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import Backend, BackendInfo
+from ..base import Backend, BackendInfo, current_user
 from ..base import BackendOption as _O
 
 
@@ -25,7 +25,7 @@ def _warm_up() -> None:
 
 
 INFO = BackendInfo("ftp", _new, (
-    _O("host", required=True), _O("user", default="root"), _O("port", "int", "21"),
+    _O("host", required=True), _O("user", default=current_user()), _O("port", "int", "21"),
     _O("pass", is_password=True), _O("tls", "bool"), _O("explicit_tls", "bool"), _O("concurrency", "int", "0"),
     _O("no_check_certificate", "bool"), _O("disable_epsv", "bool"), _O("disable_mlsd", "bool"),
     _O("disable_utf8", "bool"), _O("writing_mdtm", "bool"), _O("force_list_hidden", "bool"),

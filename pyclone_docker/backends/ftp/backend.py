@@ -14,10 +14,9 @@ import ftplib
 import logging
 import os
 import posixpath
-import ssl
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from ...encoder import STANDARD, parse_encoding
 from ..base import (
@@ -29,17 +28,16 @@ from ..base import (
     Backend,
     BackendContext,
     Entry,
+    Reader,
 )
-from .conn import FtpConn, Pool, make_dialer
+from .conn import FtpConn
 from .listing import Listed, format_time, mdtm_time, parse_list, parse_mlsd
-from .transfer import FtpReader, FtpWriter, end_data, partial_name
+from .session import FtpSession
+from .transfer import EMPTY, FtpReader, FtpWriter, end_data, partial_name
 
 log = logging.getLogger("pyclone")
-T = TypeVar("T")
 _MAX_NAME = 255
-# a lost control connection: replace it and try again
-_LOST = (EOFError, ConnectionError, TimeoutError, ssl.SSLError, ftplib.error_proto, BrokenPipeError)
-_RETRY_CODES = ("421", "425", "426")  # service not available, can't open data connection, aborted
+_MDTM_BATCH = 32  # MDTM commands sent before their replies are read
 
 
 def _enoent(path: str) -> FileNotFoundError:
@@ -48,10 +46,6 @@ def _enoent(path: str) -> FileNotFoundError:
 
 def _err(code: int, path: str) -> OSError:
     return OSError(code, os.strerror(code), path)
-
-
-class _Retry(Exception):
-    """A transient FTP reply (4xx): the operation is retried on a fresh connection."""
 
 
 class FtpBackend(Backend):
@@ -70,27 +64,18 @@ class FtpBackend(Backend):
         if opt["tls"] and opt["explicit_tls"]:
             raise ValueError("ftp: implicit TLS and explicit TLS are mutually incompatible: set only one of "
                              "tls and explicit_tls")
-        self.host, self.port, self.user = str(opt["host"]), int(opt["port"]), str(opt["user"])
-        self.label = f"{self.user}@{self.host}:{self.port}"
-        self._password = str(opt["pass"])  # fs.py revealed it
-        self.timeout = float(self.ctx.timeout) or None
-        self.close_timeout = float(opt["close_timeout"])
-        self.tls = "implicit" if opt["tls"] else "explicit" if opt["explicit_tls"] else ""
-        self.context = self._tls_context() if self.tls else None
-        self.dialer = make_dialer(str(opt["socks_proxy"]), str(opt["http_proxy"]), float(self.ctx.contimeout))
+        self.session = FtpSession(opt, self.ctx, str(opt["pass"]))  # fs.py revealed the password
+        self.label = self.session.label
         self.enc = parse_encoding(opt["encoding"])
         self.inplace = bool(self.ctx.inplace)
         self.partial_suffix = str(self.ctx.partial_suffix)
-        self.features_seen: dict[str, str] | None = None
-        self.home = "/"
-        self.pool = Pool(self._connect, int(opt["concurrency"]), float(opt["idle_timeout"]))
         try:
-            conn = self._acquire()  # connect now, as rclone's NewFs: a bad host or password fails at create
+            conn = self.session.acquire()  # connect now, as rclone's NewFs: a bad host or password fails at create
         except BaseException:
-            self.pool.close()
+            self.session.close()
             raise
-        self.pool.release(conn)
-        feats = self.features_seen or {}
+        self.session.release(conn)
+        feats = self.session.features or {}
         self.mlsd = "MLST" in feats and not opt["disable_mlsd"]
         self.mlst = "MLST" in feats
         self.get_time = "MDTM" in feats
@@ -103,114 +88,7 @@ class FtpBackend(Backend):
             f.add(FEATURE_SLOW_MODTIME)
         self.features = frozenset(f)
         r = root.strip("/") if root not in ("", "/") else ""
-        self.base = posixpath.normpath(posixpath.join(self.home if not root.startswith("/") else "/", r))
-
-    # --- connections --------------------------------------------------------------------
-
-    def _tls_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context()
-        if self.ctx.ca_cert:  # --ca-cert replaces the system's roots, as in rclone
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            for f in self.ctx.ca_cert:
-                ctx.load_verify_locations(cafile=f)
-        if self.ctx.client_cert:
-            ctx.load_cert_chain(self.ctx.client_cert, self.ctx.client_key or None)
-        if self.opt["no_check_certificate"] or self.ctx.no_check_certificate:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        if self.opt["disable_tls13"]:
-            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        if self.opt["allow_insecure_tls_ciphers"]:
-            ctx.set_ciphers("ALL:@SECLEVEL=0")
-        return ctx
-
-    def _connect(self) -> FtpConn:
-        conn = FtpConn(self.dialer, self.tls, self.context, not self.opt["disable_epsv"])
-        try:
-            conn.connect(self.host, self.port)
-            if self.timeout is not None and conn.sock is not None:
-                conn.sock.settimeout(self.timeout)
-            conn.login_tls(self.user, self._password)
-            if self.features_seen is None:
-                conn.read_features()
-                self.features_seen = conn.features
-                if "UTF8" in conn.features and not self.opt["disable_utf8"]:
-                    self._utf8(conn)
-                self.home = self._pwd(conn)
-            else:
-                conn.features = self.features_seen
-                if "UTF8" in conn.features and not self.opt["disable_utf8"]:
-                    self._utf8(conn)
-            conn.voidcmd("TYPE I")
-        except ftplib.error_perm as e:
-            conn.close_quietly()
-            if str(e)[:3] == "530":
-                raise PermissionError(errno.EACCES, f"ftp {self.label}: login refused: {e}") from None
-            raise OSError(errno.EIO, f"ftp {self.label}: {e}") from None
-        except BaseException:
-            conn.close_quietly()
-            raise
-        return conn
-
-    @staticmethod
-    def _utf8(conn: FtpConn) -> None:
-        try:
-            conn.sendcmd("OPTS UTF8 ON")
-        except ftplib.Error:
-            pass
-
-    @staticmethod
-    def _pwd(conn: FtpConn) -> str:
-        try:
-            return conn.pwd() or "/"
-        except ftplib.Error:
-            return "/"
-
-    def _acquire(self) -> FtpConn:
-        tries = max(1, int(self.ctx.low_level_retries))
-        for attempt in range(tries):
-            try:
-                return self.pool.acquire()
-            except PermissionError:
-                raise
-            except (OSError, EOFError, ftplib.Error) as e:
-                if attempt == tries - 1:
-                    why = e.strerror if isinstance(e, OSError) and e.strerror else e
-                    raise OSError(errno.EIO, f"ftp {self.label}: can't connect: {why}") from None
-                time.sleep(min(0.1 * 2 ** attempt, 2.0))
-        raise AssertionError("unreachable")
-
-    def _call(self, fn: Callable[[FtpConn], T]) -> T:
-        """fn(conn) on a pooled connection; a lost one is replaced and fn retried."""
-        tries = max(1, int(self.ctx.low_level_retries))
-        last: BaseException | None = None
-        for attempt in range(tries):
-            conn = self._acquire()
-            try:
-                out = fn(conn)
-            except (*_LOST, _Retry) as e:
-                last = e
-                conn.close_quietly()
-                self.pool.release(None)
-                time.sleep(min(0.1 * 2 ** attempt, 2.0))
-                continue
-            except ftplib.error_temp as e:
-                if str(e)[:3] not in _RETRY_CODES:
-                    self.pool.release(conn)
-                    raise OSError(errno.EIO, f"ftp {self.label}: {e}") from None
-                last = e
-                conn.close_quietly()
-                self.pool.release(None)
-                continue
-            except ftplib.Error as e:
-                self.pool.release(conn)
-                raise OSError(errno.EIO, f"ftp {self.label}: {e}") from None
-            except BaseException:
-                self.pool.release(conn)
-                raise
-            self.pool.release(conn)
-            return out
-        raise OSError(errno.EIO, f"ftp {self.label}: {last}") from None
+        self.base = posixpath.normpath(posixpath.join(self.session.home if not root.startswith("/") else "/", r))
 
     def remote(self, path: str) -> str:
         if path.startswith("/") or ".." in path.split("/"):
@@ -267,9 +145,8 @@ class FtpBackend(Backend):
         parent, _, leaf = path.rpartition("/")
         if self._cwd_ok(conn, remote):
             return Listed(leaf, True)
-        try:
-            items = self._list_raw(conn, self.remote(parent), parent)
-        except OSError:
+        items = self._list_plain(conn, self.remote(parent))
+        if items is None:
             return None
         want = self.remote(path).rpartition("/")[2]
         for it in items:
@@ -286,6 +163,20 @@ class FtpBackend(Backend):
         except (ftplib.error_perm, ValueError):
             return fallback
 
+    def _precise_times(self, conn: FtpConn, remote: str, items: list[Listed]) -> None:
+        """The modtimes of the files LIST gave to the minute or day, from MDTM (as rclone's
+        ModTime asks it, file by file); the commands go out in batches, their replies read after."""
+        files = [it for it in items if not it.is_dir and not it.precise]
+        for i in range(0, len(files), _MDTM_BATCH):
+            batch = files[i:i + _MDTM_BATCH]
+            for it in batch:
+                conn.putcmd(f"MDTM {posixpath.join(remote, it.name)}")
+            for it in batch:
+                try:
+                    it.mtime_ns, it.precise = mdtm_time(conn.getresp()[4:]), True
+                except (ftplib.error_perm, ftplib.error_temp, ftplib.error_reply, ValueError):
+                    pass  # the LIST time stays
+
     def _missing(self, conn: FtpConn, path: str) -> OSError:
         """ENOENT, or ENOTDIR where a parent of `path` is a file."""
         parent = path.rpartition("/")[0]
@@ -298,18 +189,26 @@ class FtpBackend(Backend):
             parent = parent.rpartition("/")[0]
         return _enoent(path)
 
-    def _list_raw(self, conn: FtpConn, remote: str, path: str) -> list[Listed]:
+    def _list_plain(self, conn: FtpConn, remote: str) -> list[Listed] | None:
+        """The entries of the directory `remote`, None if it can't be listed (no such
+        directory, or a file)."""
         if self.mlsd:
             try:
                 lines = self._lines(conn, f"MLSD {remote}")
             except ftplib.error_perm:
-                raise self._not_a_dir(conn, path) from None
+                return None
             return [it for it in map(parse_mlsd, lines) if it is not None]
         if not self._cwd_ok(conn, remote):
-            raise self._not_a_dir(conn, path)
+            return None
         lines = self._lines(conn, "LIST -a" if self.opt["force_list_hidden"] else "LIST")
         now = time.time()
         return [it for it in (parse_list(line, now) for line in lines) if it is not None]
+
+    def _list_raw(self, conn: FtpConn, remote: str, path: str) -> list[Listed]:
+        items = self._list_plain(conn, remote)
+        if items is None:
+            raise self._not_a_dir(conn, path)
+        return items
 
     def _not_a_dir(self, conn: FtpConn, path: str) -> OSError:
         it = self._lookup(conn, path) if path else None
@@ -321,17 +220,19 @@ class FtpBackend(Backend):
         remote = self.remote(path)
 
         def run(conn: FtpConn) -> list[Entry]:
-            out = []
+            items = []
             for it in self._list_raw(conn, remote, path):
                 if it.is_link:  # as rclone's ftp: a link is listed as what it points to if it can tell
                     target = self._lookup_raw_link(conn, remote, it)
                     if target is None:
                         continue
                     it = target
-                out.append(self._entry(self._shown(it.name), it))
-            return out
+                items.append(it)
+            if self.get_time:
+                self._precise_times(conn, remote, items)
+            return [self._entry(self._shown(it.name), it) for it in items]
 
-        return self._call(run)
+        return self.session.call(run)
 
     def _lookup_raw_link(self, conn: FtpConn, remote: str, it: Listed) -> Listed | None:
         full = posixpath.join(remote, it.name)
@@ -352,40 +253,11 @@ class FtpBackend(Backend):
                 raise self._missing(conn, path)
             return self._entry(path.rpartition("/")[2], it)
 
-        return self._call(run)
+        return self.session.call(run)
 
     # --- transfers ------------------------------------------------------------------------
 
-    def _data(self, cmd: str, rest: int | None, on_perm: Callable[[FtpConn, ftplib.Error], OSError]
-              ) -> tuple[FtpConn, Any]:
-        """A connection and its data socket for `cmd`; lost connections retried."""
-        tries = max(1, int(self.ctx.low_level_retries))
-        last: BaseException | None = None
-        for attempt in range(tries):
-            conn = self._acquire()
-            try:
-                sock, _ = conn.ntransfercmd(cmd, rest)
-                return conn, sock
-            except (*_LOST, ftplib.error_temp) as e:
-                last = e
-                conn.close_quietly()
-                self.pool.release(None)
-                if isinstance(e, ftplib.error_temp) and str(e)[:3] not in _RETRY_CODES:
-                    raise OSError(errno.EIO, f"ftp {self.label}: {e}") from None
-                time.sleep(min(0.1 * 2 ** attempt, 2.0))
-            except ftplib.Error as e:
-                try:
-                    err = on_perm(conn, e)
-                finally:
-                    self.pool.release(conn)
-                raise err from None
-            except BaseException:
-                conn.close_quietly()
-                self.pool.release(None)
-                raise
-        raise OSError(errno.EIO, f"ftp {self.label}: {last}") from None
-
-    def open_read(self, path: str, offset: int = 0, length: int = -1) -> FtpReader:
+    def open_read(self, path: str, offset: int = 0, length: int = -1) -> Reader:
         remote = self.remote(path)
 
         def refused(conn: FtpConn, e: ftplib.Error) -> OSError:
@@ -394,10 +266,15 @@ class FtpBackend(Backend):
                 return self._missing(conn, path)
             if it.is_dir:
                 return _err(errno.EISDIR, path)
+            if offset and offset >= it.size:
+                return _PastEnd()  # REST beyond the end is refused (554): there is nothing to read
             return OSError(errno.EIO, f"ftp {self.label}: {e}", path)
 
-        conn, sock = self._data(f"RETR {remote}", offset or None, refused)
-        return FtpReader(self, conn, sock, path, length)
+        try:
+            conn, sock = self.session.data(f"RETR {remote}", offset or None, refused)
+        except _PastEnd:
+            return EMPTY
+        return FtpReader(self.session, conn, sock, path, length)
 
     def open_write(self, path: str, size: int = -1, mtime_ns: int | None = None,
                    mode: int | None = None) -> FtpWriter:
@@ -424,10 +301,12 @@ class FtpBackend(Backend):
             return OSError(errno.EIO, f"ftp {self.label}: {e}", path)
 
         try:
-            conn, sock = self._data(f"STOR {tmp}", None, refused)
+            conn, sock = self.session.data(f"STOR {tmp}", None, refused)
         except _Again:
-            conn, sock = self._data(f"STOR {tmp}", None, refused)
-        return FtpWriter(self, conn, sock, path, remote, tmp, mtime_ns)
+            conn, sock = self.session.data(f"STOR {tmp}", None, refused)
+        return FtpWriter(self.session, conn, sock, path,
+                         lambda n: self._finish_upload(path, remote, tmp, n, mtime_ns),
+                         lambda: self._remove_quietly(tmp))
 
     def _makedirs(self, conn: FtpConn, path: str) -> None:
         parts = path.split("/")
@@ -445,7 +324,7 @@ class FtpBackend(Backend):
                 if it is None or not it.is_dir:
                     raise
 
-    def finish_upload(self, path: str, remote: str, tmp: str, written: int, mtime_ns: int | None) -> None:
+    def _finish_upload(self, path: str, remote: str, tmp: str, written: int, mtime_ns: int | None) -> None:
         """After a STOR: the partial name renamed over the final one, the modtime set, the size checked."""
         def run(conn: FtpConn) -> None:
             if tmp != remote:
@@ -453,7 +332,9 @@ class FtpBackend(Backend):
                     conn.rename(tmp, remote)
                 except ftplib.error_perm:
                     it = self._lookup(conn, path)  # a server that won't rename over a file
-                    if it is None or it.is_dir:
+                    if it is not None and it.is_dir:
+                        raise _err(errno.EISDIR, path) from None
+                    if it is None:
                         raise
                     conn.delete(remote)
                     conn.rename(tmp, remote)
@@ -467,14 +348,14 @@ class FtpBackend(Backend):
                                   f"the server has {got}", path)
 
         try:
-            self._call(run)
+            self.session.call(run)
         except BaseException:
-            self.remove_quietly(tmp)
+            self._remove_quietly(tmp)
             raise
 
-    def remove_quietly(self, remote: str) -> None:
+    def _remove_quietly(self, remote: str) -> None:
         try:
-            self._call(lambda c: c.delete(remote))
+            self.session.call(lambda c: c.delete(remote))
         except (OSError, ftplib.Error):
             pass
 
@@ -500,7 +381,7 @@ class FtpBackend(Backend):
                 raise OSError(errno.EPERM, f"ftp {self.label}: can't set the modification time: {e}",
                               path) from None
 
-        self._call(run)
+        self.session.call(run)
 
     def mkdir(self, path: str) -> None:
         remote = self.remote(path)
@@ -519,7 +400,7 @@ class FtpBackend(Backend):
                     raise _err(errno.ENOTDIR, path) from None
                 raise OSError(errno.EACCES, f"ftp {self.label}: {e}", path) from None
 
-        self._call(run)
+        self.session.call(run)
 
     def rmdir(self, path: str) -> None:
         remote = self.remote(path)
@@ -535,7 +416,7 @@ class FtpBackend(Backend):
                     raise _err(errno.ENOTDIR, path) from None
                 raise _err(errno.ENOTEMPTY, path) from None
 
-        self._call(run)
+        self.session.call(run)
 
     def delete(self, path: str) -> None:
         remote = self.remote(path)
@@ -551,7 +432,7 @@ class FtpBackend(Backend):
                     raise _err(errno.EISDIR, path) from None
                 raise OSError(errno.EACCES, f"ftp {self.label}: {e}", path) from None
 
-        self._call(run)
+        self.session.call(run)
 
     def move(self, src: str, dst: str) -> None:
         rs, rd = self.remote(src), self.remote(dst)
@@ -582,11 +463,15 @@ class FtpBackend(Backend):
                     raise self._missing(conn, dst) from None
                 raise OSError(errno.EACCES, f"ftp {self.label}: {e}", dst) from None
 
-        self._call(run)
+        self.session.call(run)
 
     def shutdown(self) -> None:
-        self.pool.close()
+        self.session.close()
 
 
 class _Again(OSError):
     """open_write made the missing parent directories: STOR again."""
+
+
+class _PastEnd(OSError):
+    """open_read's offset is at or past the end of the file."""

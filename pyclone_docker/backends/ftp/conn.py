@@ -88,7 +88,7 @@ class FtpConn(ftplib.FTP_TLS):
     def login_tls(self, user: str, password: str) -> None:
         if self.tls_mode == "explicit":
             self.auth()
-        self.login(user, password)
+        ftplib.FTP.login(self, user, password)  # FTP_TLS.login would send AUTH TLS on a plain connection
         if self.tls_mode:
             self.prot_p()
 

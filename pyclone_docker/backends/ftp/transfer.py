@@ -10,12 +10,10 @@ import ftplib
 import socket
 import ssl
 import zlib
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from .conn import FtpConn
-
-if TYPE_CHECKING:
-    from .backend import FtpBackend
+from .session import FtpSession
 
 # what a server may answer when we closed a download early (as rclone's ftpReadCloser.Close)
 _EARLY_CLOSE_OK = ("226", "250", "150", "426", "450", "451", "550")
@@ -44,9 +42,25 @@ def end_data(sock: socket.socket) -> None:
         sock.close()
 
 
+class _Empty:
+    """A read at or past the end of a file."""
+
+    def readinto(self, view: memoryview) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+EMPTY = _Empty()
+
+
 class FtpReader:
-    def __init__(self, be: FtpBackend, conn: FtpConn, sock: socket.socket, path: str, length: int) -> None:
-        self.be, self.conn, self.sock, self.path = be, conn, sock, path
+    """A RETR's data connection; `length` bytes (-1: to the end) are read from it."""
+
+    def __init__(self, session: FtpSession, conn: FtpConn, sock: socket.socket, path: str, length: int) -> None:
+        self.session, self.conn, self.sock, self.path = session, conn, sock, path
+        self.bandwidth = session.bandwidth
         self.left = length  # -1: to the end
         self.done = False  # the server's final reply was read
         self.closed = False
@@ -63,12 +77,14 @@ class FtpReader:
             n = 0  # a server that ends without close_notify: its 226 (or not) tells
         except (OSError, ValueError) as e:
             self._broken()
-            raise OSError(errno.EIO, f"ftp {self.be.label}: download cut: {e}", self.path) from None
+            raise OSError(errno.EIO, f"ftp {self.session.label}: download cut: {e}", self.path) from None
         if n == 0:
             self._finish()
             return 0
         if self.left > 0:
             self.left -= n
+        if self.bandwidth is not None:
+            self.bandwidth.rx(n)
         return n
 
     def _finish(self) -> None:
@@ -77,10 +93,10 @@ class FtpReader:
             self.conn.voidresp()
         except ftplib.Error as e:
             self._broken()
-            raise OSError(errno.EIO, f"ftp {self.be.label}: download failed: {e}", self.path) from None
+            raise OSError(errno.EIO, f"ftp {self.session.label}: download failed: {e}", self.path) from None
         except (OSError, EOFError) as e:
             self._broken()
-            raise OSError(errno.EIO, f"ftp {self.be.label}: download cut: {e}", self.path) from None
+            raise OSError(errno.EIO, f"ftp {self.session.label}: download cut: {e}", self.path) from None
         self.done = True
 
     def _broken(self) -> None:
@@ -88,8 +104,7 @@ class FtpReader:
         end_data(self.sock)
         if not self.closed:
             self.closed = True
-            self.conn.close_quietly()
-            self.be.pool.release(None)
+            self.session.discard(self.conn)
 
     def close(self) -> None:
         if self.closed:
@@ -98,7 +113,7 @@ class FtpReader:
             end_data(self.sock)
             try:
                 if self.conn.sock is not None:
-                    self.conn.sock.settimeout(self.be.close_timeout or None)
+                    self.conn.sock.settimeout(self.session.close_timeout or None)
                 resp = self.conn.getresp()
                 ok = resp[:3] in _EARLY_CLOSE_OK
             except ftplib.Error as e:
@@ -107,31 +122,36 @@ class FtpReader:
                 ok = False
             if not ok:
                 self.closed = True
-                self.conn.close_quietly()
-                self.be.pool.release(None)
+                self.session.discard(self.conn)
                 return
             if self.conn.sock is not None:
-                self.conn.sock.settimeout(self.be.timeout)
+                self.conn.sock.settimeout(self.session.timeout)
         self.closed = True
-        self.be.pool.release(self.conn)
+        self.session.release(self.conn)
 
 
 class FtpWriter:
-    def __init__(self, be: FtpBackend, conn: FtpConn, sock: socket.socket, path: str, remote: str, tmp: str,
-                 mtime_ns: int | None) -> None:
-        self.be, self.conn, self.sock = be, conn, sock
-        self.path, self.remote, self.tmp, self.mtime_ns = path, remote, tmp, mtime_ns
+    """A STOR's data connection. close() reads the server's reply, then `finish(written)` renames
+    the partial file and sets the modtime; a failed upload is `remove()`d."""
+
+    def __init__(self, session: FtpSession, conn: FtpConn, sock: socket.socket, path: str,
+                 finish: Callable[[int], None], remove: Callable[[], None]) -> None:
+        self.session, self.conn, self.sock, self.path = session, conn, sock, path
+        self.finish, self.remove = finish, remove
+        self.bandwidth = session.bandwidth
         self.written = 0
         self.finished = False
 
     def write(self, view: memoryview) -> int:
         if self.finished:
             raise ValueError("write to a closed writer")
+        if self.bandwidth is not None:
+            self.bandwidth.tx(len(view))
         try:
             self.sock.sendall(view)
         except (OSError, ValueError) as e:
             self.abort()
-            raise OSError(errno.EIO, f"ftp {self.be.label}: upload cut: {e}", self.path) from None
+            raise OSError(errno.EIO, f"ftp {self.session.label}: upload cut: {e}", self.path) from None
         self.written += len(view)
         return len(view)
 
@@ -144,16 +164,15 @@ class FtpWriter:
             self.conn.voidresp()
         except ftplib.Error as e:
             if str(e)[:3] != "250":  # some servers end a STOR with 250 (rclone ignores it too)
-                self.be.pool.release(self.conn)
-                self.be.remove_quietly(self.tmp)
-                raise OSError(errno.EIO, f"ftp {self.be.label}: upload failed: {e}", self.path) from None
+                self.session.release(self.conn)
+                self.remove()
+                raise OSError(errno.EIO, f"ftp {self.session.label}: upload failed: {e}", self.path) from None
         except (OSError, EOFError) as e:
-            self.conn.close_quietly()
-            self.be.pool.release(None)
-            self.be.remove_quietly(self.tmp)
-            raise OSError(errno.EIO, f"ftp {self.be.label}: upload cut: {e}", self.path) from None
-        self.be.pool.release(self.conn)
-        self.be.finish_upload(self.path, self.remote, self.tmp, self.written, self.mtime_ns)
+            self.session.discard(self.conn)
+            self.remove()
+            raise OSError(errno.EIO, f"ftp {self.session.label}: upload cut: {e}", self.path) from None
+        self.session.release(self.conn)
+        self.finish(self.written)
 
     def abort(self) -> None:
         if self.finished:
@@ -161,15 +180,14 @@ class FtpWriter:
         self.finished = True
         end_data(self.sock)
         try:
-            self.conn.sock.settimeout(self.be.close_timeout or None)
+            self.conn.sock.settimeout(self.session.close_timeout or None)
             self.conn.getresp()
-            self.conn.sock.settimeout(self.be.timeout)
+            self.conn.sock.settimeout(self.session.timeout)
         except ftplib.Error:
-            self.conn.sock.settimeout(self.be.timeout)
+            self.conn.sock.settimeout(self.session.timeout)
         except (OSError, EOFError, AttributeError):
-            self.conn.close_quietly()
-            self.be.pool.release(None)
-            self.be.remove_quietly(self.tmp)
+            self.session.discard(self.conn)
+            self.remove()
             return
-        self.be.pool.release(self.conn)
-        self.be.remove_quietly(self.tmp)
+        self.session.release(self.conn)
+        self.remove()

@@ -8,23 +8,11 @@ uses sftp.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..base import Backend, BackendInfo
+from ..base import Backend, BackendInfo, current_user
 from ..base import BackendOption as _O
-
-
-def _current_user() -> str:
-    """rclone's default user: the one running the plugin."""
-    try:
-        import pwd
-
-        return pwd.getpwuid(os.getuid()).pw_name
-    except (ImportError, KeyError):
-        return os.environ.get("USER") or os.environ.get("LOGNAME") or "root"
-
 
 NO_SSH = ("sftp: the OpenSSH client `ssh` is not installed: install it (Debian/Ubuntu: "
           "apt-get install openssh-client; Alpine: apk add openssh-client)")
@@ -45,7 +33,7 @@ def _new(name: str, root: str, config: dict[str, str], ctx: Any = None) -> Backe
 
 
 INFO = BackendInfo("sftp", _new, (
-    _O("host", required=True), _O("user", default=_current_user()), _O("port", "int", "22"),
+    _O("host", required=True), _O("user", default=current_user()), _O("port", "int", "22"),
     _O("pass", is_password=True), _O("key_pem"), _O("key_file"), _O("key_file_pass", is_password=True),
     _O("pubkey"), _O("pubkey_file"), _O("known_hosts_file"), _O("pin_host_key", "bool"),
     _O("host_keys", "csv"), _O("key_use_agent", "bool"), _O("use_insecure_cipher", "bool"),
