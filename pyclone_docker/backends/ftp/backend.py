@@ -129,7 +129,7 @@ class FtpBackend(Backend):
     def _lookup(self, conn: FtpConn, path: str) -> Listed | None:
         """The entry at `path` (None if there is none): MLST, else the parent's listing."""
         if not path:
-            return Listed("", True)
+            return Listed("", True) if self._cwd_ok(conn, self.base) else None
         remote = self.remote(path)
         if self.mlst:
             try:
@@ -288,8 +288,8 @@ class FtpBackend(Backend):
             if it is not None and it.is_dir:
                 return _err(errno.EISDIR, path)
             parent = path.rpartition("/")[0]
-            if parent and not retried and self._lookup(conn, parent) is None:
-                self._makedirs(conn, parent)  # as rclone: an upload makes its directories
+            if not retried and not self._cwd_ok(conn, self.remote(parent)):
+                self._makedirs(conn, parent)  # as rclone: an upload makes its directories (the root too)
                 retried = True
                 return _Again()
             if parent:
@@ -309,20 +309,24 @@ class FtpBackend(Backend):
                          lambda: self._remove_quietly(tmp))
 
     def _makedirs(self, conn: FtpConn, path: str) -> None:
-        parts = path.split("/")
-        for i in range(1, len(parts) + 1):
-            sub = "/".join(parts[:i])
-            it = self._lookup(conn, sub)
-            if it is not None:
-                if not it.is_dir:
-                    raise _err(errno.ENOTDIR, sub)
-                continue
+        """The directory `path` ("": the root) and those above it that are missing."""
+        missing = []
+        remote = self.remote(path)
+        while remote not in ("/", "") and not self._cwd_ok(conn, remote):
+            missing.append(remote)
+            remote = posixpath.dirname(remote)
+        for remote in reversed(missing):
             try:
-                conn.sendcmd(f"MKD {self.remote(sub)}")
-            except ftplib.error_perm:
-                it = self._lookup(conn, sub)
-                if it is None or not it.is_dir:
-                    raise
+                conn.sendcmd(f"MKD {remote}")
+            except ftplib.error_perm as e:
+                if self._cwd_ok(conn, remote):
+                    continue  # made by someone else meanwhile
+                sub = posixpath.relpath(remote, self.base)
+                if not sub.startswith("..") and sub != ".":
+                    it = self._lookup(conn, sub)
+                    if it is not None and not it.is_dir:
+                        raise _err(errno.ENOTDIR, path) from None
+                raise OSError(errno.EACCES, f"ftp {self.label}: can't make {remote!r}: {e}", path) from None
 
     def _finish_upload(self, path: str, remote: str, tmp: str, written: int, mtime_ns: int | None) -> None:
         """After a STOR: the partial name renamed over the final one, the modtime set, the size checked."""
@@ -387,6 +391,10 @@ class FtpBackend(Backend):
         remote = self.remote(path)
 
         def run(conn: FtpConn) -> None:
+            if not path:  # the volume's root, and the directories above it, as rclone's Mkdir("")
+                if self._cwd_ok(conn, remote):
+                    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
+                return self._makedirs(conn, "")
             try:
                 conn.sendcmd(f"MKD {remote}")
             except ftplib.error_perm as e:
