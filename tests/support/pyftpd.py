@@ -8,6 +8,7 @@ passive port range of its own.
     with PyFtpServer(tls=True) as srv:
         srv.host, srv.port, srv.user, srv.password, srv.root_dir, srv.ca_file
         srv.restart()                  # same port and root
+        srv.cut_downloads(after=1000, count=2)  # the next two RETRs are aborted (426) after 1000 bytes
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _CHILD = r"""
-import json, logging, sys
+import json, logging, os, sys
+from pyftpdlib.filesystems import AbstractedFS
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
 from pyftpdlib.servers import FTPServer
@@ -39,6 +41,44 @@ if cfg["tls"]:
     handler.keyfile = cfg["key"]
     handler.tls_control_required = True
     handler.tls_data_required = True
+
+
+class _CutFile:  # a file whose reads fail after `cut` bytes: the server aborts the transfer (426)
+
+    def __init__(self, f, cut):
+        self._f, self._left = f, cut
+        self.name, self.closed = f.name, False
+
+    def read(self, n=-1):
+        if self._left <= 0:
+            raise OSError("cut by the test's fault file")
+        data = self._f.read(min(n, self._left) if n >= 0 else self._left)
+        self._left -= len(data)
+        return data
+
+    def seek(self, *a):
+        return self._f.seek(*a)
+
+    def close(self):
+        self.closed = True
+        self._f.close()
+
+
+class FaultyFS(AbstractedFS):
+    def open(self, filename, mode):
+        f = super().open(filename, mode)
+        if "r" in mode and os.path.exists(cfg["faults"]):
+            with open(cfg["faults"]) as fh:
+                faults = json.load(fh)
+            if faults.get("cuts", 0) > 0:
+                faults["cuts"] -= 1
+                with open(cfg["faults"], "w") as fh:
+                    json.dump(faults, fh)
+                return _CutFile(f, faults["cut_after"])
+        return f
+
+
+handler.abstracted_fs = FaultyFS
 handler.authorizer = auth
 handler.passive_ports = range(cfg["pasv_lo"], cfg["pasv_hi"])
 handler.permit_foreign_addresses = True
@@ -113,6 +153,7 @@ class PyFtpServer:
         self.user = "pyclone"
         self.password = os.urandom(9).hex()
         self.log = os.path.join(self.tmp, "pyftpd.log")
+        self.faults = os.path.join(self.tmp, "faults.json")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -129,7 +170,8 @@ class PyFtpServer:
     def start(self) -> None:
         cfg = {"user": self.user, "password": self.password, "root": self.root_dir, "port": self.port,
                "tls": self.tls, "pasv_lo": self.pasv[0], "pasv_hi": self.pasv[1], "log": self.log,
-               "cert": self.ca.cert_file if self.ca else "", "key": self.ca.key_file if self.ca else ""}
+               "faults": self.faults, "cert": self.ca.cert_file if self.ca else "",
+               "key": self.ca.key_file if self.ca else ""}
         self.proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", "/usr/bin")})
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -147,6 +189,18 @@ class PyFtpServer:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("pyftpdlib does not listen")
+
+    def cut_downloads(self, after: int, count: int = 1) -> None:
+        """The next `count` downloads are aborted by the server (426) after `after` bytes."""
+        tmp = self.faults + ".tmp"
+        Path(tmp).write_text(json.dumps({"cut_after": after, "cuts": count}))
+        os.replace(tmp, self.faults)
+
+    def cuts_left(self) -> int:
+        try:
+            return int(json.loads(Path(self.faults).read_text())["cuts"])
+        except (OSError, ValueError, KeyError):
+            return 0
 
     def log_tail(self, n: int = 40) -> str:
         try:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pyclone_docker.backends.base import Entry
+from pyclone_docker.backends.base import FEATURE_CHMOD, FEATURE_CHOWN, Entry
 from pyclone_docker.backends.local import LocalBackend
 from pyclone_docker.flags import VOLUME_OPTIONS, OptionValues
 from pyclone_docker.fuse.ops import FuseOps
@@ -104,6 +104,47 @@ def test_writers_follow_a_rename_and_show_their_size(tmp_path: Path) -> None:
     vfs.release(writer)
     assert (tmp_path / "remote" / "b").read_bytes() == b"12345"
     assert not (tmp_path / "remote" / "a").exists()
+
+
+class _PartialUploads(LocalBackend):
+    """A local backend that writes to a hidden name and renames it at close (as ftp), and
+    keeps no permissions."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.features = frozenset(self.features - {FEATURE_CHMOD, FEATURE_CHOWN})
+
+    def open_write(self, path: str, size: int = -1, mtime_ns: int | None = None, mode: int | None = None):
+        inner = super().open_write(f".{path}.partial", size, mtime_ns, mode)
+        backend = self
+
+        class Writer:
+            def write(self, view: memoryview) -> int:
+                return inner.write(view)
+
+            def close(self) -> None:
+                inner.close()
+                backend.move(f".{path}.partial", path)
+
+            def abort(self) -> None:
+                inner.abort()
+
+        return Writer()
+
+    def list(self, path: str) -> list[Entry]:
+        return [e for e in super().list(path) if not e.name.endswith(".partial")]
+
+
+def test_a_file_being_written_stays_listed_when_the_listing_expires(tmp_path: Path) -> None:
+    (tmp_path / "remote").mkdir()
+    values = OptionValues.defaults(VOLUME_OPTIONS)
+    values.set("dir_cache_time", "0s")  # every lookup lists again
+    vfs = VFS(_PartialUploads("local", str(tmp_path / "remote"), {}), values, frozenset())
+    writer = vfs.create("/new", 0o644, W)
+    writer.write_from(memoryview(b"abc"), 0)
+    assert vfs.stat("/new").size == 3 and "new" in vfs.list_dir("")  # not on the remote under its name yet
+    vfs.release(writer)
+    assert (tmp_path / "remote" / "new").read_bytes() == b"abc" and vfs.stat("/new").size == 3
 
 
 def test_the_caller_owns_special_nodes(tmp_path: Path) -> None:

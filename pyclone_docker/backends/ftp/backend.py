@@ -271,10 +271,10 @@ class FtpBackend(Backend):
             return OSError(errno.EIO, f"ftp {self.label}: {e}", path)
 
         try:
-            conn, sock = self.session.data(f"RETR {remote}", offset or None, refused)
+            return FtpReader(self.session, lambda at: self.session.data(f"RETR {remote}", at or None, refused),
+                             path, offset, length)
         except _PastEnd:
             return EMPTY
-        return FtpReader(self.session, conn, sock, path, length)
 
     def open_write(self, path: str, size: int = -1, mtime_ns: int | None = None,
                    mode: int | None = None) -> FtpWriter:

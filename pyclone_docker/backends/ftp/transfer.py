@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import ftplib
+import logging
 import socket
 import ssl
 import zlib
@@ -14,6 +15,8 @@ from collections.abc import Callable
 
 from .conn import FtpConn
 from .session import FtpSession
+
+log = logging.getLogger("pyclone")
 
 # what a server may answer when we closed a download early (as rclone's ftpReadCloser.Close)
 _EARLY_CLOSE_OK = ("226", "250", "150", "426", "450", "451", "550")
@@ -55,15 +58,26 @@ class _Empty:
 EMPTY = _Empty()
 
 
-class FtpReader:
-    """A RETR's data connection; `length` bytes (-1: to the end) are read from it."""
+class _Cut(Exception):
+    """The data connection ended before the server said the transfer was complete."""
 
-    def __init__(self, session: FtpSession, conn: FtpConn, sock: socket.socket, path: str, length: int) -> None:
-        self.session, self.conn, self.sock, self.path = session, conn, sock, path
+
+class FtpReader:
+    """A RETR from `offset`, `length` bytes (-1: to the end). A transfer cut short (a reset, or
+    a 4xx/5xx reply where 226 was due) is resumed where it stopped, with REST, up to
+    --low-level-retries times; then it is EIO, never a short file."""
+
+    def __init__(self, session: FtpSession, open_at: Callable[[int], tuple[FtpConn, socket.socket]], path: str,
+                 offset: int, length: int) -> None:
+        self.session, self.open_at, self.path = session, open_at, path
         self.bandwidth = session.bandwidth
+        self.pos = offset
         self.left = length  # -1: to the end
+        self.resumes = session.tries - 1
         self.done = False  # the server's final reply was read
         self.closed = False
+        self.conn: FtpConn | None = None
+        self.conn, self.sock = open_at(offset)
 
     def readinto(self, view: memoryview) -> int:
         if self.closed:
@@ -71,63 +85,86 @@ class FtpReader:
         if self.done or self.left == 0 or not len(view):
             return 0
         want = len(view) if self.left < 0 else min(len(view), self.left)
+        while True:
+            try:
+                n = self._recv(view, want)
+                break
+            except _Cut as e:
+                self._resume(str(e))
+        if n:
+            self.pos += n
+            if self.left > 0:
+                self.left -= n
+            if self.bandwidth is not None:
+                self.bandwidth.rx(n)
+        return n
+
+    def _recv(self, view: memoryview, want: int) -> int:
+        assert self.conn is not None
         try:
             n = self.sock.recv_into(view, want)
         except ssl.SSLEOFError:
             n = 0  # a server that ends without close_notify: its 226 (or not) tells
         except (OSError, ValueError) as e:
-            self._broken()
-            raise OSError(errno.EIO, f"ftp {self.session.label}: download cut: {e}", self.path) from None
-        if n == 0:
-            self._finish()
-            return 0
-        if self.left > 0:
-            self.left -= n
-        if self.bandwidth is not None:
-            self.bandwidth.rx(n)
-        return n
-
-    def _finish(self) -> None:
+            end_data(self.sock)
+            self.session.discard(self.conn)
+            self.conn = None
+            raise _Cut(str(e)) from None
+        if n:
+            return n
         end_data(self.sock)
         try:
             self.conn.voidresp()
-        except ftplib.Error as e:
-            self._broken()
-            raise OSError(errno.EIO, f"ftp {self.session.label}: download failed: {e}", self.path) from None
+        except ftplib.Error as e:  # 426 and the like: the control connection is still good
+            self.session.release(self.conn)
+            self.conn = None
+            raise _Cut(str(e)) from None
         except (OSError, EOFError) as e:
-            self._broken()
-            raise OSError(errno.EIO, f"ftp {self.session.label}: download cut: {e}", self.path) from None
-        self.done = True
-
-    def _broken(self) -> None:
-        self.done = True
-        end_data(self.sock)
-        if not self.closed:
-            self.closed = True
             self.session.discard(self.conn)
+            self.conn = None
+            raise _Cut(str(e) or "the control connection closed") from None
+        self.done = True
+        return 0
+
+    def _resume(self, why: str) -> None:
+        if self.resumes <= 0:
+            self.closed = True
+            raise OSError(errno.EIO, f"ftp {self.session.label}: download cut at byte {self.pos}: {why}",
+                          self.path)
+        self.resumes -= 1
+        log.info("ftp %s: download of %r cut at byte %d (%s): resuming", self.session.label, self.path, self.pos,
+                 why)
+        try:
+            self.conn, self.sock = self.open_at(self.pos)
+        except OSError as e:
+            self.closed = True
+            raise OSError(errno.EIO, f"ftp {self.session.label}: download cut at byte {self.pos} ({why}), "
+                          f"and resuming it failed: {e.strerror or e}", self.path) from None
 
     def close(self) -> None:
         if self.closed:
             return
+        self.closed = True
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
         if not self.done:  # closed early: the server's reply to the abandoned transfer
             end_data(self.sock)
             try:
-                if self.conn.sock is not None:
-                    self.conn.sock.settimeout(self.session.close_timeout or None)
-                resp = self.conn.getresp()
+                if conn.sock is not None:
+                    conn.sock.settimeout(self.session.close_timeout or None)
+                resp = conn.getresp()
                 ok = resp[:3] in _EARLY_CLOSE_OK
             except ftplib.Error as e:
                 ok = str(e)[:3] in _EARLY_CLOSE_OK
             except (OSError, EOFError):
                 ok = False
             if not ok:
-                self.closed = True
-                self.session.discard(self.conn)
+                self.session.discard(conn)
                 return
-            if self.conn.sock is not None:
-                self.conn.sock.settimeout(self.session.timeout)
-        self.closed = True
-        self.session.release(self.conn)
+            if conn.sock is not None:
+                conn.sock.settimeout(self.session.timeout)
+        self.session.release(conn)
 
 
 class FtpWriter:
