@@ -81,6 +81,8 @@ class FtpBackend(Backend):
         self.get_time = "MDTM" in feats
         self.mfmt = "MFMT" in feats
         self.set_time = self.mfmt or (bool(opt["writing_mdtm"]) and self.get_time)
+        # without MLST, one file is looked up by SIZE and MDTM rather than in its directory's listing
+        self.size_and_mdtm = not self.mlst and self.get_time and "SIZE" in feats
         f = {FEATURE_MOVE, FEATURE_DIR_MOVE, FEATURE_EMPTY_DIRS}
         if self.set_time and (self.get_time or self.mlsd):  # rclone's Precision: 1s, else none
             f.add(FEATURE_MODTIME)
@@ -143,6 +145,11 @@ class FtpBackend(Backend):
                         return it
             return None
         parent, _, leaf = path.rpartition("/")
+        if self.size_and_mdtm:
+            it = self._size_lookup(conn, remote, leaf)
+            if it is not None:
+                return it
+            return Listed(leaf, True) if self._cwd_ok(conn, remote) else None
         if self._cwd_ok(conn, remote):
             return Listed(leaf, True)
         items = self._list_plain(conn, self.remote(parent))
@@ -155,6 +162,28 @@ class FtpBackend(Backend):
                     it.mtime_ns = self._mdtm(conn, remote, it.mtime_ns)
                 return it
         return None
+
+    def _size_lookup(self, conn: FtpConn, remote: str, leaf: str) -> Listed | None:
+        """A file by SIZE and MDTM, sent together (one round trip, whatever the directory
+        holds); None where SIZE is refused: no such file, or a directory."""
+        conn.putcmd(f"SIZE {remote}")
+        conn.putcmd(f"MDTM {remote}")
+        replies: list[str | None] = []
+        for _ in range(2):
+            try:
+                replies.append(conn.getresp())
+            except (ftplib.error_perm, ftplib.error_temp, ftplib.error_reply):
+                replies.append(None)
+        size, when = replies
+        try:
+            it = Listed(leaf, False, int((size or "")[4:].strip()))
+        except ValueError:
+            return None
+        try:
+            it.mtime_ns, it.precise = mdtm_time((when or "")[4:]), True
+        except ValueError:
+            pass
+        return it
 
     def _mdtm(self, conn: FtpConn, remote: str, fallback: int) -> int:
         try:
