@@ -32,7 +32,7 @@ INFO = BackendInfo("ftp", _new, (
     _O("idle_timeout", "duration", "1m"), _O("close_timeout", "duration", "1m"),
     _O("tls_cache_size", "int", "32", noop=True), _O("disable_tls13", "bool"),
     _O("allow_insecure_tls_ciphers", "bool"),
-    _O("shut_timeout", "duration", "1m", noop=True), _O("ask_password", "bool"), _O("socks_proxy"),
+    _O("shut_timeout", "duration", "1m"), _O("ask_password", "bool"), _O("socks_proxy"),
     _O("http_proxy"), _O("no_check_upload", "bool"), _O("encoding", default="Slash,Del,Ctl,RightSpace,Dot"),
     _O("description"),
 ), "FTP", warm_up=_warm_up)

@@ -39,7 +39,8 @@ class FtpSession:
         self.label = f"{self.user}@{self.host}:{self.port}"
         self._password = password
         self.timeout = float(ctx.timeout) or None
-        self.close_timeout = float(opt["close_timeout"])
+        self.close_timeout = float(opt["close_timeout"])  # for a download closed early
+        self.shut_timeout = float(opt["shut_timeout"])  # for the reply that ends an upload
         self.tries = max(1, int(ctx.low_level_retries))
         self.tls = "implicit" if opt["tls"] else "explicit" if opt["explicit_tls"] else ""
         self.context = self._tls_context(ctx) if self.tls else None

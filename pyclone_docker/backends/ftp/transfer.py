@@ -198,12 +198,15 @@ class FtpWriter:
         self.finished = True
         end_data(self.sock)
         try:
+            if self.conn.sock is not None:  # --ftp-shut-timeout: how long the server may take to confirm
+                self.conn.sock.settimeout(self.session.shut_timeout or None)
             self.conn.voidresp()
+            if self.conn.sock is not None:
+                self.conn.sock.settimeout(self.session.timeout)
         except ftplib.Error as e:
-            if str(e)[:3] != "250":  # some servers end a STOR with 250 (rclone ignores it too)
-                self.session.release(self.conn)
-                self.remove()
-                raise OSError(errno.EIO, f"ftp {self.session.label}: upload failed: {e}", self.path) from None
+            self.session.discard(self.conn)
+            self.remove()
+            raise OSError(errno.EIO, f"ftp {self.session.label}: upload failed: {e}", self.path) from None
         except (OSError, EOFError) as e:
             self.session.discard(self.conn)
             self.remove()
