@@ -60,7 +60,7 @@ test-zipapp: zipapp
 	PYCLONE_PYZ=$(CURDIR)/dist/pyclone-docker-amd64.pyz $(PYTHON) -m pytest -q -ra \
 		tests/zipapp tests/integration/test_api.py tests/e2e/test_docker_e2e.py \
 		tests/integration/test_sftp_secrets.py tests/e2e/test_sftp_e2e.py tests/integration/test_s3_interop.py \
-		tests/integration/test_dav_interop.py
+		tests/integration/test_dav_interop.py tests/integration/test_ftp_interop.py
 
 ZIPAPP_ARCHES ?= amd64 arm64 armv7
 zipapp:

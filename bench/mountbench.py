@@ -69,6 +69,13 @@ class Bench:
         self.serial += 1
         name = f"{p.label}{self.serial}"
         opts = {**self.remote.opts, "path": path}
+        # the volume's directory exists on the server before either plugin mounts it (rclone 1.75.2
+        # can't mount a missing one on pyftpdlib, which answers 501 where it expects 550)
+        d = self.remote.root / path
+        if not d.exists():
+            d.mkdir(parents=True)
+            if self.remote.owner:
+                subprocess.run(["chown", self.remote.owner, str(d)], check=True)
         if mode != "off":
             opts["vfs-cache-mode"] = mode
         p.call("VolumeDriver.Create", {"Name": name, "Opts": opts}, fresh=True)

@@ -1,6 +1,7 @@
 """ftp through rclone's socks_proxy (SOCKS5, with a user name and password) and http_proxy
 (HTTP CONNECT): a real pyftpdlib, small real proxies (tests/support/proxies.py). Both the
-control connection and every data connection go through the proxy, to the server as named."""
+control connection and every data connection go through the proxy, to the server as named.
+And --bwlimit on ftp transfers."""
 
 from __future__ import annotations
 
@@ -52,3 +53,40 @@ def test_ftp_through_a_proxy_with_credentials(srv: PyFtpServer, kind: str) -> No
         assert set(proxy.auths) == {f"{PROXY_USER}:{PROXY_PASS}"}
     finally:
         proxy.close()
+
+
+def test_bwlimit_slows_an_ftp_download_and_an_upload(srv: PyFtpServer) -> None:
+    """--bwlimit applies to ftp transfers (one process-wide bucket, as rclone's); the lower
+    bound on the time taken is the property under test, loosely."""
+    import time
+
+    from pyclone_docker.backends.base import BackendContext
+    from pyclone_docker.flags import ALL_OPTIONS
+
+    data = b"f" * (400 * 1024)
+    spec = f":ftp,host={srv.host},port={srv.port},user={srv.user},pass={obscure.obscure(srv.password)}:bw"
+
+    def backend(table: str):  # a timetable of its own: new, empty buckets (a full one would burst)
+        return fsmod.new_fs(spec, fsmod.FsContext(backend=BackendContext(bwlimit=ALL_OPTIONS["bwlimit"].parse(table))))
+
+    up = backend("200k:off")
+    try:
+        up.mkdir("")
+        start = time.monotonic()
+        w = up.open_write("f.bin", len(data))
+        w.write(memoryview(data))
+        w.close()
+        assert time.monotonic() - start >= 1.5  # 400 KiB at 200 KiB/s
+    finally:
+        up.shutdown()
+    down = backend("off:200k")
+    try:
+        start = time.monotonic()
+        r = down.open_read("f.bin")
+        got, buf = 0, memoryview(bytearray(64 * 1024))
+        while n := r.readinto(buf):
+            got += n
+        r.close()
+        assert got == len(data) and time.monotonic() - start >= 1.5
+    finally:
+        down.shutdown()

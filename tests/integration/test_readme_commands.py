@@ -106,6 +106,9 @@ NOT_HERE: dict[str, str] = {
     "docker volume create cloud -d pyclone -o type=webdav -o webdav-vendor=nextcloud \\":
         "USER, PASSWORD and cloud.lan are placeholders for the reader's Nextcloud "
         "(tests/e2e/test_dav_e2e.py does this against Apache mod_dav)",
+    "docker volume create nas -d pyclone -o type=ftp -o ftp-host=nas.lan -o ftp-user=USER \\":
+        "USER, PASSWORD and nas.lan are placeholders for the reader's FTP server "
+        "(tests/e2e/test_ftp_e2e.py does this against vsftpd)",
     "docker volume create site -d pyclone -o type=http -o http-url=https://files.example.org/pub/":
         "files.example.org is a placeholder for the reader's web server "
         "(tests/integration/test_http_interop.py mounts http volumes on nginx, Apache and python's http.server)",
@@ -612,7 +615,7 @@ def test_development_lines(sandbox: Sandbox) -> None:
 def test_inner_invocations(sandbox: Sandbox) -> None:
     """Each `$(pyclone-docker ...)` inside a NOT_HERE command, run as written."""
     inner = [m for first in NOT_HERE for m in re.findall(r"\$\((pyclone-docker [^)]*)\)", readme_commands()[first])]
-    assert inner == ["pyclone-docker obscure pw"] + ["pyclone-docker obscure 'PASSWORD'"] * 3  # sftp, crypt, webdav
+    assert inner == ["pyclone-docker obscure pw"] + ["pyclone-docker obscure 'PASSWORD'"] * 4  # sftp, crypt, webdav, ftp
     for text in inner:
         obscured = sandbox.bash(text, cwd=sandbox.root).stdout.strip()
         plain = shlex.split(text)[-1]
