@@ -615,7 +615,7 @@ def test_development_lines(sandbox: Sandbox) -> None:
 def test_inner_invocations(sandbox: Sandbox) -> None:
     """Each `$(pyclone-docker ...)` inside a NOT_HERE command, run as written."""
     inner = [m for first in NOT_HERE for m in re.findall(r"\$\((pyclone-docker [^)]*)\)", readme_commands()[first])]
-    assert inner == ["pyclone-docker obscure pw"] + ["pyclone-docker obscure 'PASSWORD'"] * 4  # sftp, crypt, webdav, ftp
+    assert inner == ["pyclone-docker obscure pw"] + ["pyclone-docker obscure 'PASSWORD'"] * 4  # sftp crypt webdav ftp
     for text in inner:
         obscured = sandbox.bash(text, cwd=sandbox.root).stdout.strip()
         plain = shlex.split(text)[-1]
