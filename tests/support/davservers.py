@@ -65,7 +65,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_http(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 20.0) -> None:
+def wait_http(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -81,7 +81,7 @@ def _wait_http(port: int, proc: subprocess.Popen[bytes], what: str, timeout: flo
     raise RuntimeError(f"{what} did not answer on port {port} within {timeout:.0f} s")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_child(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -174,9 +174,9 @@ def dav_server(kind: str, tmp: Path) -> Iterator[DavServer]:
     else:
         raise ValueError(kind)
     try:
-        _wait_http(port, proc, kind)
+        wait_http(port, proc, kind)
         yield srv
     finally:
-        _stop(proc)
+        stop_child(proc)
         for p in cleanup:
             shutil.rmtree(p, ignore_errors=True)

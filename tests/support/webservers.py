@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.davservers import _stop, _wait_http, free_port
+from tests.support.davservers import free_port, stop_child, wait_http
 
 _APACHE_MODULES = ("mpm_event", "authz_core", "alias", "mime", "dir", "autoindex")
 
@@ -108,9 +108,9 @@ Alias /files "{root}"
         else:
             raise ValueError(kind)
         try:
-            _wait_http(port, proc, kind)
+            wait_http(port, proc, kind)
             yield srv
         finally:
-            _stop(proc)
+            stop_child(proc)
     finally:
         shutil.rmtree(base, ignore_errors=True)

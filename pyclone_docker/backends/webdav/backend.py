@@ -13,6 +13,7 @@ import base64
 import errno
 import logging
 import posixpath
+import re
 import shlex
 import subprocess
 import threading
@@ -34,6 +35,7 @@ from ..base import (
     Writer,
 )
 from . import props as propsmod
+from .chunked import ChunkedWriter
 from .transfer import DavWriter
 from .vendors import quirks
 
@@ -44,6 +46,19 @@ _MAX_NAME = 255
 _ERRNO = {400: errno.EINVAL, 401: errno.EACCES, 403: errno.EACCES, 404: errno.ENOENT, 405: errno.EPERM,
           409: errno.ENOENT, 412: errno.EEXIST, 413: errno.EFBIG, 414: errno.ENAMETOOLONG, 423: errno.EBUSY,
           507: errno.ENOSPC}
+
+
+_NEXTCLOUD_URL = re.compile(r"^(.*)/dav/files/([^/]+)")
+
+
+def _uploads_url(url: str) -> str:
+    """Nextcloud's directory of chunked uploads for a `.../dav/files/USER` url (rclone's words otherwise)."""
+    m = _NEXTCLOUD_URL.match(url)
+    if m is None:
+        raise ValueError("the remote url looks incorrect. Note that nextcloud chunked uploads require you to use the "
+                         "/dav/files/USER endpoint instead of /webdav. Please check 'rclone config show remotename' "
+                         "to verify that the url field ends in /dav/files/USERNAME")
+    return f"{m.group(1)}/dav/uploads/{m.group(2)}/"
 
 
 class WebdavBackend(Backend):
@@ -86,9 +101,13 @@ class WebdavBackend(Backend):
             self._headers["Authorization"] = "Bearer " + opt["bearer_token"]
         elif self._token_command:
             self._fetch_token()
-        if self.quirks.chunked_uploads and opt["nextcloud_chunk_size"] > 0:
-            log.warning("%s: Nextcloud chunked uploads are not built yet in pyclone-docker: every file goes up in "
-                        "one PUT (a server with a small upload limit refuses big files)", self.label)
+        self.chunk_size = int(opt["nextcloud_chunk_size"]) if self.quirks.chunked_uploads else 0
+        self.uploads_url = ""
+        if self.quirks.chunked_uploads:
+            if self.chunk_size <= 0:
+                log.info("%s: Chunked uploads are disabled because nextcloud_chunk_size is set to 0", self.label)
+            else:
+                self.uploads_url = _uploads_url(url)
         self._exclude_shares = bool(opt["owncloud_exclude_shares"])
         self._exclude_mounts = bool(opt["owncloud_exclude_mounts"])
         q = self.quirks
@@ -131,21 +150,26 @@ class WebdavBackend(Backend):
         return raw if self._raw_names else STANDARD.encode(self.enc.decode(raw))
 
     def call(self, method: str, path: str, *, headers: dict[str, str] | None = None, body: Any = None,
-             stream: bool = False, retry: bool = True, direction: str = "", ok: tuple[int, ...] = ()) -> Any:
-        """One request to base url + `path` (already escaped); 401 with a bearer_token_command
-        fetches a new token and tries once more, as rclone."""
+             stream: bool = False, retry: bool = True, direction: str = "", ok: tuple[int, ...] = (),
+             base: str = "") -> Any:
+        """One request to base url (or `base`) + `path` (already escaped); 401 with a
+        bearer_token_command fetches a new token and tries once more, as rclone."""
+        url = (base or self.base_url) + path
         with self._auth_lock:
             hdrs = {**self._headers, **(headers or {})}
-        resp = self.http.request(method, self.base_url + path, headers=hdrs, body=body, stream=stream,
-                                 retry=retry, direction=direction, ok=ok)
+        resp = self.http.request(method, url, headers=hdrs, body=body, stream=stream, retry=retry,
+                                 direction=direction, ok=ok)
         if resp.status == 401 and self._token_command and retry:
             resp.release_conn()
             self._fetch_token()
             with self._auth_lock:
                 hdrs = {**self._headers, **(headers or {})}
-            resp = self.http.request(method, self.base_url + path, headers=hdrs, body=body, stream=stream,
-                                     retry=retry, direction=direction, ok=ok)
+            resp = self.http.request(method, url, headers=hdrs, body=body, stream=stream, retry=retry,
+                                     direction=direction, ok=ok)
         return resp
+
+    def url_of(self, url_path: str) -> str:
+        return self.base_url + url_path
 
     def error(self, resp: Any, method: str, path: str) -> OSError:
         code = _ERRNO.get(resp.status, errno.EIO)
@@ -311,6 +335,8 @@ class WebdavBackend(Backend):
             raise IsADirectoryError(errno.EISDIR, "is a directory", path)
         if parent:
             self._make_dirs(parent)
+        if self.uploads_url and size > self.chunk_size:
+            return ChunkedWriter(self, self.uploads_url, self.chunk_size, url_path, size, mtime_ns, path)
         return DavWriter(self, url_path, size, mtime_ns, path)
 
     def _mkcol(self, path: str) -> int:
