@@ -174,3 +174,20 @@ def test_through_the_mount_the_write_back_uploads_in_pieces(plugin: Plugin, srv:
     assert os.stat(srv.root / "mounted/big.bin").st_mtime == T
     puts = [n for m, _, n in chunk_requests(srv, before) if m == "PUT"]
     assert puts == [MiB] * 5 + [3], puts
+
+
+def test_a_move_whose_modtime_the_server_dropped_gets_it_back_by_proppatch(srv: NextcloudServer) -> None:
+    be = backend(srv, "moves")
+    try:
+        upload(be, "a.txt", b"hello")  # one PUT, X-OC-Mtime accepted
+        assert be.stat("a.txt").mtime_ns == T * 10**9
+        be.move("a.txt", "b.txt")  # accepted: the modtime stays
+        assert be.stat("b.txt").mtime_ns == T * 10**9
+        before = len(srv.requests())
+        srv.faults(move_touches=1)
+        be.move("b.txt", "c.txt")  # the server stamped it now: rclone's fallback sets it again
+        assert [r["method"] for r in srv.requests()[before:]].count("PROPPATCH") == 1
+        assert be.stat("c.txt").mtime_ns == T * 10**9
+        assert os.stat(srv.root / "moves/c.txt").st_mtime == T
+    finally:
+        be.shutdown()

@@ -12,7 +12,11 @@ Every request is logged, one JSON line each (`method`, `path`, `length`), to `sr
 `srv.faults(...)` arms faults read at each request:
 - `move_423`: the next MOVEs of `.file` answer 423 Locked, the first of them assembling the
   file meanwhile (the way Nextcloud's background merge makes the next MOVE a 404);
-- `chunk_507`: the next PUTs of pieces answer 507 Insufficient Storage.
+- `chunk_507`: the next PUTs of pieces answer 507 Insufficient Storage;
+- `move_touches`: the next MOVEs of a file ignore X-OC-Mtime and stamp it with the time of the
+  move (no `X-OC-Mtime: accepted`).
+On the files endpoint a PUT or MOVE with X-OC-Mtime sets that modtime and says `accepted`, and a
+PROPPATCH of `<d:lastmodified>` sets it, as Nextcloud does.
 
     with nextcloud_server(tmp, max_put=12 << 20) as srv:
         srv.url, srv.vendor ("nextcloud"), srv.user, srv.password, srv.root, srv.requests()
@@ -143,9 +147,64 @@ def app(environ, start):
                             "length": int(environ.get("CONTENT_LENGTH") or 0)}) + "\n")
     if environ["PATH_INFO"].startswith(UPLOADS):
         return uploads_app(environ, start)
-    if environ["REQUEST_METHOD"] == "PUT" and int(environ.get("CONTENT_LENGTH") or 0) > max_put:
+    method = environ["REQUEST_METHOD"]
+    if method == "PUT" and int(environ.get("CONTENT_LENGTH") or 0) > max_put:
         return reply(start, "413 Request Entity Too Large")
-    return dav(environ, start)
+    if method == "PROPPATCH":
+        return proppatch(environ, start)
+    target = files_path(environ.get("HTTP_DESTINATION", "") if method == "MOVE" else environ["PATH_INFO"])
+    mtime = environ.get("HTTP_X_OC_MTIME")
+    out = dav(environ, start_with_mtime(environ, start))  # wsgidav rewrites PATH_INFO
+    if method in ("PUT", "MOVE"):
+        out = list(out)
+        if target and os.path.isfile(target):
+            if method == "MOVE" and fault("move_touches"):
+                os.utime(target)  # a server that stamps a moved file with the time of the move
+            elif mtime:
+                os.utime(target, (int(mtime),) * 2)
+    return out
+
+
+def files_path(url_or_path):
+    if not url_or_path:
+        return None
+    path = unquote(urlsplit(url_or_path).path) if "://" in url_or_path else \
+        url_or_path.encode("latin-1").decode("utf-8")
+    return os.path.join(root, path[len(FILES) + 1:]) if path.startswith(FILES + "/") else None
+
+
+def start_with_mtime(environ, start):
+    # Nextcloud sets X-OC-Mtime on PUT and MOVE and says so; "move_touches" makes a MOVE ignore it
+    def wrapped(status, headers, exc_info=None):
+        if environ.get("HTTP_X_OC_MTIME") and environ["REQUEST_METHOD"] in ("PUT", "MOVE") and \
+                not (environ["REQUEST_METHOD"] == "MOVE" and peek("move_touches")):
+            headers = [*headers, ("X-OC-Mtime", "accepted")]
+        return start(status, headers, exc_info)
+    return wrapped
+
+
+def peek(name):
+    try:
+        with open(faults_path) as f:
+            return json.load(f).get(name, 0) > 0
+    except (OSError, ValueError):
+        return False
+
+
+def proppatch(environ, start):
+    # Nextcloud's PROPPATCH of <d:lastmodified> (seconds) sets the file's modtime
+    import re
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
+    target = files_path(environ["PATH_INFO"])
+    m = re.search(r"<lastmodified[^>]*>(\d+)</lastmodified>", body)
+    if environ.get("HTTP_AUTHORIZATION") != AUTH or target is None or not os.path.exists(target) or not m:
+        return reply(start, "404 Not Found" if target and not os.path.exists(target) else "400 Bad Request")
+    os.utime(target, (int(m.group(1)),) * 2)
+    xml = ('<?xml version="1.0"?><d:multistatus xmlns:d="DAV:"><d:response><d:href>'
+           + environ["PATH_INFO"] + '</d:href><d:propstat><d:prop><d:lastmodified/></d:prop>'
+           '<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>').encode()
+    start("207 Multi-Status", [("Content-Type", "application/xml"), ("Content-Length", str(len(xml)))])
+    return [xml]
 
 
 server = wsgi.Server(("127.0.0.1", port), app, numthreads=8)

@@ -321,9 +321,9 @@ class WebdavBackend(Backend):
         return headers
 
     def uploaded(self, path: str, mtime_ns: int | None) -> None:
-        """After a PUT: nothing yet. rclone then re-reads the object, and on vendors that can
-        PROPPATCH a modtime sets it when the server did not answer `X-OC-Mtime: accepted`; that
-        fallback is not built (README)."""
+        """After a PUT: nothing, as rclone's Update (it re-reads the object; the VFS stats it).
+        rclone's PROPPATCH fallback for an X-OC-Mtime the server did not accept is in its
+        server-side copy and move (here: move)."""
 
     def open_write(self, path: str, size: int = -1, mtime_ns: int | None = None,
                    mode: int | None = None) -> Writer:
@@ -449,6 +449,19 @@ class WebdavBackend(Backend):
         resp.release_conn()
         if resp.status not in (200, 201, 204):
             raise self.error(resp, "MOVE", src_path)
+        if "X-OC-Mtime" in headers and self.quirks.propset_mtime and resp.headers.get("X-OC-Mtime") != "accepted":
+            self._keep_modtime(dst, sp.mtime_ns)
+
+    def _keep_modtime(self, dst: str, mtime_ns: int) -> None:
+        """rclone's fallback after a MOVE whose X-OC-Mtime the server did not accept: the moved
+        file's modtime set with PROPPATCH where it differs. The move itself has happened, so a
+        failure here is logged, not raised (rclone returns it as the move's error)."""
+        try:
+            dp = self._stat_prop(dst)
+            if dp is not None and dp.mtime_ns // 10**9 != mtime_ns // 10**9:
+                self.set_modtime(dst, mtime_ns)
+        except OSError as e:
+            log.warning("%s: %s was moved, but its modification time could not be kept: %s", self.label, dst, e)
 
     def set_modtime(self, path: str, mtime_ns: int) -> None:
         if not self.quirks.propset_mtime:
