@@ -9,7 +9,6 @@ basic auth), the plugin as a subprocess, the reference rclone as a webdav client
 from __future__ import annotations
 
 import calendar
-import json
 import os
 import random
 import re
@@ -17,17 +16,16 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pyclone_docker import obscure
 from tests import rclone_ref
 from tests.support.davservers import DavServer, dav_server
+from tests.support.rclonecli import GUARD, RcloneCli, make_tree
 
 from .conftest import Plugin
 
-GUARD = 180.0
 MiB = 1 << 20
 KINDS = ["apache", "wsgidav", "rclone"]
 
@@ -65,42 +63,21 @@ def srv(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         yield s
 
 
-class Rclone:
-    def __init__(self, binary: str, srv: DavServer, home: Path) -> None:
-        self.binary, self.srv = binary, srv
-        (home / "rclone.conf").touch()
-        # the password through the environment, as a careful user gives it (never argv)
-        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
-                    "RCLONE_CONFIG": str(home / "rclone.conf"), "TZ": "UTC",
-                    "RCLONE_WEBDAV_PASS": obscure.obscure(srv.password)}
-
-    def remote(self, path: str) -> str:
-        return f":webdav,url='{self.srv.url}',vendor={self.srv.vendor},user={self.srv.user}:{path}"
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
-        p = subprocess.run([self.binary, *args], env=self.env, capture_output=True, timeout=GUARD, check=False,
-                           stdin=subprocess.DEVNULL)
-        assert p.returncode == 0, f"rclone {args[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace')}"
-        return p
-
-    def lsjson(self, path: str) -> dict[str, dict[str, Any]]:
-        return {e["Path"]: e for e in json.loads(self.run("lsjson", "-R", self.remote(path)).stdout)}
+def rclone_for(srv: DavServer, home: Path) -> RcloneCli:
+    # the password through the environment, as a careful user gives it (never argv)
+    return RcloneCli(rclone_ref.require(), home,
+                     lambda path: f":webdav,url='{srv.url}',vendor={srv.vendor},user={srv.user}:{path}",
+                     env={"RCLONE_WEBDAV_PASS": obscure.obscure(srv.password)})
 
 
 @pytest.fixture(scope="module")
-def rc(srv: DavServer, tmp_path_factory: pytest.TempPathFactory) -> Rclone:
-    return Rclone(rclone_ref.require(), srv, tmp_path_factory.mktemp("rclone-home"))
+def rc(srv: DavServer, tmp_path_factory: pytest.TempPathFactory) -> RcloneCli:
+    return rclone_for(srv, tmp_path_factory.mktemp("rclone-home"))
 
 
 @pytest.fixture(scope="module")
 def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("src")
-    for rel, (size, mtime_ns) in FILES.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(content(rel, size))
-        os.utime(p, ns=(mtime_ns, mtime_ns))
-    return root
+    return make_tree(tmp_path_factory.mktemp("src"), FILES, content)
 
 
 def dav_opts(srv: DavServer, path: str, **extra: str) -> dict[str, str]:
@@ -130,7 +107,7 @@ def walk(root: Path) -> dict[str, tuple[bool, int, int, bytes]]:
 
 
 @pytest.mark.parametrize("mode", ["off", "full"])
-def test_what_rclone_uploaded_reads_back_through_our_mount(plugin: Plugin, srv: DavServer, rc: Rclone, src: Path,
+def test_what_rclone_uploaded_reads_back_through_our_mount(plugin: Plugin, srv: DavServer, rc: RcloneCli, src: Path,
                                                            mode: str) -> None:
     d = f"from-rclone-{mode}"
     rc.run("copy", str(src), rc.remote(d))
@@ -151,7 +128,7 @@ def test_what_rclone_uploaded_reads_back_through_our_mount(plugin: Plugin, srv: 
 
 
 @pytest.mark.parametrize("mode", ["off", "full"])
-def test_what_our_mount_uploaded_rclone_lists_reads_and_checks(plugin: Plugin, srv: DavServer, rc: Rclone,
+def test_what_our_mount_uploaded_rclone_lists_reads_and_checks(plugin: Plugin, srv: DavServer, rc: RcloneCli,
                                                                src: Path, mode: str) -> None:
     d = f"from-mount-{mode}"
     name = f"w-{srv.kind}-{mode}"

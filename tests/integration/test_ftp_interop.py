@@ -9,7 +9,6 @@ as a subprocess, the reference rclone as an ftp client.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
@@ -22,12 +21,12 @@ import pytest
 from pyclone_docker import obscure
 from tests import rclone_ref
 from tests.support.pyftpd import PyFtpServer, pyftpd_server
+from tests.support.rclonecli import GUARD, RcloneCli, make_tree
 from tests.support.vsftpd import VsFtpServer, vsftpd_server
 
 from .conftest import Plugin
 from .test_dav_interop import parse_time, walk
 
-GUARD = 180.0
 MiB = 1 << 20
 KINDS = ["pyftpdlib", "pyftpdlib-tls", "vsftpd", "vsftpd-tls"]
 Server = PyFtpServer | VsFtpServer
@@ -72,47 +71,26 @@ def extra_opts(srv: Server) -> dict[str, str]:
     return out
 
 
-class Rclone:
-    def __init__(self, binary: str, srv: Server, home: Path) -> None:
-        self.binary, self.srv = binary, srv
-        (home / "rclone.conf").touch()
-        # the password through the environment, as a careful user gives it (never argv)
-        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
-                    "RCLONE_CONFIG": str(home / "rclone.conf"), "TZ": "UTC",
-                    "RCLONE_FTP_PASS": obscure.obscure(srv.password)}
-        if srv.tls:
-            self.env["RCLONE_CA_CERT"] = srv.ca_file
-
-    def remote(self, path: str) -> str:
-        opts = "".join(f",{k}={v}" for k, v in extra_opts(self.srv).items())
-        if self.srv.tls:  # rclone's documented workaround: Go's TLS 1.3 uploads fail on these servers
-            opts += ",disable_tls13=true"
-        return f":ftp,host={self.srv.host},port={self.srv.port},user={self.srv.user}{opts}:{path}"
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
-        p = subprocess.run([self.binary, *args], env=self.env, capture_output=True, timeout=GUARD, check=False,
-                           stdin=subprocess.DEVNULL)
-        assert p.returncode == 0, f"rclone {args[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace')}"
-        return p
-
-    def lsjson(self, path: str) -> dict[str, dict[str, Any]]:
-        return {e["Path"]: e for e in json.loads(self.run("lsjson", "-R", self.remote(path)).stdout)}
+def rclone_for(srv: Server, home: Path) -> RcloneCli:
+    opts = "".join(f",{k}={v}" for k, v in extra_opts(srv).items())
+    if srv.tls:  # rclone's documented workaround: Go's TLS 1.3 uploads fail on these servers
+        opts += ",disable_tls13=true"
+    # the password through the environment, as a careful user gives it (never argv)
+    env = {"RCLONE_FTP_PASS": obscure.obscure(srv.password)}
+    if srv.tls:
+        env["RCLONE_CA_CERT"] = srv.ca_file
+    return RcloneCli(rclone_ref.require(), home,
+                     lambda path: f":ftp,host={srv.host},port={srv.port},user={srv.user}{opts}:{path}", env=env)
 
 
 @pytest.fixture(scope="module")
-def rc(srv: Server, tmp_path_factory: pytest.TempPathFactory) -> Rclone:
-    return Rclone(rclone_ref.require(), srv, tmp_path_factory.mktemp("rclone-home"))
+def rc(srv: Server, tmp_path_factory: pytest.TempPathFactory) -> RcloneCli:
+    return rclone_for(srv, tmp_path_factory.mktemp("rclone-home"))
 
 
 @pytest.fixture(scope="module")
 def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("src")
-    for rel, (size, mtime_ns) in FILES.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(content(rel, size))
-        os.utime(p, ns=(mtime_ns, mtime_ns))
-    return root
+    return make_tree(tmp_path_factory.mktemp("src"), FILES, content)
 
 
 @pytest.fixture
@@ -138,7 +116,7 @@ def unmount(plugin: Plugin, name: str) -> None:
 
 
 @pytest.mark.parametrize("mode", ["off", "full"])
-def test_what_rclone_uploaded_reads_back_through_our_mount(ftp_plugin: Plugin, srv: Server, rc: Rclone, src: Path,
+def test_what_rclone_uploaded_reads_back_through_our_mount(ftp_plugin: Plugin, srv: Server, rc: RcloneCli, src: Path,
                                                            mode: str) -> None:
     d = f"from-rclone-{mode}"
     rc.run("copy", str(src), rc.remote(d))
@@ -157,7 +135,7 @@ def test_what_rclone_uploaded_reads_back_through_our_mount(ftp_plugin: Plugin, s
 
 
 @pytest.mark.parametrize("mode", ["off", "full"])
-def test_what_our_mount_uploaded_rclone_lists_reads_and_checks(ftp_plugin: Plugin, srv: Server, rc: Rclone,
+def test_what_our_mount_uploaded_rclone_lists_reads_and_checks(ftp_plugin: Plugin, srv: Server, rc: RcloneCli,
                                                                src: Path, mode: str) -> None:
     d = f"from-mount-{mode}"
     name = f"w-{kind_of(srv)}-{mode}"

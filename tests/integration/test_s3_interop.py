@@ -12,7 +12,6 @@ from __future__ import annotations
 import calendar
 import errno
 import hashlib
-import json
 import os
 import random
 import re
@@ -20,16 +19,15 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests import rclone_ref
 from tests.support.moto import MotoServer, moto_server
+from tests.support.rclonecli import GUARD, RcloneCli, make_tree
 
 from .conftest import Plugin
 
-GUARD = 180.0
 MiB = 1 << 20
 BUCKET = "pyc-interop"
 
@@ -66,44 +64,23 @@ def s3() -> Iterator[MotoServer]:
     yield from moto_server()
 
 
-class Rclone:
-    def __init__(self, binary: str, srv: MotoServer, home: Path) -> None:
-        self.binary, self.srv = binary, srv
-        (home / "rclone.conf").touch()
-        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
-                    "RCLONE_CONFIG": str(home / "rclone.conf"), "TZ": "UTC"}
-
-    def remote(self, path: str) -> str:
-        s = self.srv
-        return (f":s3,provider=Other,endpoint='{s.endpoint}',access_key_id={s.access_key_id},"
-                f"secret_access_key={s.secret_access_key},upload_cutoff=6Mi,chunk_size=5Mi:{BUCKET}/{path}")
-
-    def run(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        p = subprocess.run([self.binary, *args], env=self.env, input=input, capture_output=True, timeout=GUARD,
-                           check=False, stdin=None if input is not None else subprocess.DEVNULL)
-        assert p.returncode == 0, f"rclone {args[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace')}"
-        return p
-
-    def lsjson(self, path: str) -> dict[str, dict[str, Any]]:
-        out = self.run("lsjson", "-R", "--hash", "--hash-type", "md5", self.remote(path)).stdout
-        return {e["Path"]: e for e in json.loads(out)}
+def rclone_for(srv: MotoServer, home: Path) -> RcloneCli:
+    return RcloneCli(rclone_ref.require(), home,
+                     lambda path: (f":s3,provider=Other,endpoint='{srv.endpoint}',access_key_id={srv.access_key_id},"
+                                   f"secret_access_key={srv.secret_access_key},upload_cutoff=6Mi,chunk_size=5Mi:"
+                                   f"{BUCKET}/{path}"),
+                     lsjson_args=("--hash", "--hash-type", "md5"))
 
 
 @pytest.fixture(scope="module")
-def rc(s3: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Rclone:
+def rc(s3: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> RcloneCli:
     s3.make_bucket(BUCKET)
-    return Rclone(rclone_ref.require(), s3, tmp_path_factory.mktemp("rclone-home"))
+    return rclone_for(s3, tmp_path_factory.mktemp("rclone-home"))
 
 
 @pytest.fixture(scope="module")
 def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("src")
-    for rel, (size, mtime_ns) in FILES.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(content(rel, size))
-        os.utime(p, ns=(mtime_ns, mtime_ns))
-    return root
+    return make_tree(tmp_path_factory.mktemp("src"), FILES, content)
 
 
 def s3_opts(srv: MotoServer, path: str, **extra: str) -> dict[str, str]:
@@ -133,7 +110,7 @@ def walk(root: Path) -> dict[str, tuple[bool, int, int, str]]:
 
 
 @pytest.mark.parametrize("mode", ["off", "full"])
-def test_what_rclone_uploaded_reads_back_through_our_mount(plugin: Plugin, s3: MotoServer, rc: Rclone, src: Path,
+def test_what_rclone_uploaded_reads_back_through_our_mount(plugin: Plugin, s3: MotoServer, rc: RcloneCli, src: Path,
                                                            mode: str) -> None:
     d = f"from-rclone-{mode}"
     rc.run("copy", str(src), rc.remote(d))
@@ -151,7 +128,7 @@ def test_what_rclone_uploaded_reads_back_through_our_mount(plugin: Plugin, s3: M
 
 
 @pytest.mark.parametrize("mode", ["off", "full"])
-def test_what_our_mount_uploaded_rclone_lists_reads_and_checks(plugin: Plugin, s3: MotoServer, rc: Rclone,
+def test_what_our_mount_uploaded_rclone_lists_reads_and_checks(plugin: Plugin, s3: MotoServer, rc: RcloneCli,
                                                                src: Path, mode: str) -> None:
     d = f"from-mount-{mode}"
     mp = mount(plugin, f"w-{mode}", s3_opts(s3, d, **{"vfs-cache-mode": mode, "vfs-write-back": "0.2s"}))
