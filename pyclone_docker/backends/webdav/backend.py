@@ -72,8 +72,6 @@ class WebdavBackend(Backend):
         opt = INFO.parse_options(config)
         self.vendor = opt["vendor"] or "other"
         self.quirks = quirks(self.vendor)
-        if opt["unix_socket"]:
-            raise ValueError("webdav: unix_socket is not supported by pyclone-docker yet")
         url = opt["url"]
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"webdav: url {url!r} is not an http:// or https:// URL")
@@ -83,7 +81,7 @@ class WebdavBackend(Backend):
         # rclone's default is no encoding at all (mask 0): it then skips the encoder entirely
         self.enc = parse_encoding(opt["encoding"]) if opt["encoding"] else Encoder(0)
         self._raw_names = self.enc.mask == 0
-        self.http = HttpClient(self.ctx, self.label, retry_statuses=RETRY_STATUSES)
+        self.http = HttpClient(self.ctx, self.label, retry_statuses=RETRY_STATUSES, unix_socket=opt["unix_socket"])
         self._headers: dict[str, str] = {}
         extra = list(opt["headers"] or [])
         if len(extra) % 2:

@@ -139,7 +139,7 @@ class HttpClient:
 
     def __init__(self, ctx: Any, name: str, *, max_connections: int = 10,
                  retry_statuses: Container[int] = retrymod.RETRY_STATUSES,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, unix_socket: str = "") -> None:
         u3 = _urllib3()
         self.ctx = ctx
         self.name = name
@@ -167,6 +167,7 @@ class HttpClient:
             warnings.simplefilter("ignore", u3.exceptions.InsecureRequestWarning)
         self._managers: dict[proxy.Proxy | None, Any] = {}
         self._managers_lock = threading.Lock()
+        self._unix_socket = unix_socket  # every connection dials this socket file (no proxy)
         self._pool_kw = {"num_pools": 16, "maxsize": self.max_connections, "block": False,
                          "timeout": self._timeout, "retries": False, "ssl_context": self._ssl}
         if getattr(ctx, "no_check_certificate", False):
@@ -177,7 +178,7 @@ class HttpClient:
 
     def _manager(self, url: str) -> Any:
         try:
-            via = proxy.proxy_for(url, self._env)
+            via = None if self._unix_socket else proxy.proxy_for(url, self._env)
         except ValueError as e:
             raise HttpError(errno.EINVAL, f"{self.name}: {e}") from None
         with self._managers_lock:
@@ -192,6 +193,10 @@ class HttpClient:
         u3 = _urllib3()
         if via is None:
             manager = u3.PoolManager(**self._pool_kw)
+            if self._unix_socket:
+                from .unixsock import pool_classes
+
+                manager.pool_classes_by_scheme = pool_classes(self._unix_socket)
         else:
             manager = u3.ProxyManager(via.url, proxy_headers=dict(via.headers), proxy_ssl_context=self._ssl,
                                       **self._pool_kw)
