@@ -94,7 +94,7 @@ class Server:
                     n = len(stats.requests)
                 outer.handler(self, seen, n)
 
-            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _any
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PROPFIND = do_MKCOL = do_MOVE = do_PROPPATCH = _any
 
         self.handler = handler
         self.httpd = _Server(("127.0.0.1", 0), H)

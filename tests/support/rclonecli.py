@@ -29,10 +29,11 @@ class RcloneCli:
                     "RCLONE_CONFIG": str(home / "rclone.conf"), "TZ": "UTC", **dict(env)}
         self.lsjson_args = lsjson_args
 
-    def run(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    def run(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         p = subprocess.run([self.binary, *args], env=self.env, input=input, capture_output=True, timeout=GUARD,
                            check=False, stdin=None if input is not None else subprocess.DEVNULL)
-        assert p.returncode == 0, f"rclone {args[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace')}"
+        assert p.returncode == 0 or not check, \
+            f"rclone {args[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace')}"
         return p
 
     def lsjson(self, path: str) -> dict[str, dict[str, Any]]:

@@ -5,6 +5,7 @@ Each file's size and modtime come from a HEAD (several at once, as rclone's --ch
 `no_head`: then sizes are unknown until read (-1, shown as 0) and modtimes unset. With
 `no_slash` a name without a trailing / whose HEAD says text/html is a directory. Reads are
 ranged GETs, resumed where a body broke (lib/httpclient/ranged.py). Every write is EROFS.
+Redirects are followed, as rclone's (a HEAD sent on to a URL ending in / is a directory).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class HttpBackend(Backend):
             log.warning("%s: no_head: file sizes are unknown and shown as 0, so through a mount a file may read as "
                         "empty (the kernel stops at the size it was given); list and copy without it where you can",
                         self.label)
-        self.http = HttpClient(self.ctx, self.label)
+        self.http = HttpClient(self.ctx, self.label, follow_redirects=True)  # as Go's client, up to 10
         self._heads: ThreadPoolExecutor | None = None
         self._heads_lock = threading.Lock()
 
@@ -100,6 +101,8 @@ class HttpBackend(Backend):
         resp.release_conn()
         if resp.status == 404 or resp.status in (301, 302, 303, 307, 308):
             return None
+        if (resp.url or "").endswith("/") and not url_path.endswith("/"):
+            return None  # redirected to a directory's index (http://host/dir to .../dir/): no file here
         if not 200 <= resp.status < 300:
             raise self.error(resp, "HEAD", url_path)
         ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()

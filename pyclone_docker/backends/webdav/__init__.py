@@ -9,7 +9,6 @@ module is imported until a volume uses webdav.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from ..base import Backend, BackendInfo
@@ -41,8 +40,3 @@ INFO = BackendInfo("webdav", _new, (
     _O("owncloud_exclude_shares", "bool"), _O("owncloud_exclude_mounts", "bool"), _O("unix_socket"),
     _O("auth_redirect", "bool"), _O("description"),
 ), "WebDAV", precheck=_precheck, warm_up=_warm_up)
-# accepted as rclone accepts them, without an effect yet (a volume that sets one is warned about):
-# pyclone-docker's client does not pace calls (rclone waits pacer_min_sleep between them) and
-# follows no redirect
-_NO_EFFECT = {"pacer_min_sleep", "auth_redirect"}
-INFO.options = tuple(replace(o, noop=True) if o.name in _NO_EFFECT else o for o in INFO.options)

@@ -81,7 +81,9 @@ class WebdavBackend(Backend):
         # rclone's default is no encoding at all (mask 0): it then skips the encoder entirely
         self.enc = parse_encoding(opt["encoding"]) if opt["encoding"] else Encoder(0)
         self._raw_names = self.enc.mask == 0
-        self.http = HttpClient(self.ctx, self.label, retry_statuses=RETRY_STATUSES, unix_socket=opt["unix_socket"])
+        self.http = HttpClient(self.ctx, self.label, retry_statuses=RETRY_STATUSES, unix_socket=opt["unix_socket"],
+                               follow_redirects=True, min_sleep=float(opt["pacer_min_sleep"]))
+        self._auth_redirect = bool(opt["auth_redirect"])
         self._headers: dict[str, str] = {}
         extra = list(opt["headers"] or [])
         if len(extra) % 2:
@@ -151,19 +153,22 @@ class WebdavBackend(Backend):
              stream: bool = False, retry: bool = True, direction: str = "", ok: tuple[int, ...] = (),
              base: str = "") -> Any:
         """One request to base url (or `base`) + `path` (already escaped); 401 with a
-        bearer_token_command fetches a new token and tries once more, as rclone."""
+        bearer_token_command fetches a new token and tries once more, as rclone. Redirects are
+        followed (PROPPATCH: none); auth_redirect keeps Authorization on those of reads."""
         url = (base or self.base_url) + path
+        redirect = "none" if method == "PROPPATCH" else (
+            "auth" if self._auth_redirect and method in ("GET", "PROPFIND") else "")
         with self._auth_lock:
             hdrs = {**self._headers, **(headers or {})}
         resp = self.http.request(method, url, headers=hdrs, body=body, stream=stream, retry=retry,
-                                 direction=direction, ok=ok)
+                                 direction=direction, ok=ok, redirect=redirect)
         if resp.status == 401 and self._token_command and retry:
             resp.release_conn()
             self._fetch_token()
             with self._auth_lock:
                 hdrs = {**self._headers, **(headers or {})}
             resp = self.http.request(method, url, headers=hdrs, body=body, stream=stream, retry=retry,
-                                     direction=direction, ok=ok)
+                                     direction=direction, ok=ok, redirect=redirect)
         return resp
 
     def url_of(self, url_path: str) -> str:

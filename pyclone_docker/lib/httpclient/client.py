@@ -5,6 +5,13 @@ keep-alive, `max_connections` connections kept per host (block=False: more may o
 rclone's --contimeout / --timeout (0 means none) and no retries or redirects inside urllib3: the
 client retries itself (retry.py), re-running `prepare` (the request signer) for every attempt.
 
+Redirects (webdav, http; s3 follows none) are followed as rclone's Go client does: up to 10,
+Authorization and cookies dropped on the way to another host that is not a subdomain of the
+first, unless the call asks for "auth" (rclone's auth_redirect, which also lets an HTTPS to HTTP
+redirect through); otherwise such a downgrade is refused. 301/302/303 turn a request other than
+GET, HEAD or PROPFIND into a GET without a body; a streamed body is never sent twice (the
+redirect is then the answer). The URL finally answered is the response's `url`.
+
 Bodies: a `stream=False` response is read whole before `request` returns; one shorter than its
 Content-Length is a retried error (urllib3's enforce_content_length). A `stream=True` response
 is read with BodyReader, straight into the caller's buffer: urllib3's own readinto reads into a
@@ -26,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
 
 from . import dump as dumpmod
 from . import limits, proxy, tls
@@ -139,7 +147,8 @@ class HttpClient:
 
     def __init__(self, ctx: Any, name: str, *, max_connections: int = 10,
                  retry_statuses: Container[int] = retrymod.RETRY_STATUSES,
-                 env: Mapping[str, str] | None = None, unix_socket: str = "") -> None:
+                 env: Mapping[str, str] | None = None, unix_socket: str = "", follow_redirects: bool = False,
+                 min_sleep: float = 0.0) -> None:
         u3 = _urllib3()
         self.ctx = ctx
         self.name = name
@@ -168,6 +177,10 @@ class HttpClient:
         self._managers: dict[proxy.Proxy | None, Any] = {}
         self._managers_lock = threading.Lock()
         self._unix_socket = unix_socket  # every connection dials this socket file (no proxy)
+        # rclone's pacer: request starts at least min_sleep apart, for this client alone (a
+        # backend's pacer_min_sleep; it is not grown on errors here, retry.py backs off instead)
+        self._pacer = limits.TokenBucket(1.0 / min_sleep, 1) if min_sleep > 0 else None
+        self._redirect = "follow" if follow_redirects else "none"  # a call's default (see the docstring)
         self._pool_kw = {"num_pools": 16, "maxsize": self.max_connections, "block": False,
                          "timeout": self._timeout, "retries": False, "ssl_context": self._ssl}
         if getattr(ctx, "no_check_certificate", False):
@@ -237,8 +250,43 @@ class HttpClient:
                 body: bytes | memoryview | None = None,
                 prepare: Callable[[str, str, dict[str, str]], None] | None = None,
                 stream: bool = False, direction: str = "", retry: bool = True,
-                ok: Container[int] = ()) -> urllib3.BaseHTTPResponse:
-        """Send a request, trying again on connection errors and retried statuses (see the module's docstring)."""
+                ok: Container[int] = (), redirect: str = "") -> urllib3.BaseHTTPResponse:
+        """Send a request, trying again on connection errors and retried statuses, and following
+        redirects by `redirect` ("none", "follow", "auth"; "" is the client's default), as the
+        module's docstring says."""
+        redirect = redirect or self._redirect
+        resp = self._send(method, url, headers=headers, body=body, prepare=prepare, stream=stream,
+                          direction=direction, retry=retry, ok=ok)
+        hops = 0
+        while redirect != "none" and resp.status in _REDIRECTS and resp.status not in ok:
+            location = resp.headers.get("Location")
+            if not location or not (body is None or isinstance(body, (bytes, bytearray, memoryview))):
+                return resp  # nowhere to go, or a streamed body that can't be sent again (as Go's)
+            target = urljoin(url, location)
+            shown = dumpmod.url_without_query(url)
+            if hops >= 10:
+                _discard(resp, stream)
+                raise HttpError(errno.EIO, f"{self.name}: {method} {shown}: stopped after 10 redirects")
+            if redirect != "auth" and url.startswith("https:") and target.startswith("http:"):
+                _discard(resp, stream)
+                raise HttpError(errno.EACCES, f"{self.name}: {method} {shown}: refusing to follow HTTPS to HTTP "
+                                "redirect: would send credentials in cleartext")
+            _discard(resp, stream)
+            headers = _redirected_headers(headers, url, target, redirect == "auth")
+            if resp.status in (301, 302, 303) and method not in ("GET", "HEAD", "PROPFIND"):
+                method, body = "GET", None  # Go's rule (rclone keeps PROPFIND's method)
+                headers = {k: v for k, v in (headers or {}).items() if not k.lower().startswith("content-")}
+            log.debug("%s: %s %s: HTTP %d: redirected to %s", self.name, method, shown, resp.status,
+                      dumpmod.url_without_query(target))
+            url, hops = target, hops + 1
+            resp = self._send(method, url, headers=headers, body=body, prepare=prepare, stream=stream,
+                              direction=direction, retry=retry, ok=ok)
+            resp.url = url
+        return resp
+
+    def _send(self, method: str, url: str, *, headers: dict[str, str] | None,
+              body: bytes | memoryview | None, prepare: Callable[[str, str, dict[str, str]], None] | None,
+              stream: bool, direction: str, retry: bool, ok: Container[int]) -> urllib3.BaseHTTPResponse:
         attempts = self.attempts if retry else 1
         manager = self._manager(url)
         shown_url = dumpmod.url_without_query(url)
@@ -247,6 +295,8 @@ class HttpClient:
             hdrs = self.headers_for(headers, direction)
             if prepare is not None:
                 prepare(method, url, hdrs)
+            if self._pacer is not None:
+                self._pacer.take(1)
             if self._tps is not None:
                 self._tps.take(1)
             send = self._upload_body(body, hdrs)
@@ -289,6 +339,22 @@ class HttpClient:
                 self.bandwidth.rx(len(resp.data))
             return resp
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+_SENSITIVE = ("authorization", "www-authenticate", "cookie", "cookie2")
+
+
+def _redirected_headers(headers: dict[str, str] | None, src: str, dst: str, keep_auth: bool) -> dict[str, str] | None:
+    """The headers for the redirected request: Go's client drops the sensitive ones on the way to
+    another host that is not a subdomain of the first; rclone's auth_redirect keeps Authorization."""
+    if not headers:
+        return headers
+    a, b = (urlsplit(src).hostname or "").lower(), (urlsplit(dst).hostname or "").lower()
+    if b == a or b.endswith("." + a):
+        return headers
+    return {k: v for k, v in headers.items()
+            if k.lower() not in _SENSITIVE or (keep_auth and k.lower() == "authorization")}
 
 
 def _throttled_chunks(chunks: Iterable[Any], bucket: limits.TokenBucket) -> Iterator[memoryview]:

@@ -50,6 +50,9 @@ class RangedReader:
             headers["Range"] = f"bytes={self._pos}-"
         self._opens += 1
         resp = self._b.call("GET", self._path, headers=headers, stream=True, direction="download")
+        if (resp.url or "").endswith("/") and not self._path.endswith("/"):  # sent on to a directory
+            resp.release_conn()
+            raise IsADirectoryError(errno.EISDIR, f"{self._b.label}: GET {self._path}: is a directory")
         if resp.status == 416:  # a range at or past the end
             resp.release_conn()
             self._done = True
