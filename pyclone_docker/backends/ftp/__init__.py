@@ -30,7 +30,7 @@ INFO = BackendInfo("ftp", _new, (
     _O("no_check_certificate", "bool"), _O("disable_epsv", "bool"), _O("disable_mlsd", "bool"),
     _O("disable_utf8", "bool"), _O("writing_mdtm", "bool"), _O("force_list_hidden", "bool"),
     _O("idle_timeout", "duration", "1m"), _O("close_timeout", "duration", "1m"),
-    _O("tls_cache_size", "int", "32", noop=True), _O("disable_tls13", "bool"),
+    _O("tls_cache_size", "int", "32"), _O("disable_tls13", "bool"),
     _O("allow_insecure_tls_ciphers", "bool"),
     _O("shut_timeout", "duration", "1m"), _O("ask_password", "bool"), _O("socks_proxy"),
     _O("http_proxy"), _O("no_check_upload", "bool"), _O("encoding", default="Slash,Del,Ctl,RightSpace,Dot"),

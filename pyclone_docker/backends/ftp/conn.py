@@ -1,7 +1,12 @@
 """One FTP control connection (ftplib.FTP_TLS with what rclone's jlaffaye/ftp adds: implicit TLS,
 EPSV first, SOCKS5 and HTTP CONNECT proxies for the control and data connections, TLS session
-reuse on data connections, FEAT), and the pool of them (`concurrency` bounds it, idle ones
-closed after `idle_timeout`)."""
+resumption, FEAT), and the pool of them (`concurrency` bounds it, idle ones closed after
+`idle_timeout`).
+
+TLS sessions (rclone's tls_cache_size, Go's LRU client session cache): with a cache, a data
+connection resumes its control connection's session (what vsftpd's require_ssl_reuse asks for) and
+a new control connection resumes the last session of its server; with none (size 0) every
+handshake is a full one."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
@@ -62,11 +68,39 @@ def make_dialer(socks_proxy: str, http_proxy: str, timeout: float) -> Dialer:
     return Dialer(timeout)
 
 
-class FtpConn(ftplib.FTP_TLS):
-    """A control connection; `tls` is "", "implicit" or "explicit"."""
+class TlsSessions:
+    """Up to `size` TLS sessions, one per server, the least recently used dropped first."""
 
-    def __init__(self, dialer: Dialer, tls: str, context: ssl.SSLContext | None, epsv: bool) -> None:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._sessions: OrderedDict[tuple[str, int], ssl.SSLSession] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int]) -> ssl.SSLSession | None:
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is not None:
+                self._sessions.move_to_end(key)
+            return session
+
+    def put(self, key: tuple[str, int], session: ssl.SSLSession | None) -> None:
+        if session is None:
+            return
+        with self._lock:
+            self._sessions[key] = session
+            self._sessions.move_to_end(key)
+            while len(self._sessions) > self.size:
+                self._sessions.popitem(last=False)
+
+
+class FtpConn(ftplib.FTP_TLS):
+    """A control connection; `tls` is "", "implicit" or "explicit"; `sessions` None: no TLS
+    session is ever resumed (tls_cache_size 0)."""
+
+    def __init__(self, dialer: Dialer, tls: str, context: ssl.SSLContext | None, epsv: bool,
+                 sessions: TlsSessions | None = None) -> None:
         super().__init__(context=context, timeout=dialer.timeout, encoding="utf-8")
+        self.sessions = sessions
         self.dialer = dialer
         self.tls_mode = tls
         self.epsv = epsv
@@ -78,12 +112,23 @@ class FtpConn(ftplib.FTP_TLS):
         self.host, self.port = host, port
         sock = self.dialer.dial(host, port)
         if self.tls_mode == "implicit":
-            sock = self.context.wrap_socket(sock, server_hostname=host)
+            sock = self._wrap_control(sock)
         self.sock = sock
         self.af = sock.family
         self.file = sock.makefile("r", encoding=self.encoding, errors="surrogateescape")
         self.welcome = self.getresp()
         return self.welcome
+
+    def _wrap_control(self, sock: socket.socket) -> ssl.SSLSocket:
+        resume = self.sessions.get((self.host, self.port)) if self.sessions is not None else None
+        return self.context.wrap_socket(sock, server_hostname=self.host, session=resume)
+
+    def auth(self) -> str:
+        """AUTH TLS, resuming a cached session (ftplib's own never does)."""
+        resp = self.voidcmd("AUTH TLS")
+        self.sock = self._wrap_control(self.sock)
+        self.file = self.sock.makefile("r", encoding=self.encoding, errors="surrogateescape")
+        return resp
 
     def login_tls(self, user: str, password: str) -> None:
         if self.tls_mode == "explicit":
@@ -91,6 +136,8 @@ class FtpConn(ftplib.FTP_TLS):
         ftplib.FTP.login(self, user, password)  # FTP_TLS.login would send AUTH TLS on a plain connection
         if self.tls_mode:
             self.prot_p()
+            if self.sessions is not None:  # after replies were read: a TLS 1.3 ticket has come by now
+                self.sessions.put((self.host, self.port), self.sock.session)
 
     def read_features(self) -> None:
         try:
@@ -129,7 +176,7 @@ class FtpConn(ftplib.FTP_TLS):
             if resp[0] != "1":
                 raise ftplib.error_reply(resp)
             if self._prot_p:
-                session = getattr(self.sock, "session", None)
+                session = self.sock.session if self.sessions is not None else None
                 conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)
         except BaseException:
             conn.close()

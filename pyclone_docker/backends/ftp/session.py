@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from ...lib.httpclient import limits
 from ...lib.httpclient.tls import ssl_context
-from .conn import FtpConn, Pool, make_dialer
+from .conn import FtpConn, Pool, TlsSessions, make_dialer
 
 T = TypeVar("T")
 # a lost control connection: replace it and try again
@@ -44,6 +44,8 @@ class FtpSession:
         self.tries = max(1, int(ctx.low_level_retries))
         self.tls = "implicit" if opt["tls"] else "explicit" if opt["explicit_tls"] else ""
         self.context = self._tls_context(ctx) if self.tls else None
+        size = int(opt["tls_cache_size"])  # rclone's: 0 or less, no session is resumed
+        self.tls_sessions = TlsSessions(size) if size > 0 else None
         self.dialer = make_dialer(str(opt["socks_proxy"]), str(opt["http_proxy"]), float(ctx.contimeout))
         self.bandwidth = limits.bandwidth(getattr(ctx, "bwlimit", None))
         self.features: dict[str, str] | None = None  # FEAT of the first login
@@ -62,7 +64,7 @@ class FtpSession:
         return context
 
     def _connect(self) -> FtpConn:
-        conn = FtpConn(self.dialer, self.tls, self.context, not self.opt["disable_epsv"])
+        conn = FtpConn(self.dialer, self.tls, self.context, not self.opt["disable_epsv"], self.tls_sessions)
         try:
             conn.connect(self.host, self.port)
             if self.timeout is not None and conn.sock is not None:
