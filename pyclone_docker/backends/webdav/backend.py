@@ -181,7 +181,10 @@ class WebdavBackend(Backend):
         return OSError(code, f"{self.label}: {method} {shown}: HTTP {resp.status} {reason}".rstrip())
 
     def put_error(self, resp: Any, url_path: str, path: str) -> OSError:
-        """A failed PUT's error: below a file (404/409 by server) is ENOTDIR, as POSIX says."""
+        """A failed PUT's error: onto a directory (405, 409 or even 404 by server) is EISDIR and
+        below a file (404/409) ENOTDIR, as POSIX says."""
+        if resp.status in (404, 405, 409) and self._is_dir(path):
+            return IsADirectoryError(errno.EISDIR, "is a directory", path)
         if resp.status in (404, 409) and (parent := posixpath.dirname(path)):
             try:
                 pp = self._stat_prop(parent)
@@ -334,11 +337,13 @@ class WebdavBackend(Backend):
         if path == "":
             raise IsADirectoryError(errno.EISDIR, "is a directory", path)
         parent = posixpath.dirname(path)
-        if self._is_dir(path):
-            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
         if parent:
             self._make_dirs(parent)
         if self.uploads_url and size > self.chunk_size:
+            # a MOVE with Overwrite onto a directory would delete it: asked first, a PROPFIND
+            # (a plain PUT onto one fails, RFC 4918's 405 or another code: put_error says EISDIR)
+            if self._is_dir(path):
+                raise IsADirectoryError(errno.EISDIR, "is a directory", path)
             return ChunkedWriter(self, self.uploads_url, self.chunk_size, url_path, size, mtime_ns, path)
         return DavWriter(self, url_path, size, mtime_ns, path)
 
