@@ -15,6 +15,7 @@ from pyclone_docker import fs as fsmod
 from pyclone_docker import obscure
 from pyclone_docker.backends.base import Backend
 from tests.support.davservers import DavServer, dav_server
+from tests.support.infinitescale import infinitescale_server
 
 from .case import BackendCase
 
@@ -40,7 +41,7 @@ class _Servers(dict):  # type: ignore[type-arg]
             self._stack.pop().__exit__(None, None, None)
 
     def __missing__(self, kind: str) -> DavServer:
-        cm = dav_server(kind, self._tmp / kind)
+        cm = infinitescale_server(self._tmp / kind) if kind == "infinitescale" else dav_server(kind, self._tmp / kind)
         srv = cm.__enter__()
         self._stack.append(cm)
         self[kind] = srv
@@ -73,4 +74,7 @@ DAV_CASES: list[BackendCase] = [
     # rclone's own server: its VFS takes NFC and NFD spellings as one name
     BackendCase("webdav-rclone", _make("rclone"), modtime_precision_ns=10**9, dir_modtime=False,
                 unicode_normalizes=True),
+    # the Infinite Scale stand-in (tests/support/infinitescale.py): every upload by tus
+    BackendCase("webdav-infinitescale", _make("infinitescale"), modtime_precision_ns=10**9, dir_modtime=False,
+                known_failures=WSGIDAV_KNOWN_FAILURES),
 ]

@@ -34,26 +34,12 @@ from pathlib import Path
 
 from .davservers import PASSWORD, USER, DavServer, free_port, stop_child, wait_http
 
-_CHILD = r"""
-import base64, json, os, shutil, sys
+# what both stand-ins' children share (the child's FILES, root, AUTH and faults_path are theirs):
+# faults read from a JSON file, empty answers, and Nextcloud's and oCIS's PROPPATCH of
+# <d:lastmodified>, which sets the file's modtime
+CHILD_HELPERS = r"""
+import json, os
 from urllib.parse import unquote, urlsplit
-from cheroot import wsgi
-from wsgidav.wsgidav_app import WsgiDAVApp
-
-root, uploads, log_path, faults_path, port, user, max_put = sys.argv[1:8]
-port, max_put = int(port), int(max_put)
-password = sys.stdin.readline().strip()
-FILES = f"/remote.php/dav/files/{user}"
-UPLOADS = f"/remote.php/dav/uploads/{user}/"
-AUTH = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-dav = WsgiDAVApp({
-    "host": "127.0.0.1", "port": port, "provider_mapping": {FILES: root},
-    "http_authenticator": {"domain_controller": None, "accept_basic": True, "accept_digest": False,
-                           "default_to_digest": False},
-    "simple_dc": {"user_mapping": {"*": {user: {"password": password}}}},
-    "verbose": 1, "logging": {"enable": False}, "property_manager": True, "lock_storage": True,
-    "dir_browser": {"enable": False},
-})
 
 
 def fault(name):
@@ -75,6 +61,52 @@ def reply(start, status, headers=()):
     start(status, [("Content-Length", "0"), *headers])
     return [b""]
 
+
+def files_path(url_or_path):
+    if not url_or_path:
+        return None
+    path = unquote(urlsplit(url_or_path).path) if "://" in url_or_path else \
+        url_or_path.encode("latin-1").decode("utf-8")
+    return os.path.join(root, path[len(FILES) + 1:]) if path.startswith(FILES + "/") else None
+
+
+def proppatch(environ, start):
+    # Nextcloud's PROPPATCH of <d:lastmodified> (seconds) sets the file's modtime
+    import re
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
+    target = files_path(environ["PATH_INFO"])
+    m = re.search(r"<lastmodified[^>]*>(\d+)</lastmodified>", body)
+    if environ.get("HTTP_AUTHORIZATION") != AUTH or target is None or not os.path.exists(target) or not m:
+        return reply(start, "404 Not Found" if target and not os.path.exists(target) else "400 Bad Request")
+    os.utime(target, (int(m.group(1)),) * 2)
+    xml = ('<?xml version="1.0"?><d:multistatus xmlns:d="DAV:"><d:response><d:href>'
+           + environ["PATH_INFO"] + '</d:href><d:propstat><d:prop><d:lastmodified/></d:prop>'
+           '<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>').encode()
+    start("207 Multi-Status", [("Content-Type", "application/xml"), ("Content-Length", str(len(xml)))])
+    return [xml]
+"""
+
+_CHILD = r"""
+import base64, json, os, shutil, sys
+from urllib.parse import unquote, urlsplit
+from cheroot import wsgi
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+root, uploads, log_path, faults_path, port, user, max_put = sys.argv[1:8]
+port, max_put = int(port), int(max_put)
+password = sys.stdin.readline().strip()
+FILES = f"/remote.php/dav/files/{user}"
+UPLOADS = f"/remote.php/dav/uploads/{user}/"
+AUTH = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+dav = WsgiDAVApp({
+    "host": "127.0.0.1", "port": port, "provider_mapping": {FILES: root},
+    "http_authenticator": {"domain_controller": None, "accept_basic": True, "accept_digest": False,
+                           "default_to_digest": False},
+    "simple_dc": {"user_mapping": {"*": {user: {"password": password}}}},
+    "verbose": 1, "logging": {"enable": False}, "property_manager": True, "lock_storage": True,
+    "dir_browser": {"enable": False},
+})
+""" + CHILD_HELPERS + r"""
 
 def assemble(d, environ):
     dest = urlsplit(environ.get("HTTP_DESTINATION", ""))
@@ -165,14 +197,6 @@ def app(environ, start):
     return out
 
 
-def files_path(url_or_path):
-    if not url_or_path:
-        return None
-    path = unquote(urlsplit(url_or_path).path) if "://" in url_or_path else \
-        url_or_path.encode("latin-1").decode("utf-8")
-    return os.path.join(root, path[len(FILES) + 1:]) if path.startswith(FILES + "/") else None
-
-
 def start_with_mtime(environ, start):
     # Nextcloud sets X-OC-Mtime on PUT and MOVE and says so; "move_touches" makes a MOVE ignore it
     def wrapped(status, headers, exc_info=None):
@@ -189,22 +213,6 @@ def peek(name):
             return json.load(f).get(name, 0) > 0
     except (OSError, ValueError):
         return False
-
-
-def proppatch(environ, start):
-    # Nextcloud's PROPPATCH of <d:lastmodified> (seconds) sets the file's modtime
-    import re
-    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
-    target = files_path(environ["PATH_INFO"])
-    m = re.search(r"<lastmodified[^>]*>(\d+)</lastmodified>", body)
-    if environ.get("HTTP_AUTHORIZATION") != AUTH or target is None or not os.path.exists(target) or not m:
-        return reply(start, "404 Not Found" if target and not os.path.exists(target) else "400 Bad Request")
-    os.utime(target, (int(m.group(1)),) * 2)
-    xml = ('<?xml version="1.0"?><d:multistatus xmlns:d="DAV:"><d:response><d:href>'
-           + environ["PATH_INFO"] + '</d:href><d:propstat><d:prop><d:lastmodified/></d:prop>'
-           '<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>').encode()
-    start("207 Multi-Status", [("Content-Type", "application/xml"), ("Content-Length", str(len(xml)))])
-    return [xml]
 
 
 server = wsgi.Server(("127.0.0.1", port), app, numthreads=8)

@@ -37,6 +37,7 @@ from ..base import (
 from . import props as propsmod
 from .chunked import ChunkedWriter
 from .transfer import DavWriter
+from .tus import TusWriter
 from .vendors import quirks
 
 log = logging.getLogger("pyclone.webdav")
@@ -339,6 +340,11 @@ class WebdavBackend(Backend):
         parent = posixpath.dirname(path)
         if parent:
             self._make_dirs(parent)
+        if self.quirks.tus_uploads and size >= 0:  # rclone's canTus (an unknown size: a plain PUT)
+            if self._is_dir(path):
+                raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+            dir_url = self.base_url + (self.remote(parent, is_dir=True) if parent or self.root else "")
+            return TusWriter(self, dir_url, url_path, size, mtime_ns, path)
         if self.uploads_url and size > self.chunk_size:
             # a MOVE with Overwrite onto a directory would delete it: asked first, a PROPFIND
             # (a plain PUT onto one fails, RFC 4918's 405 or another code: put_error says EISDIR)

@@ -16,13 +16,14 @@ class Quirks:
     me_sha1: bool = False  # Fastmail's ME:sha1hex
     standard_props: bool = False  # PROPFIND asks for the standard properties (else allprop)
     chunked_uploads: bool = False  # Nextcloud's chunked uploads above nextcloud_chunk_size
+    tus_uploads: bool = False  # Infinite Scale's tus uploads (of every file of a known size)
 
 
 VENDORS: dict[str, Quirks] = {
     "fastmail": Quirks(can_stream=True, precision_s=1, use_oc_mtime=True, me_sha1=True),
     "owncloud": Quirks(can_stream=True, precision_s=1, use_oc_mtime=True, propset_mtime=True, oc_md5=True,
                        oc_sha1=True),
-    "infinitescale": Quirks(precision_s=1, use_oc_mtime=True, propset_mtime=True, oc_sha1=True),
+    "infinitescale": Quirks(precision_s=1, use_oc_mtime=True, propset_mtime=True, oc_sha1=True, tus_uploads=True),
     "nextcloud": Quirks(precision_s=1, use_oc_mtime=True, propset_mtime=True, oc_sha1=True, chunked_uploads=True),
     "rclone": Quirks(can_stream=True, precision_s=1, use_oc_mtime=True),
     "other": Quirks(standard_props=True),
