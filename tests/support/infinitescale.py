@@ -38,21 +38,13 @@ _CHILD = r"""
 import base64, hashlib, json, os, sys, uuid
 from urllib.parse import quote
 from cheroot import wsgi
-from wsgidav.wsgidav_app import WsgiDAVApp
 
 root, uploads, log_path, faults_path, port, user, FILES = sys.argv[1:8]
 port = int(port)
 password = sys.stdin.readline().strip()
 AUTH = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-dav = WsgiDAVApp({
-    "host": "127.0.0.1", "port": port, "provider_mapping": {FILES: root},
-    "http_authenticator": {"domain_controller": None, "accept_basic": True, "accept_digest": False,
-                           "default_to_digest": False},
-    "simple_dc": {"user_mapping": {"*": {user: {"password": password}}}},
-    "verbose": 1, "logging": {"enable": False}, "property_manager": True, "lock_storage": True,
-    "dir_browser": {"enable": False},
-})
 """ + CHILD_HELPERS + r"""
+dav = make_dav()
 
 def tus(headers=()):
     return [("Tus-Resumable", "1.0.0"), ("Cache-Control", "no-store"), *headers]

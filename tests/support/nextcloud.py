@@ -35,11 +35,23 @@ from pathlib import Path
 from .davservers import PASSWORD, USER, DavServer, free_port, stop_child, wait_http
 
 # what both stand-ins' children share (the child's FILES, root, AUTH and faults_path are theirs):
-# faults read from a JSON file, empty answers, and Nextcloud's and oCIS's PROPPATCH of
+# wsgidav with basic auth, faults read from a JSON file, empty answers, and Nextcloud's and oCIS's PROPPATCH of
 # <d:lastmodified>, which sets the file's modtime
 CHILD_HELPERS = r"""
 import json, os
 from urllib.parse import unquote, urlsplit
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+
+def make_dav():
+    return WsgiDAVApp({
+        "host": "127.0.0.1", "port": port, "provider_mapping": {FILES: root},
+        "http_authenticator": {"domain_controller": None, "accept_basic": True, "accept_digest": False,
+                               "default_to_digest": False},
+        "simple_dc": {"user_mapping": {"*": {user: {"password": password}}}},
+        "verbose": 1, "logging": {"enable": False}, "property_manager": True, "lock_storage": True,
+        "dir_browser": {"enable": False},
+    })
 
 
 def fault(name):
@@ -90,7 +102,6 @@ _CHILD = r"""
 import base64, json, os, shutil, sys
 from urllib.parse import unquote, urlsplit
 from cheroot import wsgi
-from wsgidav.wsgidav_app import WsgiDAVApp
 
 root, uploads, log_path, faults_path, port, user, max_put = sys.argv[1:8]
 port, max_put = int(port), int(max_put)
@@ -98,15 +109,8 @@ password = sys.stdin.readline().strip()
 FILES = f"/remote.php/dav/files/{user}"
 UPLOADS = f"/remote.php/dav/uploads/{user}/"
 AUTH = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-dav = WsgiDAVApp({
-    "host": "127.0.0.1", "port": port, "provider_mapping": {FILES: root},
-    "http_authenticator": {"domain_controller": None, "accept_basic": True, "accept_digest": False,
-                           "default_to_digest": False},
-    "simple_dc": {"user_mapping": {"*": {user: {"password": password}}}},
-    "verbose": 1, "logging": {"enable": False}, "property_manager": True, "lock_storage": True,
-    "dir_browser": {"enable": False},
-})
 """ + CHILD_HELPERS + r"""
+dav = make_dav()
 
 def assemble(d, environ):
     dest = urlsplit(environ.get("HTTP_DESTINATION", ""))

@@ -23,28 +23,20 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
+from .pieces import PieceWriter
 from .transfer import DavBackend
 
 log = logging.getLogger("pyclone")
 _OK = (200, 201, 204)
 
 
-class ChunkedWriter:
+class ChunkedWriter(PieceWriter):
     def __init__(self, backend: DavBackend, uploads_url: str, chunk_size: int, url_path: str, size: int,
                  mtime_ns: int | None, shown: str) -> None:
-        self._b = backend
+        super().__init__(backend, url_path, size, mtime_ns, shown, chunk_size)
         self._uploads = uploads_url  # ends with "/"
-        self._url_path = url_path
-        self._size = size
-        self._shown = shown
-        self.mtime_ns = mtime_ns
-        self.source_hashes: dict[str, str] = {}  # set by the VFS before the first byte (upload_hashes)
         digest = hashlib.md5(unquote(url_path).encode("utf-8", "surrogateescape"), usedforsecurity=False)
         self._dir = f"rclone-chunked-upload-{digest.hexdigest()}"
-        self._buf = bytearray(chunk_size)
-        self._fill = 0
-        self._offset = 0  # of the piece being filled
-        self._done = False
         self._purge()
         self._request("MKCOL", f"{self._dir}/", "making upload directory failed")
 
@@ -76,48 +68,7 @@ class ChunkedWriter:
         self._offset += n
         self._fill = 0
 
-    def write(self, view: memoryview) -> int:
-        n = len(view)
-        if self._done:
-            raise ValueError("write to a closed upload")
-        if self._offset + self._fill + n > self._size:
-            raise OSError(errno.EIO, f"{self._b.label}: more bytes than the {self._size} announced", self._shown)
-        pos, room = 0, len(self._buf)
-        while pos < n:
-            take = min(n - pos, room - self._fill)
-            self._buf[self._fill:self._fill + take] = view[pos:pos + take]
-            self._fill += take
-            pos += take
-            if self._fill == room:
-                self._send_or_abort()
-        return n
-
-    def _send_or_abort(self) -> None:
-        try:
-            self._send()
-        except BaseException:
-            self.abort()
-            raise
-
-    def close(self) -> None:
-        if self._done:
-            return
-        written = self._offset + self._fill
-        if written != self._size:
-            self.abort()
-            raise OSError(errno.EIO, f"{self._b.label}: PUT {self._shown}: {written} bytes written of the "
-                          f"{self._size} announced", self._shown)
-        self._send_or_abort()
-        try:
-            self._merge()
-        except BaseException:
-            self.abort()
-            raise
-        self._done = True
-        self._buf = bytearray()
-        self._b.uploaded(self._url_path, self.mtime_ns)
-
-    def _merge(self) -> None:
+    def _finish(self) -> None:
         headers = self._b.put_headers(self.mtime_ns, self.source_hashes)
         headers.pop("Content-Type", None)
         headers["Destination"] = self._b.url_of(self._url_path)
@@ -146,11 +97,7 @@ class ChunkedWriter:
         raise OSError(errno.EIO, f"{self._b.label}: finalize chunked upload of {self._shown}: the server kept "
                       "answering 423 Locked", self._shown)
 
-    def abort(self) -> None:
-        if self._done:
-            return
-        self._done = True
-        self._buf = bytearray()
+    def _drop(self) -> None:
         try:
             self._purge()
         except OSError as e:

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import unquote, urljoin
 
 from ...lib.httpclient import HttpError
+from .pieces import PieceWriter
 from .transfer import DavBackend
 
 log = logging.getLogger("pyclone")
@@ -45,24 +46,14 @@ def file_type(name: str) -> str:
     return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
 
 
-class TusWriter:
+class TusWriter(PieceWriter):
     def __init__(self, backend: DavBackend, dir_url: str, url_path: str, size: int, mtime_ns: int | None,
                  shown: str) -> None:
-        self._b = backend
+        super().__init__(backend, url_path, size, mtime_ns, shown, min(TUS_CHUNK, max(size, 0)))
         self._dir_url = dir_url  # the collection the file goes into (absolute, ending in /)
-        self._url_path = url_path
-        self._size = size
-        self._shown = shown
-        self.mtime_ns = mtime_ns
-        self.source_hashes: dict[str, str] = {}  # set by the VFS before the first byte (upload_hashes)
-        name = posixpath.basename(unquote(url_path))
-        self._type = file_type(name)
-        self._name = name
-        self._buf = bytearray(min(TUS_CHUNK, max(size, 0)))
-        self._fill = 0
-        self._offset = 0  # the server's: where the piece being filled starts
+        self._name = posixpath.basename(unquote(url_path))
+        self._type = file_type(self._name)
         self._location = ""
-        self._done = False
 
     # --- the protocol -------------------------------------------------------------------
 
@@ -101,7 +92,8 @@ class TusWriter:
                             direction="upload")
 
     def _send(self) -> None:
-        """The piece in the buffer, from wherever the server says it has got to."""
+        """The piece in the buffer, from wherever the server says it has got to (a 0-byte file:
+        the POST alone)."""
         if not self._location:
             self._create()
         start, end = self._offset, self._offset + self._fill
@@ -140,49 +132,7 @@ class TusWriter:
                 pos = got
         self._offset, self._fill = end, 0
 
-    # --- the Writer ---------------------------------------------------------------------
-
-    def write(self, view: memoryview) -> int:
-        n = len(view)
-        if self._done:
-            raise ValueError("write to a closed upload")
-        if self._offset + self._fill + n > self._size:
-            raise OSError(errno.EIO, f"{self._b.label}: more bytes than the {self._size} announced", self._shown)
-        pos, room = 0, len(self._buf)
-        while pos < n:
-            take = min(n - pos, room - self._fill)
-            self._buf[self._fill:self._fill + take] = view[pos:pos + take]
-            self._fill += take
-            pos += take
-            if self._fill == room:
-                self._send_or_abort()
-        return n
-
-    def _send_or_abort(self) -> None:
-        try:
-            self._send()
-        except BaseException:
-            self.abort()
-            raise
-
-    def close(self) -> None:
-        if self._done:
-            return
-        written = self._offset + self._fill
-        if written != self._size:
-            self.abort()
-            raise OSError(errno.EIO, f"{self._b.label}: PUT {self._shown}: {written} bytes written of the "
-                          f"{self._size} announced", self._shown)
-        self._send_or_abort()  # a 0-byte file: the POST alone
-        self._done = True
-        self._buf = bytearray()
-        self._b.uploaded(self._url_path, self.mtime_ns)
-
-    def abort(self) -> None:
-        if self._done:
-            return
-        self._done = True
-        self._buf = bytearray()
+    def _drop(self) -> None:
         if not self._location:
             return
         try:  # tus' termination extension: the server drops what it holds
