@@ -17,8 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -181,25 +184,31 @@ def run(args: argparse.Namespace, backend: str, server: Callable[[Path], Abstrac
                   "machine": f"{os.uname().nodename} ({os.cpu_count()} CPUs, kernel {os.uname().release})",
                   "rclone": subprocess.run([rclone, "version"], capture_output=True, text=True).stdout.split("\n")[0],
                   "tree": {"commit": "working tree"}}
-    code = code_of(args, root / "code", meta)
-    t0 = time.monotonic()
-    with server(root / "server") as remote:
-        meta["server_about"] = remote.about
-        plugins = [Plugin("pyclone", root, code=code), Plugin("rclone", root, rclone=rclone)]
-        try:
-            for p in plugins:
-                p.start()
-            b = Bench(args, remote, plugins)
-            for step in args.steps:
-                log(step)
-                if step == "io":
-                    for mode in args.modes:
-                        b.io(mode)
-                else:
-                    getattr(b, step)()
-        finally:
-            for p in plugins:
-                p.stop()
+    # a SIGTERM (a bench stopped) unwinds as an exit: the plugins stop, mounts and volumes go, and
+    # the work dir (1 GiB and more) is removed, as after a run
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        code = code_of(args, root / "code", meta)
+        t0 = time.monotonic()
+        with server(root / "server") as remote:
+            meta["server_about"] = remote.about
+            plugins = [Plugin("pyclone", root, code=code), Plugin("rclone", root, rclone=rclone)]
+            try:
+                for p in plugins:
+                    p.start()
+                b = Bench(args, remote, plugins)
+                for step in args.steps:
+                    log(step)
+                    if step == "io":
+                        for mode in args.modes:
+                            b.io(mode)
+                    else:
+                        getattr(b, step)()
+            finally:
+                for p in plugins:
+                    p.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     meta["minutes"] = (time.monotonic() - t0) / 60
     text = report(b, meta)
     args.out.mkdir(parents=True, exist_ok=True)
