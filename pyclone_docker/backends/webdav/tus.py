@@ -115,10 +115,11 @@ class TusWriter(PieceWriter):
                         err = self._b.error(resp, "PATCH", self._shown)
                         raise OSError(err.errno, f"uploadChunk failed: {err.strerror}", self._shown)
                     problem = f"HTTP {resp.status}"
-                except HttpError as e:
+                except HttpError as e:  # its message names the upload URL, which may hold a token
+                    problem = str(e).partition(f"{e.url}: ")[2] or "the connection failed"
                     if not e.retryable:
-                        raise
-                    problem = str(e)
+                        raise OSError(e.errno, f"{self._b.label}: PATCH {self._shown}: {problem}",
+                                      self._shown) from None
                 attempt += 1
                 if attempt >= tries:
                     raise OSError(errno.EIO, f"{self._b.label}: PATCH {self._shown}: {problem}, {attempt} tries",
