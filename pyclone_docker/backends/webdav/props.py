@@ -186,39 +186,44 @@ def _read_prop(p: Prop, prop: Any) -> None:
 class MultistatusParser:
     """Feed it the body's pieces; each finished <response> comes out of `feed` and `close`.
 
-    ElementTree's pull parser (expat and the tree builder in C): each <response> is read once it
-    ends, then dropped from the tree, so only the responses of the piece being parsed are held.
-    The parser's event queue is drained directly where it is there to drain (CPython 3.10-3.13):
-    a listing has some 25 events per entry, and the generator read_events() costs more than the
-    parse itself."""
+    ElementTree's pull parser (expat and the tree builder in C), asked for one event only: the
+    start of the first element, <multistatus>. After each piece its children are the responses
+    seen so far, all finished but maybe the last (the tree builder appends an element at its
+    start): those are read and dropped from the tree, so only the responses of the piece being
+    parsed are held, and no Python runs for the ~25 parse events of each entry."""
 
     def __init__(self) -> None:
         from xml.etree import ElementTree
 
         self._et = ElementTree
-        self._p = ElementTree.XMLPullParser(events=("start", "end"))
-        self._queue = getattr(self._p, "_events_queue", None)
+        self._p = ElementTree.XMLPullParser(events=("start",))
         self._root: Any = None
 
-    def _take(self) -> list[Prop]:
-        q = self._queue
-        if q is None:
-            try:
-                events: list[Any] = list(self._p.read_events())
-            except self._et.ParseError as e:
-                raise OSError(errno.EIO, f"bad multistatus XML from the server: {e}") from None
-        else:
-            events = list(q)
-            q.clear()
-        if not events:
+    def _take(self, closed: bool) -> list[Prop]:
+        try:  # the root's start; after it, only a parse error, which feed() queues for here
+            for _ev, el in self._p.read_events():
+                if self._root is None:
+                    self._root = el
+                    self._quiet()
+        except self._et.ParseError as e:
+            raise OSError(errno.EIO, f"bad multistatus XML from the server: {e}") from None
+        root = self._root
+        if root is None:
             return []
-        if isinstance(events[-1], BaseException):  # feed() queues a parse error last, for read_events()
-            raise OSError(errno.EIO, f"bad multistatus XML from the server: {events[-1]}") from None
-        if self._root is None:
-            self._root = events[0][1]  # the first start: <multistatus>
-        done = [_prop_of(el) for ev, el in events if ev == "end" and el.tag == _RESPONSE]
-        del self._root[:]  # finished responses; one still open is the tree builder's until it ends
+        n = len(root) if closed else len(root) - 1  # the last one may still be open
+        if n <= 0:
+            return []
+        done = [_prop_of(el) for el in root[:n] if el.tag == _RESPONSE]
+        del root[:n]
         return done
+
+    def _quiet(self) -> None:
+        """No more start events: each would be queued, its tuple made, for nothing (CPython
+        3.10-3.13's XMLPullParser; elsewhere they are queued and drained by _take)."""
+        try:
+            self._p._parser._setevents(self._p._events_queue, ())
+        except AttributeError:
+            pass
 
     def _parse(self, data: bytes | None) -> None:
         try:
@@ -231,11 +236,11 @@ class MultistatusParser:
 
     def feed(self, data: bytes | memoryview) -> Iterator[Prop]:
         self._parse(bytes(data))
-        yield from self._take()
+        yield from self._take(closed=False)
 
     def close(self) -> Iterator[Prop]:
         self._parse(None)
-        yield from self._take()
+        yield from self._take(closed=True)
 
 
 def parse_stream(read: Callable[[memoryview], int], piece: int = 64 * 1024) -> Iterator[Prop]:
