@@ -24,13 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-from .davservers import PASSWORD, USER, free_port, stop_child, wait_http
-from .nextcloud import CHILD_HELPERS, NextcloudServer
+from .nextcloud import CHILD_HELPERS, NextcloudServer, stand_in
 
 SPACE = "/dav/spaces/space-1"
 
@@ -174,25 +170,6 @@ class InfiniteScaleServer(NextcloudServer):
         return sorted(n[:-5] for n in os.listdir(self.root.parent / "uploads") if n.endswith(".json"))
 
 
-@contextlib.contextmanager
-def infinitescale_server(tmp: Path) -> Iterator[InfiniteScaleServer]:
-    tmp.mkdir(parents=True, exist_ok=True)
-    root, uploads = tmp / "served", tmp / "uploads"
-    root.mkdir()
-    uploads.mkdir()
-    port = free_port()
-    log, faults = tmp / "requests.jsonl", tmp / "faults.json"
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp), "LANG": "C.UTF-8"}
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(root), str(uploads), str(log), str(faults), str(port),
-                             USER, SPACE], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=open(tmp / "infinitescale.log", "wb"), env=env)
-    assert proc.stdin is not None
-    proc.stdin.write(PASSWORD.encode() + b"\n")
-    proc.stdin.close()
-    srv = InfiniteScaleServer("infinitescale", f"http://127.0.0.1:{port}{SPACE}", root, vendor="infinitescale")
-    srv.log, srv.faults_file = log, faults
-    try:
-        wait_http(port, proc, "infinite scale stand-in")
-        yield srv
-    finally:
-        stop_child(proc)
+def infinitescale_server(tmp: Path) -> contextlib.AbstractContextManager[InfiniteScaleServer]:
+    return stand_in(tmp, _CHILD, [SPACE], lambda port, root: InfiniteScaleServer(  # type: ignore[return-value]
+        "infinitescale", f"http://127.0.0.1:{port}{SPACE}", root, vendor="infinitescale"), "infinite scale stand-in")

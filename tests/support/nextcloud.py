@@ -29,7 +29,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .davservers import PASSWORD, USER, DavServer, free_port, stop_child, wait_http
@@ -244,7 +244,10 @@ class NextcloudServer(DavServer):
 
 
 @contextlib.contextmanager
-def nextcloud_server(tmp: Path, max_put: int = 12 << 20) -> Iterator[NextcloudServer]:
+def stand_in(tmp: Path, child: str, extra: list[str], make: Callable[[int, Path], NextcloudServer],
+             what: str) -> Iterator[NextcloudServer]:
+    """A stand-in's child (`child`: root, uploads, log, faults, port, user, *extra on its argv,
+    the password on its stdin, never argv) on a free port; `make(port, root)` describes it."""
     tmp.mkdir(parents=True, exist_ok=True)
     root, uploads = tmp / "served", tmp / "uploads"
     root.mkdir()
@@ -252,17 +255,22 @@ def nextcloud_server(tmp: Path, max_put: int = 12 << 20) -> Iterator[NextcloudSe
     port = free_port()
     log, faults = tmp / "requests.jsonl", tmp / "faults.json"
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp), "LANG": "C.UTF-8"}
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(root), str(uploads), str(log), str(faults), str(port),
-                             USER, str(max_put)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=open(tmp / "nextcloud.log", "wb"), env=env)
+    proc = subprocess.Popen([sys.executable, "-c", child, str(root), str(uploads), str(log), str(faults), str(port),
+                             USER, *extra], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=open(tmp / "stand-in.log", "wb"), env=env)
     assert proc.stdin is not None
     proc.stdin.write(PASSWORD.encode() + b"\n")
     proc.stdin.close()
-    srv = NextcloudServer("nextcloud", f"http://127.0.0.1:{port}/remote.php/dav/files/{USER}", root,
-                          vendor="nextcloud")
+    srv = make(port, root)
     srv.log, srv.faults_file = log, faults
     try:
-        wait_http(port, proc, "nextcloud stand-in")
+        wait_http(port, proc, what)
         yield srv
     finally:
         stop_child(proc)
+
+
+def nextcloud_server(tmp: Path, max_put: int = 12 << 20) -> contextlib.AbstractContextManager[NextcloudServer]:
+    return stand_in(tmp, _CHILD, [str(max_put)], lambda port, root: NextcloudServer(
+        "nextcloud", f"http://127.0.0.1:{port}/remote.php/dav/files/{USER}", root, vendor="nextcloud"),
+        "nextcloud stand-in")
