@@ -13,7 +13,6 @@ import base64
 import errno
 import os
 import random
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from pyclone_docker import obscure
 from pyclone_docker.backends.base import read_full
 from tests import rclone_ref
 from tests.support.infinitescale import InfiniteScaleServer, infinitescale_server
+from tests.support.rclonecli import RcloneCli
 
 MiB = 1 << 20
 T = 1_600_000_000
@@ -77,13 +77,11 @@ def tus_requests(srv: InfiniteScaleServer, since: int) -> list[tuple[Any, ...]]:
     return out
 
 
-def rclone_env(srv: InfiniteScaleServer, home: Path) -> dict[str, str]:
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "RCLONE_CONFIG": "/dev/null",
-            "RCLONE_WEBDAV_PASS": obscure.obscure(srv.password)}
-
-
-def rclone_remote(srv: InfiniteScaleServer, path: str) -> str:
-    return f":webdav,url='{srv.url}',vendor=infinitescale,user={srv.user}:{path}"
+def rclone(srv: InfiniteScaleServer, home: Path) -> RcloneCli:
+    """rclone 1.75.2 on the stand-in (vendor infinitescale), the password through the environment."""
+    return RcloneCli(rclone_ref.require(), home,
+                     lambda path: f":webdav,url='{srv.url}',vendor=infinitescale,user={srv.user}:{path}",
+                     env={"RCLONE_WEBDAV_PASS": obscure.obscure(srv.password)})
 
 
 def test_a_file_goes_up_by_tus_as_rclone_sends_it(srv: InfiniteScaleServer, tmp_path: Path) -> None:
@@ -93,10 +91,8 @@ def test_a_file_goes_up_by_tus_as_rclone_sends_it(srv: InfiniteScaleServer, tmp_
     os.utime(src, (T, T))
     (srv.root / "same").mkdir()
     before = len(srv.requests())
-    r = subprocess.run([rclone_ref.require(), "copyto", "--ignore-checksum", str(src),
-                        rclone_remote(srv, "same/big.bin")], env=rclone_env(srv, tmp_path), capture_output=True,
-                       text=True, timeout=180, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, r.stderr
+    rc = rclone(srv, tmp_path)
+    rc.run("copyto", "--ignore-checksum", str(src), rc.remote("same/big.bin"))
     theirs = tus_requests(srv, before)
     assert (srv.root / "same/big.bin").read_bytes() == data
     (srv.root / "same/big.bin").unlink()
@@ -140,11 +136,9 @@ def test_small_and_empty_files_and_what_rclone_reads_back(srv: InfiniteScaleServ
         assert (srv.root / "small/unknown.txt").read_bytes() == b"streamed"
     finally:
         be.shutdown()
-    out = subprocess.run([rclone_ref.require(), "lsf", "-R", "--format", "pst", rclone_remote(srv, "small")],
-                         env=rclone_env(srv, tmp_path), capture_output=True, text=True, timeout=60,
-                         stdin=subprocess.DEVNULL)
-    assert out.returncode == 0, out.stderr
-    assert "d/five.txt;5;2020-09-13 12:26:40" in out.stdout.splitlines(), out.stdout
+    rc = rclone(srv, tmp_path)
+    out = rc.run("lsf", "-R", "--format", "pst", rc.remote("small")).stdout.decode()
+    assert "d/five.txt;5;2020-09-13 12:26:40" in out.splitlines(), out
 
 
 def test_what_rclone_uploads_by_tus_reads_back_here(srv: InfiniteScaleServer, tmp_path: Path) -> None:
@@ -153,10 +147,8 @@ def test_what_rclone_uploads_by_tus_reads_back_here(srv: InfiniteScaleServer, tm
     src.mkdir()
     (src / "r.bin").write_bytes(data)
     os.utime(src / "r.bin", (T + 1, T + 1))
-    r = subprocess.run([rclone_ref.require(), "copy", "--ignore-checksum", str(src), rclone_remote(srv, "theirs")],
-                       env=rclone_env(srv, tmp_path), capture_output=True, text=True, timeout=180,
-                       stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, r.stderr
+    rc = rclone(srv, tmp_path)
+    rc.run("copy", "--ignore-checksum", str(src), rc.remote("theirs"))
     be = backend(srv, "theirs")
     try:
         [e] = be.list("")
@@ -190,10 +182,8 @@ def test_a_patch_that_breaks_is_resumed_where_the_server_got_to(srv: InfiniteSca
     src.write_bytes(data)
     srv.faults(patch_cut=1)
     before = len(srv.requests())
-    r = subprocess.run([rclone_ref.require(), "copyto", "--retries", "1", "--ignore-checksum", str(src),
-                        rclone_remote(srv, "faults/cut.bin")], env=rclone_env(srv, tmp_path), capture_output=True,
-                       text=True, timeout=180, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, r.stderr
+    rc = rclone(srv, tmp_path)
+    rc.run("copyto", "--retries", "1", "--ignore-checksum", str(src), rc.remote("faults/cut.bin"))
     assert [m for m, *_ in tus_requests(srv, before)] == ["POST", "PATCH", "POST", "PATCH", "PATCH"]
     assert (srv.root / "faults/cut.bin").read_bytes() == data
 

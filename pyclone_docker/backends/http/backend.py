@@ -19,7 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
-from ...lib.httpclient import BodyReader, HttpClient
+from ...lib.httpclient import BodyReader, HttpClient, redirects
 from ...lib.httpclient.ranged import RangedReader
 from ..base import Backend, BackendContext, Entry, Reader, Writer
 from . import index
@@ -101,8 +101,8 @@ class HttpBackend(Backend):
         resp.release_conn()
         if resp.status == 404 or resp.status in (301, 302, 303, 307, 308):
             return None
-        if (resp.url or "").endswith("/") and not url_path.endswith("/"):
-            return None  # redirected to a directory's index (http://host/dir to .../dir/): no file here
+        if redirects.sent_to_directory(resp, url_path):
+            return None  # no file here
         if not 200 <= resp.status < 300:
             raise self.error(resp, "HEAD", url_path)
         ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()

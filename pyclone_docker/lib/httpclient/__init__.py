@@ -10,7 +10,8 @@
 client.py: HttpClient (retries, headers, limits, dumps) and BodyReader; tls.py: --ca-cert,
 --client-cert/--client-key, --no-check-certificate; proxy.py: HTTP(S)_PROXY and NO_PROXY;
 retry.py: backoff and Retry-After; dump.py: --dump with redaction; limits.py: the process-wide
---tpslimit and --bwlimit buckets; ranged.py: RangedReader, a file read by ranged GETs and resumed.
+--tpslimit and --bwlimit buckets; ranged.py: RangedReader, a file read by ranged GETs and resumed;
+redirects.py: how redirects are followed.
 urllib3 is loaded with the first HttpClient.
 """
 

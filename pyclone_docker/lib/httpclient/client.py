@@ -5,12 +5,7 @@ keep-alive, `max_connections` connections kept per host (block=False: more may o
 rclone's --contimeout / --timeout (0 means none) and no retries or redirects inside urllib3: the
 client retries itself (retry.py), re-running `prepare` (the request signer) for every attempt.
 
-Redirects (webdav, http; s3 follows none) are followed as rclone's Go client does: up to 10,
-Authorization and cookies dropped on the way to another host that is not a subdomain of the
-first, unless the call asks for "auth" (rclone's auth_redirect, which also lets an HTTPS to HTTP
-redirect through); otherwise such a downgrade is refused. 301/302/303 turn a request other than
-GET, HEAD or PROPFIND into a GET without a body; a streamed body is never sent twice (the
-redirect is then the answer). The URL finally answered is the response's `url`.
+Redirects are followed as redirects.py says (webdav, http; s3 follows none).
 
 Bodies: a `stream=False` response is read whole before `request` returns; one shorter than its
 Content-Length is a retried error (urllib3's enforce_content_length). A `stream=True` response
@@ -33,10 +28,10 @@ import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from . import dump as dumpmod
-from . import limits, proxy, tls
+from . import limits, proxy, redirects, tls
 from . import retry as retrymod
 
 if TYPE_CHECKING:
@@ -258,24 +253,24 @@ class HttpClient:
         resp = self._send(method, url, headers=headers, body=body, prepare=prepare, stream=stream,
                           direction=direction, retry=retry, ok=ok)
         hops = 0
-        while redirect != "none" and resp.status in _REDIRECTS and resp.status not in ok:
+        while redirect != "none" and resp.status in redirects.STATUSES and resp.status not in ok:
             location = resp.headers.get("Location")
             if not location or not (body is None or isinstance(body, (bytes, bytearray, memoryview))):
                 return resp  # nowhere to go, or a streamed body that can't be sent again (as Go's)
             target = urljoin(url, location)
             shown = dumpmod.url_without_query(url)
-            if hops >= 10:
+            if hops >= redirects.MAX_HOPS:
                 _discard(resp, stream)
-                raise HttpError(errno.EIO, f"{self.name}: {method} {shown}: stopped after 10 redirects")
+                raise HttpError(errno.EIO, f"{self.name}: {method} {shown}: stopped after {hops} redirects")
             if redirect != "auth" and url.startswith("https:") and target.startswith("http:"):
                 _discard(resp, stream)
                 raise HttpError(errno.EACCES, f"{self.name}: {method} {shown}: refusing to follow HTTPS to HTTP "
                                 "redirect: would send credentials in cleartext")
             _discard(resp, stream)
-            headers = _redirected_headers(headers, url, target, redirect == "auth")
+            headers = redirects.headers_for(headers, url, target, redirect == "auth")
             if resp.status in (301, 302, 303) and method not in ("GET", "HEAD", "PROPFIND"):
                 method, body = "GET", None  # Go's rule (rclone keeps PROPFIND's method)
-                headers = {k: v for k, v in (headers or {}).items() if not k.lower().startswith("content-")}
+                headers = redirects.without_body(headers)
             log.debug("%s: %s %s: HTTP %d: redirected to %s", self.name, method, shown, resp.status,
                       dumpmod.url_without_query(target))
             url, hops = target, hops + 1
@@ -339,22 +334,6 @@ class HttpClient:
                 self.bandwidth.rx(len(resp.data))
             return resp
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-_REDIRECTS = (301, 302, 303, 307, 308)
-_SENSITIVE = ("authorization", "www-authenticate", "cookie", "cookie2")
-
-
-def _redirected_headers(headers: dict[str, str] | None, src: str, dst: str, keep_auth: bool) -> dict[str, str] | None:
-    """The headers for the redirected request: Go's client drops the sensitive ones on the way to
-    another host that is not a subdomain of the first; rclone's auth_redirect keeps Authorization."""
-    if not headers:
-        return headers
-    a, b = (urlsplit(src).hostname or "").lower(), (urlsplit(dst).hostname or "").lower()
-    if b == a or b.endswith("." + a):
-        return headers
-    return {k: v for k, v in headers.items()
-            if k.lower() not in _SENSITIVE or (keep_auth and k.lower() == "authorization")}
 
 
 def _throttled_chunks(chunks: Iterable[Any], bucket: limits.TokenBucket) -> Iterator[memoryview]:

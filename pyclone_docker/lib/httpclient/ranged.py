@@ -12,6 +12,7 @@ import errno
 import time
 from typing import Any, Protocol
 
+from . import redirects
 from .client import BodyReader
 
 
@@ -50,7 +51,7 @@ class RangedReader:
             headers["Range"] = f"bytes={self._pos}-"
         self._opens += 1
         resp = self._b.call("GET", self._path, headers=headers, stream=True, direction="download")
-        if (resp.url or "").endswith("/") and not self._path.endswith("/"):  # sent on to a directory
+        if redirects.sent_to_directory(resp, self._path):
             resp.release_conn()
             raise IsADirectoryError(errno.EISDIR, f"{self._b.label}: GET {self._path}: is a directory")
         if resp.status == 416:  # a range at or past the end
